@@ -1,0 +1,113 @@
+"""One HTTP exchange as ocitrace sees it, whichever capture (flow file, HAR, live proxy) it came from."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+# Key under which the live addon leaves what it measured on a flow (flow.metadata); it survives
+# in flow files, so an offline analysis of a live capture sees the same digests.
+METADATA_KEY = "ocitrace"
+
+
+class Headers:
+    """Ordered header pairs with case-insensitive lookup."""
+
+    __slots__ = ("_pairs",)
+
+    def __init__(self, pairs: Iterable[tuple[str, str]] = ()):
+        self._pairs = tuple((str(k), str(v)) for k, v in pairs)
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        name = name.lower()
+        for key, value in self._pairs:
+            if key.lower() == name:
+                return value
+        return default
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._pairs)
+
+    def __len__(self) -> int:
+        return len(self._pairs)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Headers) and self._pairs == other._pairs
+
+    def __repr__(self) -> str:
+        return f"Headers({list(self._pairs)!r})"
+
+
+@dataclass(frozen=True)
+class BodyTap:
+    """What the live proxy measured of a body it streamed without keeping it."""
+
+    digest: str | None
+    size: int
+    complete: bool = True
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any] | None) -> BodyTap | None:
+        if not isinstance(state, Mapping) or "size" not in state:
+            return None
+        return cls(digest=state.get("digest"), size=int(state["size"]), complete=bool(state.get("complete", True)))
+
+    def to_state(self) -> dict[str, Any]:
+        return {"digest": self.digest, "size": self.size, "complete": self.complete}
+
+
+@dataclass(frozen=True)
+class Call:
+    """An HTTP request and its answer (or the error that ended it).
+
+    A body is None when the capture did not keep it (streamed); b"" when it was empty.
+    """
+
+    method: str
+    scheme: str
+    host: str
+    port: int | None
+    path: str
+    query: str = ""
+    status: int | None = None
+    request_headers: Headers = field(default_factory=Headers)
+    response_headers: Headers = field(default_factory=Headers)
+    request_body: bytes | None = None
+    response_body: bytes | None = None
+    timestamp: float | None = None
+    error: str | None = None
+    source: str = ""
+    request_tap: BodyTap | None = None
+    response_tap: BodyTap | None = None
+    session_tap: BodyTap | None = None
+    upstream: str | None = None
+
+    @property
+    def origin(self) -> str:
+        default = {"https": 443, "http": 80}.get(self.scheme)
+        port = "" if self.port in (None, default) else f":{self.port}"
+        return f"{self.scheme}://{self.host}{port}"
+
+    @property
+    def url(self) -> str:
+        return self.origin + self.path + (f"?{self.query}" if self.query else "")
+
+    @property
+    def request_size(self) -> int | None:
+        return _body_size(self.request_body, self.request_tap, self.request_headers)
+
+    @property
+    def response_size(self) -> int | None:
+        if self.method == "HEAD":
+            return 0 if self.status is not None else None
+        return _body_size(self.response_body, self.response_tap, self.response_headers)
+
+
+def _body_size(body: bytes | None, tap: BodyTap | None, headers: Headers) -> int | None:
+    if body is not None:
+        return len(body)
+    if tap is not None:
+        return tap.size
+    length = headers.get("content-length")
+    return int(length) if length and length.isdigit() else None

@@ -1,0 +1,246 @@
+"""Classify one HTTP call against the OCI endpoint table (endpoints.yaml).
+
+The table is data; this module compiles it once and matches calls against it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import yaml
+
+TABLE_PATH = Path(__file__).with_name("endpoints.yaml")
+
+# Placeholders of the path templates. The name is lazy so that a fixed suffix decides where it
+# ends ("/v2/team/blobs/manifests/blobs/<digest>" names "team/blobs/manifests"); the others take
+# one path segment, valid or not: grammar is checked after matching, so a malformed reference
+# still classifies (and is flagged).
+_PLACEHOLDERS = {
+    "name": r"(?P<name>.+?)",
+    "digest": r"(?P<digest>[^/]+)",
+    "reference": r"(?P<reference>[^/]+)",
+    "session": r"(?P<session>[^/]+)",
+}
+
+STATUS_SUCCESS = "success"
+STATUS_FAILURE = "failure"
+STATUS_OFF_SPEC = "off-spec"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One row of the endpoint table."""
+
+    id: str
+    methods: frozenset[str]
+    oci: str
+    success: frozenset[int]
+    failure: frozenset[int]
+    spec: str
+    meaning: Mapping[str, str | Mapping[str, str]]
+    pattern: re.Pattern[str] | None = None
+    realm: bool = False
+    when_any: frozenset[str] = frozenset()
+    when_none: frozenset[str] = frozenset()
+
+    def describe(self, method: str, lang: str = "en") -> str:
+        text = self.meaning.get(lang) or self.meaning["en"]
+        if isinstance(text, Mapping):
+            return text.get(method.upper()) or next(iter(text.values()))
+        return text
+
+
+@dataclass(frozen=True)
+class Classification:
+    """What a call is in the spec's terms. `endpoint` is None when the call is not a registry call."""
+
+    endpoint: Endpoint | None = None
+    repository: str | None = None
+    reference: str | None = None
+    tag: str | None = None
+    digest: str | None = None
+    session: str | None = None
+    mount_from: str | None = None
+    status_class: str | None = None
+    problems: tuple[str, ...] = field(default=())
+
+    @property
+    def endpoint_id(self) -> str | None:
+        return self.endpoint.id if self.endpoint else None
+
+
+class Grammar:
+    """The name, tag and digest grammar of the spec."""
+
+    def __init__(self, spec: Mapping[str, object]):
+        self._name = re.compile(f"(?:{spec['name']})")
+        self._tag = re.compile(f"(?:{spec['tag']})")
+        self._digest = re.compile(f"(?:{spec['digest']})")
+        self._encoded = {alg: re.compile(f"(?:{rx})") for alg, rx in spec["digest_encoded"].items()}
+
+    def valid_name(self, name: str) -> bool:
+        return self._name.fullmatch(name) is not None
+
+    def valid_tag(self, tag: str) -> bool:
+        return self._tag.fullmatch(tag) is not None
+
+    def valid_digest(self, digest: str) -> bool:
+        if self._digest.fullmatch(digest) is None:
+            return False
+        algorithm, _, encoded = digest.partition(":")
+        rule = self._encoded.get(algorithm)
+        return rule is None or rule.fullmatch(encoded) is not None
+
+
+def _compile_path(template: str) -> re.Pattern[str]:
+    parts = re.split(r"\{(\w+)\}", template.rstrip("/"))
+    regex = "".join(_PLACEHOLDERS[p] if i % 2 else re.escape(p) for i, p in enumerate(parts))
+    # A template ending in "/" also matches without it (the registry redirects one to the other).
+    if template.endswith("/"):
+        regex += "/?"
+    return re.compile(f"^{regex}$")
+
+
+def _endpoint(row: Mapping) -> Endpoint:
+    query = row.get("query") or {}
+    return Endpoint(
+        id=row["id"],
+        methods=frozenset(m.upper() for m in row["methods"]),
+        oci=row["oci"],
+        success=frozenset(row["success"]),
+        failure=frozenset(row["failure"]),
+        spec=row["spec"],
+        meaning=row["meaning"],
+        pattern=_compile_path(row["path"]) if row.get("path") else None,
+        realm=bool(row.get("realm")),
+        when_any=frozenset(query.get("when_any", ())),
+        when_none=frozenset(query.get("when_none", ())),
+    )
+
+
+def query_params(query: str | Mapping[str, list[str]] | Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    """A query as {key: [values]}, from a raw query string or from pairs."""
+    if isinstance(query, str):
+        return parse_qs(query.lstrip("?"), keep_blank_values=True)
+    if isinstance(query, Mapping):
+        return {k: list(v) for k, v in query.items()}
+    params: dict[str, list[str]] = {}
+    for key, value in query:
+        params.setdefault(key, []).append(value)
+    return params
+
+
+class EndpointTable:
+    """The compiled endpoint table. `classify` is the only thing the rest of ocitrace calls."""
+
+    def __init__(self, spec: Mapping):
+        self.grammar = Grammar(spec["grammar"])
+        self.endpoints: tuple[Endpoint, ...] = tuple(_endpoint(row) for row in spec["endpoints"])
+        self.any_endpoint_failures = frozenset(spec.get("any_endpoint_failures", ()))
+        self._by_id = {e.id: e for e in self.endpoints}
+        by_method: dict[str, list[Endpoint]] = {}
+        for endpoint in self.endpoints:
+            for method in endpoint.methods:
+                by_method.setdefault(method, []).append(endpoint)
+        self._by_method = {m: tuple(rows) for m, rows in by_method.items()}
+
+    @classmethod
+    def load(cls, path: Path = TABLE_PATH) -> EndpointTable:
+        with open(path, encoding="utf-8") as fh:
+            return cls(yaml.safe_load(fh))
+
+    def __getitem__(self, endpoint_id: str) -> Endpoint:
+        return self._by_id[endpoint_id]
+
+    def classify(
+        self,
+        method: str,
+        path: str,
+        query: str | Mapping[str, list[str]] | Iterable[tuple[str, str]] = "",
+        status: int | None = None,
+        *,
+        url: str | None = None,
+        realms: Iterable[str] = (),
+    ) -> Classification:
+        """Classify a call by method, path (without query) and query.
+
+        `url` is the call's scheme://host/path and `realms` the token realms that 401 challenges named
+        so far: together they recognise a token fetch on any host.
+        """
+        params = query_params(query)
+        keys = params.keys()
+        for endpoint in self._by_method.get(method.upper(), ()):
+            if endpoint.pattern is None:
+                if endpoint.realm and _names_realm(endpoint, path, keys, url, realms):
+                    return Classification(endpoint=endpoint, status_class=self._status_class(endpoint, status))
+                continue
+            if endpoint.when_any and not endpoint.when_any & keys:
+                continue
+            if endpoint.when_none & keys:
+                continue
+            match = endpoint.pattern.match(path)
+            if match:
+                return self._classification(endpoint, match.groupdict(), params, status)
+        return Classification()
+
+    def _classification(
+        self, endpoint: Endpoint, groups: Mapping[str, str | None], params: Mapping[str, list[str]],
+        status: int | None,
+    ) -> Classification:
+        problems: list[str] = []
+        name, reference = groups.get("name"), groups.get("reference")
+        digest, session = groups.get("digest"), groups.get("session")
+        tag = None
+        if name is not None and not self.grammar.valid_name(name):
+            problems.append(f"invalid repository name {name!r}")
+        if reference is not None:
+            if ":" in reference:
+                digest = reference
+            elif self.grammar.valid_tag(reference):
+                tag = reference
+            else:
+                problems.append(f"invalid reference {reference!r}")
+        for key in ("digest", "mount"):
+            if digest is None and params.get(key):
+                digest = params[key][0]
+        if digest is not None and not self.grammar.valid_digest(digest):
+            problems.append(f"invalid digest {digest!r}")
+        mount_from = params["from"][0] if "mount" in params and params.get("from") else None
+        return Classification(
+            endpoint=endpoint,
+            repository=name,
+            reference=reference,
+            tag=tag,
+            digest=digest,
+            session=session,
+            mount_from=mount_from,
+            status_class=self._status_class(endpoint, status),
+            problems=tuple(problems),
+        )
+
+    def _status_class(self, endpoint: Endpoint, status: int | None) -> str | None:
+        if status is None:
+            return None
+        if status in endpoint.success:
+            return STATUS_SUCCESS
+        if status in endpoint.failure or status in self.any_endpoint_failures:
+            return STATUS_FAILURE
+        return STATUS_OFF_SPEC
+
+
+def _names_realm(endpoint: Endpoint, path: str, keys: Iterable[str], url: str | None, realms) -> bool:
+    """A token realm lives outside /v2: one a challenge named, or one asked for a service or scope."""
+    if path == "/v2" or path.startswith("/v2/"):
+        return False
+    return (url is not None and url in realms) or bool(endpoint.when_any & set(keys))
+
+
+@cache
+def default_table() -> EndpointTable:
+    """The table shipped with ocitrace, compiled once per process."""
+    return EndpointTable.load()

@@ -1,0 +1,411 @@
+"""The OCI and Docker object model, field by field as the specs define it, and decoding bytes into it.
+
+Decoding never raises: a body that is not what it claims to be becomes a `DecodeFailure` that says why.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+json"
+SCHEMA1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyjws"
+IN_TOTO = "application/vnd.in-toto+json"
+
+# What each known media type is. A type not listed is shown as it is.
+MEDIA_TYPES: Mapping[str, str] = {
+    OCI_INDEX: "index",
+    DOCKER_LIST: "index",
+    OCI_MANIFEST: "manifest",
+    DOCKER_MANIFEST: "manifest",
+    SCHEMA1: "schema1",
+    SCHEMA1_SIGNED: "schema1",
+    OCI_CONFIG: "config",
+    DOCKER_CONFIG: "config",
+    "application/vnd.docker.plugin.v1+json": "config",
+    OCI_EMPTY: "empty",
+    "application/vnd.oci.image.layer.v1.tar": "layer",
+    "application/vnd.oci.image.layer.v1.tar+gzip": "layer",
+    "application/vnd.oci.image.layer.v1.tar+zstd": "layer",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar": "layer",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip": "layer",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd": "layer",
+    "application/vnd.docker.image.rootfs.diff.tar.gzip": "layer",
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip": "layer",
+    "application/vnd.docker.image.rootfs.diff.tar": "layer",
+    "application/vnd.docker.container.image.rootfs.diff+x-gtar": "layer",
+    IN_TOTO: "in-toto",
+}
+
+# BuildKit's attestation manifests, as it links them from an index (moby/buildkit attestation-storage.md).
+REFERENCE_TYPE = "vnd.docker.reference.type"
+REFERENCE_DIGEST = "vnd.docker.reference.digest"
+ATTESTATION_MANIFEST = "attestation-manifest"
+PREDICATE_TYPE = "in-toto.io/predicate-type"
+
+
+def media_kind(media_type: str | None) -> str | None:
+    return MEDIA_TYPES.get(media_type or "")
+
+
+def bare_media_type(content_type: str | None) -> str | None:
+    """`application/json; charset=utf-8` -> `application/json`."""
+    if not content_type:
+        return None
+    return content_type.split(";", 1)[0].strip().lower() or None
+
+
+class ShapeError(ValueError):
+    """A body whose JSON does not have the shape its media type requires."""
+
+
+def _get(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str, required: bool = False):
+    value = obj.get(key)
+    if value is None:
+        if required:
+            raise ShapeError(f"{where}: '{key}' is missing")
+        return None
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        wanted = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+        raise ShapeError(f"{where}: '{key}' should be {_JSON_NAMES.get(wanted, wanted)}, not {_json_type(value)}")
+    return value
+
+
+_JSON_NAMES = {"str": "a string", "int": "an integer", "dict": "an object", "list": "a list"}
+
+
+def _json_type(value: Any) -> str:
+    return {str: "a string", int: "an integer", float: "a number", bool: "a boolean", dict: "an object",
+            list: "a list"}.get(type(value), type(value).__name__)
+
+
+def _str_map(obj: Mapping[str, Any], key: str, where: str) -> Mapping[str, str]:
+    value = _get(obj, key, dict, where) or {}
+    return {str(k): str(v) for k, v in value.items()}
+
+
+@dataclass(frozen=True)
+class Platform:
+    os: str
+    architecture: str
+    variant: str | None = None
+    os_version: str | None = None
+    os_features: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
+
+    @property
+    def unknown(self) -> bool:
+        return self.os == "unknown" and self.architecture == "unknown"
+
+    @classmethod
+    def parse(cls, obj: Mapping[str, Any], where: str) -> Platform:
+        return cls(
+            os=_get(obj, "os", str, where) or "",
+            architecture=_get(obj, "architecture", str, where) or "",
+            variant=_get(obj, "variant", str, where),
+            os_version=_get(obj, "os.version", str, where),
+            os_features=tuple(_get(obj, "os.features", list, where) or ()),
+        )
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    media_type: str
+    digest: str
+    size: int
+    platform: Platform | None = None
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    artifact_type: str | None = None
+    urls: tuple[str, ...] = ()
+
+    @property
+    def attests(self) -> str | None:
+        """The manifest a buildx attestation manifest attests, else None."""
+        if self.annotations.get(REFERENCE_TYPE) == ATTESTATION_MANIFEST:
+            return self.annotations.get(REFERENCE_DIGEST)
+        return None
+
+    @property
+    def kind(self) -> str:
+        if self.attests is not None:
+            return "attestation"
+        if self.artifact_type:
+            return "artifact"
+        return media_kind(self.media_type) or self.media_type
+
+    @classmethod
+    def parse(cls, obj: Any, where: str) -> Descriptor:
+        if not isinstance(obj, dict):
+            raise ShapeError(f"{where} should be an object, not {_json_type(obj)}")
+        platform = _get(obj, "platform", dict, where)
+        return cls(
+            media_type=_get(obj, "mediaType", str, where, required=True),
+            digest=_get(obj, "digest", str, where, required=True),
+            size=_get(obj, "size", int, where, required=True),
+            platform=Platform.parse(platform, f"{where}.platform") if platform is not None else None,
+            annotations=_str_map(obj, "annotations", where),
+            artifact_type=_get(obj, "artifactType", str, where),
+            urls=tuple(_get(obj, "urls", list, where) or ()),
+        )
+
+
+@dataclass(frozen=True)
+class Index:
+    """An OCI image index or a Docker manifest list."""
+
+    media_type: str
+    manifests: tuple[Descriptor, ...]
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    artifact_type: str | None = None
+    subject: Descriptor | None = None
+    kind: str = "index"
+
+    @property
+    def images(self) -> tuple[Descriptor, ...]:
+        return tuple(d for d in self.manifests if d.attests is None)
+
+    @property
+    def attestations(self) -> tuple[Descriptor, ...]:
+        return tuple(d for d in self.manifests if d.attests is not None)
+
+    def attestation_for(self, digest: str) -> Descriptor | None:
+        return next((d for d in self.attestations if d.attests == digest), None)
+
+    def platform_of(self, digest: str) -> Platform | None:
+        return next((d.platform for d in self.manifests if d.digest == digest), None)
+
+
+@dataclass(frozen=True)
+class ImageManifest:
+    """An OCI image manifest or a Docker image manifest v2 schema 2; an OCI artifact is one too."""
+
+    media_type: str
+    config: Descriptor
+    layers: tuple[Descriptor, ...]
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    artifact_type: str | None = None
+    subject: Descriptor | None = None
+
+    @property
+    def kind(self) -> str:
+        if self.layers and all(layer.media_type == IN_TOTO for layer in self.layers):
+            return "attestation"
+        if self.artifact_type or media_kind(self.config.media_type) != "config":
+            return "artifact"
+        return "manifest"
+
+    @property
+    def effective_artifact_type(self) -> str | None:
+        """What tools list as the artifact type: artifactType, else the config's media type."""
+        if self.artifact_type:
+            return self.artifact_type
+        return None if media_kind(self.config.media_type) == "config" else self.config.media_type
+
+
+@dataclass(frozen=True)
+class Schema1Manifest:
+    """Docker image manifest v2 schema 1, signed (JWS) or not."""
+
+    media_type: str
+    name: str
+    tag: str
+    architecture: str
+    layers: tuple[str, ...]
+    history_length: int
+    signed: bool
+    kind: str = "schema1"
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    media_type: str
+    platform: Platform
+    created: str | None
+    history_length: int
+    diff_ids: tuple[str, ...]
+    kind: str = "config"
+
+
+@dataclass(frozen=True)
+class InTotoStatement:
+    """An attestation layer: what it claims, about which subjects."""
+
+    media_type: str
+    predicate_type: str
+    subjects: tuple[str, ...]
+    kind: str = "in-toto"
+
+
+@dataclass(frozen=True)
+class DecodeFailure:
+    media_type: str | None
+    reason: str
+    kind: str = "undecodable"
+
+
+Decoded = Index | ImageManifest | Schema1Manifest | ImageConfig | InTotoStatement | DecodeFailure
+
+
+def _load_json(body: bytes) -> Any:
+    try:
+        return json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ShapeError("not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise ShapeError(f"invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+
+
+def _infer_manifest_type(obj: Mapping[str, Any], content_type: str | None) -> str | None:
+    declared = obj.get("mediaType")
+    if isinstance(declared, str) and declared:
+        return declared
+    if media_kind(content_type) in ("index", "manifest", "schema1"):
+        return content_type
+    if obj.get("schemaVersion") == 1:
+        return SCHEMA1_SIGNED if "signatures" in obj else SCHEMA1
+    if "manifests" in obj:
+        return OCI_INDEX
+    if "config" in obj or "layers" in obj:
+        return OCI_MANIFEST
+    return content_type
+
+
+def _descriptors(obj: Mapping[str, Any], key: str, where: str) -> tuple[Descriptor, ...]:
+    items = _get(obj, key, list, where, required=True)
+    return tuple(Descriptor.parse(item, f"{key}[{i}]") for i, item in enumerate(items))
+
+
+def _subject(obj: Mapping[str, Any]) -> Descriptor | None:
+    subject = obj.get("subject")
+    return Descriptor.parse(subject, "subject") if subject is not None else None
+
+
+def _index(obj: Mapping[str, Any], media_type: str) -> Index:
+    return Index(
+        media_type=media_type,
+        manifests=_descriptors(obj, "manifests", "index"),
+        annotations=_str_map(obj, "annotations", "index"),
+        artifact_type=_get(obj, "artifactType", str, "index"),
+        subject=_subject(obj),
+    )
+
+
+def _image_manifest(obj: Mapping[str, Any], media_type: str) -> ImageManifest:
+    return ImageManifest(
+        media_type=media_type,
+        config=Descriptor.parse(_get(obj, "config", dict, "manifest", required=True), "config"),
+        layers=_descriptors(obj, "layers", "manifest"),
+        annotations=_str_map(obj, "annotations", "manifest"),
+        artifact_type=_get(obj, "artifactType", str, "manifest"),
+        subject=_subject(obj),
+    )
+
+
+def _schema1(obj: Mapping[str, Any], media_type: str) -> Schema1Manifest:
+    layers = _get(obj, "fsLayers", list, "manifest", required=True)
+    sums = []
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, dict):
+            raise ShapeError(f"fsLayers[{i}] should be an object, not {_json_type(layer)}")
+        sums.append(_get(layer, "blobSum", str, f"fsLayers[{i}]", required=True))
+    return Schema1Manifest(
+        media_type=media_type,
+        name=_get(obj, "name", str, "manifest") or "",
+        tag=_get(obj, "tag", str, "manifest") or "",
+        architecture=_get(obj, "architecture", str, "manifest") or "",
+        layers=tuple(sums),
+        history_length=len(_get(obj, "history", list, "manifest") or ()),
+        signed=bool(obj.get("signatures")),
+    )
+
+
+_MANIFEST_DECODERS = {"index": _index, "manifest": _image_manifest, "schema1": _schema1}
+
+
+def decode_manifest(body: bytes, content_type: str | None = None) -> Decoded:
+    """Decode a manifest body (an index, an image manifest, an artifact, schema 1)."""
+    content_type = bare_media_type(content_type)
+    try:
+        obj = _load_json(body)
+        if not isinstance(obj, dict):
+            raise ShapeError(f"a manifest is a JSON object, not {_json_type(obj)}")
+        media_type = _infer_manifest_type(obj, content_type)
+        decoder = _MANIFEST_DECODERS.get(media_kind(media_type) or "")
+        if decoder is None:
+            return DecodeFailure(media_type, f"unknown manifest media type {media_type!r}")
+        return decoder(obj, media_type)
+    except ShapeError as exc:
+        return DecodeFailure(content_type, str(exc))
+
+
+def decode_config(body: bytes, media_type: str | None = None) -> Decoded:
+    """Decode an image config blob: its platform, creation time, history and layer diff_ids."""
+    media_type = bare_media_type(media_type) or OCI_CONFIG
+    try:
+        obj = _load_json(body)
+        if not isinstance(obj, dict):
+            raise ShapeError(f"an image config is a JSON object, not {_json_type(obj)}")
+        rootfs = _get(obj, "rootfs", dict, "config") or {}
+        return ImageConfig(
+            media_type=media_type,
+            platform=Platform.parse(obj, "config"),
+            created=_get(obj, "created", str, "config"),
+            history_length=len(_get(obj, "history", list, "config") or ()),
+            diff_ids=tuple(_get(rootfs, "diff_ids", list, "rootfs") or ()),
+        )
+    except ShapeError as exc:
+        return DecodeFailure(media_type, str(exc))
+
+
+def decode_in_toto(body: bytes, media_type: str = IN_TOTO) -> Decoded:
+    try:
+        obj = _load_json(body)
+        if not isinstance(obj, dict):
+            raise ShapeError(f"an in-toto statement is a JSON object, not {_json_type(obj)}")
+        subjects = _get(obj, "subject", list, "statement") or []
+        names = tuple(str(s.get("name", "")) for s in subjects if isinstance(s, dict))
+        return InTotoStatement(media_type, _get(obj, "predicateType", str, "statement") or "", names)
+    except ShapeError as exc:
+        return DecodeFailure(media_type, str(exc))
+
+
+_BLOB_DECODERS = {"config": decode_config, "in-toto": decode_in_toto}
+
+
+def decode_blob(body: bytes, media_type: str | None) -> Decoded | None:
+    """Decode a blob whose media type ocitrace understands (configs, attestations); else None."""
+    decoder = _BLOB_DECODERS.get(media_kind(media_type) or "")
+    return decoder(body, media_type) if decoder else None
+
+
+def _b64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def canonical_bytes(body: bytes, media_type: str | None) -> bytes:
+    """The bytes a manifest's digest is taken over.
+
+    A signed schema-1 manifest's digest covers its JWS payload, not the body with the signatures:
+    the payload is the body up to `formatLength` plus `formatTail`, both named in the protected header.
+    """
+    if bare_media_type(media_type) != SCHEMA1_SIGNED:
+        return body
+    try:
+        signatures = json.loads(body).get("signatures") or []
+        protected = json.loads(_b64url(signatures[0]["protected"]))
+        return body[: int(protected["formatLength"])] + _b64url(protected["formatTail"])
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError, binascii.Error):
+        return body

@@ -1,0 +1,40 @@
+"""Keep credentials out of everything ocitrace writes: reports, events, log lines.
+
+Captures hold them verbatim (Authorization headers, cookies, tokens in token responses); what leaves
+ocitrace shows only their scheme.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from urllib.parse import parse_qsl, urlencode
+
+REDACTED = "<redacted>"
+
+# Headers whose value is a credential. Authorization keeps its scheme ("Bearer <redacted>").
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+SCHEME_HEADERS = frozenset({"authorization", "proxy-authorization"})
+# Query keys that carry a credential in OAuth2 or token-auth URLs.
+SECRET_QUERY_KEYS = frozenset({"access_token", "token", "refresh_token", "password", "client_secret", "code"})
+
+
+def header_value(name: str, value: str) -> str:
+    key = name.lower()
+    if key not in SECRET_HEADERS:
+        return value
+    if key in SCHEME_HEADERS and " " in value.strip():
+        return f"{value.strip().split(' ', 1)[0]} {REDACTED}"
+    return REDACTED
+
+
+def headers(pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [(name, header_value(name, value)) for name, value in pairs]
+
+
+def query(text: str) -> str:
+    if not text:
+        return text
+    pairs = parse_qsl(text, keep_blank_values=True)
+    if not any(k.lower() in SECRET_QUERY_KEYS for k, _ in pairs):
+        return text
+    return urlencode([(k, REDACTED if k.lower() in SECRET_QUERY_KEYS else v) for k, v in pairs], safe=":/<>")

@@ -1,0 +1,368 @@
+"""Render an Analysis: the article's markdown tables (English or Chinese), JSON, JSON lines, log lines.
+
+The report only reads the analysis. Every captured value that reaches markdown goes through `cell`,
+and every header or URL through `redact`, so a hostile tag cannot break a table nor a token leak.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from tabulate import tabulate
+
+from . import redact
+from .analysis import Analysis, AnalyzedCall, DecodedObject
+from .captures import CaptureError
+from .digests import short_digest
+from .endpoints import STATUS_FAILURE, STATUS_OFF_SPEC, STATUS_SUCCESS
+from .manifests import (
+    Decoded,
+    DecodeFailure,
+    Descriptor,
+    ImageConfig,
+    ImageManifest,
+    Index,
+    InTotoStatement,
+    Platform,
+    Schema1Manifest,
+    media_kind,
+)
+
+LANGUAGES = ("en", "zh")
+FORMATS = ("markdown", "json", "jsonl")
+_DIGEST_IN_TEXT = re.compile(r"\b([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-f0-9]{32,})")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|<>])")
+
+
+@cache
+def _strings() -> dict[str, dict[str, str]]:
+    with open(Path(__file__).with_name("strings.yaml"), encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def text(key: str, lang: str, **values: Any) -> str:
+    entry = _strings()[key]
+    return (entry.get(lang) or entry["en"]).format(**values)
+
+
+def cell(value: Any) -> str:
+    """A captured value made safe for one markdown table cell."""
+    flat = " ".join(str(value).split())
+    return _MD_SPECIAL.sub(r"\\\1", flat)
+
+
+def shorten_digests(value: str) -> str:
+    """Digests inside a path or text, shortened as the article prints them."""
+    return _DIGEST_IN_TEXT.sub(lambda m: short_digest(m.group(0)), value)
+
+
+def _size(n: int | None) -> str:
+    return "" if n is None else f"{n:,}"
+
+
+def _platform(p: Platform | None) -> str:
+    return str(p) if p is not None else ""
+
+
+def _count(what: str, items: Sequence[object], lang: str) -> str:
+    """"1 layer", "2 layers", "2 层": the key names both forms (one_layers, n_layers)."""
+    return text(("one_" if len(items) == 1 else "n_") + what, lang, n=len(items))
+
+
+# --- one-line summaries (the meaning column, the live log) ---
+
+def object_summary(value: Decoded, lang: str, platform: Platform | None = None) -> str:
+    if isinstance(value, Index):
+        platforms = _count("platforms", value.images, lang)
+        if value.attestations:
+            return text("index_summary", lang, platforms=platforms,
+                        attestations=_count("attestations", value.attestations, lang))
+        return text("index_summary_plain", lang, platforms=platforms)
+    if isinstance(value, ImageManifest):
+        kind = value.kind
+        if kind == "attestation":
+            return text("attestation_for", lang, platform=_platform(platform) or "?")
+        if kind == "artifact":
+            return text("artifact_summary", lang, artifact_type=value.effective_artifact_type,
+                        layers=_count("layers", value.layers, lang))
+        prefix = f"{platform} " if platform is not None else ""
+        return text("manifest_summary", lang, platform=prefix, layers=_count("layers", value.layers, lang))
+    if isinstance(value, Schema1Manifest):
+        return text("schema1_summary", lang, architecture=value.architecture, layers=_count("layers", value.layers, lang))
+    if isinstance(value, ImageConfig):
+        return text("config_summary", lang, platform=value.platform)
+    if isinstance(value, InTotoStatement):
+        return text("in_toto_summary", lang, predicate_type=value.predicate_type)
+    return text("undecodable_summary", lang, reason=value.reason)
+
+
+def _descriptor_summary(d: Descriptor, lang: str) -> str:
+    kind = media_kind(d.media_type)
+    role = text("config", lang) if kind == "config" else text("layer", lang) if kind == "layer" else d.media_type
+    return f"{role} {d.media_type.rsplit('.', 1)[-1] if kind == 'layer' else ''} {_size(d.size)} B".replace("  ", " ")
+
+
+def meaning(item: AnalyzedCall, lang: str = "en") -> str:
+    endpoint = item.classification.endpoint
+    if endpoint is None:
+        return text("not_registry", lang)
+    parts = [endpoint.describe(item.call.method, lang)]
+    if item.object is not None:
+        parts.append(object_summary(item.object.value, lang, item.platform))
+    elif item.platform is not None:
+        parts.append(str(item.platform))
+    elif item.descriptor is not None:
+        parts.append(_descriptor_summary(item.descriptor, lang))
+    if item.classification.mount_from:
+        parts.append(text("from_repo", lang, repo=item.classification.mount_from))
+    if endpoint.id in ("end-5", "end-6", "end-4b") and item.body_size:
+        parts.append(text("upload_bytes", lang, size=_size(item.body_size)))
+    verified = item.digest_verified
+    if verified is not None:
+        parts.append(text("digest_ok" if verified else "digest_bad", lang))
+    for note in item.notes:
+        parts.append(text("body_not_captured", lang) if note == "body not captured" else note)
+    return "; ".join(p for p in parts if p)
+
+
+def call_line(item: AnalyzedCall, lang: str = "en") -> str:
+    """`PUT /v2/hj-public/test1/manifests/new 201 end-7 push manifest; index: 2 platforms + ...`"""
+    call = item.call
+    status = call.status if call.status is not None else "ERR"
+    endpoint = item.endpoint_id or "-"
+    return f"{call.method} {shorten_digests(call.path)} {status} {endpoint} {meaning(item, lang)}"
+
+
+# --- JSON ---
+
+def _descriptor_record(d: Descriptor) -> dict[str, Any]:
+    return {
+        "digest": d.digest,
+        "media_type": d.media_type,
+        "size": d.size,
+        "platform": str(d.platform) if d.platform is not None else None,
+        "kind": d.kind,
+        "attests": d.attests,
+        "artifact_type": d.artifact_type,
+        "annotations": dict(d.annotations),
+    }
+
+
+def object_record(obj: DecodedObject) -> dict[str, Any]:
+    value = obj.value
+    record: dict[str, Any] = {
+        "digest": obj.digest,
+        "media_type": obj.media_type,
+        "kind": obj.kind,
+        "repository": obj.repository,
+        "calls": [i + 1 for i in obj.calls],
+    }
+    if isinstance(value, Index):
+        record["manifests"] = [_descriptor_record(d) for d in value.manifests]
+    if isinstance(value, ImageManifest):
+        record["config"] = _descriptor_record(value.config)
+        record["layers"] = [_descriptor_record(d) for d in value.layers]
+    if isinstance(value, Index | ImageManifest):
+        record["artifact_type"] = value.artifact_type
+        record["subject"] = _descriptor_record(value.subject) if value.subject else None
+        record["annotations"] = dict(value.annotations)
+    if isinstance(value, Schema1Manifest):
+        record.update(name=value.name, tag=value.tag, architecture=value.architecture,
+                      layers=list(value.layers), history_length=value.history_length, signed=value.signed)
+    if isinstance(value, ImageConfig):
+        record.update(platform=str(value.platform), created=value.created, history_length=value.history_length,
+                      diff_ids=list(value.diff_ids))
+    if isinstance(value, InTotoStatement):
+        record.update(predicate_type=value.predicate_type, subjects=list(value.subjects))
+    if isinstance(value, DecodeFailure):
+        record["error"] = value.reason
+    return record
+
+
+def call_record(item: AnalyzedCall) -> dict[str, Any]:
+    call, cls = item.call, item.classification
+    endpoint = cls.endpoint
+    query = redact.query(call.query)
+    return {
+        "index": item.index + 1,
+        "timestamp": call.timestamp,
+        "source": call.source,
+        "method": call.method,
+        "url": call.origin + call.path + (f"?{query}" if query else ""),
+        "host": call.host,
+        "path": call.path,
+        "query": query,
+        "status": call.status,
+        "error": call.error,
+        "endpoint": cls.endpoint_id,
+        "oci": endpoint.oci if endpoint else None,
+        "status_class": cls.status_class,
+        "meaning": meaning(item),
+        "repository": cls.repository,
+        "reference": cls.reference,
+        "tag": cls.tag,
+        "digest": cls.digest,
+        "session": item.session,
+        "mount_from": cls.mount_from,
+        "platform": str(item.platform) if item.platform is not None else None,
+        "body_digest": item.body_digest,
+        "request_bytes": call.request_size,
+        "response_bytes": call.response_size,
+        "digest_verified": item.digest_verified,
+        "checks": [{"against": c.against, "expected": c.expected, "actual": c.actual, "ok": c.ok}
+                   for c in item.checks],
+        "object": item.object.digest if item.object else None,
+        "notes": list(item.notes),
+        "request_headers": redact.headers(call.request_headers),
+        "response_headers": redact.headers(call.response_headers),
+        "upstream": call.upstream,
+    }
+
+
+def render_json(analysis: Analysis, errors: Sequence[CaptureError] = ()) -> str:
+    document = {
+        "calls": [call_record(item) for item in analysis.calls],
+        "objects": [object_record(obj) for obj in analysis.objects],
+        "warnings": [str(e) for e in errors] + analysis.warnings,
+    }
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def render_jsonl(analysis: Analysis, errors: Sequence[CaptureError] = ()) -> str:
+    return "".join(json.dumps(call_record(item), ensure_ascii=False) + "\n" for item in analysis.calls)
+
+
+# --- markdown ---
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    return tabulate([[cell(c) for c in row] for row in rows], headers=[cell(h) for h in headers],
+                    tablefmt="github", disable_numparse=True)
+
+
+def _calls_table(analysis: Analysis, lang: str) -> str:
+    keys = ("col_index", "col_method", "col_host", "col_path", "col_status", "col_meaning", "col_oci")
+    rows = []
+    for item in analysis.calls:
+        call = item.call
+        endpoint = item.classification.endpoint
+        oci = f"{endpoint.id} {endpoint.oci}" if endpoint else ""
+        status = call.status if call.status is not None else (call.error or "")
+        rows.append([item.index + 1, call.method, call.host, shorten_digests(call.path), status,
+                     meaning(item, lang), oci])
+    return _table([text(k, lang) for k in keys], rows)
+
+
+def _object_section(obj: DecodedObject, analysis: Analysis, lang: str) -> str:
+    value = obj.value
+    digest = short_digest(obj.digest) if obj.digest else ""
+    where = f" ({cell(obj.repository)})" if obj.repository else ""
+    calls = ", ".join(str(i + 1) for i in obj.calls)
+    platform = analysis.calls[obj.calls[0]].platform if obj.calls else None
+    heading = f"### {text('kind_' + value.kind, lang)}"
+    lines = [f"{heading} {cell(digest)}{where}", "",
+             f"{cell(object_summary(value, lang, platform))} — {text('seen_in', lang, calls=calls)}", ""]
+    if isinstance(value, Index):
+        rows = []
+        for d in value.images:
+            attestation = value.attestation_for(d.digest)
+            rows.append([_platform(d.platform) or d.media_type, short_digest(d.digest), _size(d.size),
+                         short_digest(attestation.digest) if attestation else ""])
+        for d in value.attestations:
+            if value.platform_of(d.attests or "") is None:
+                rows.append([_platform(d.platform), short_digest(d.digest), _size(d.size),
+                             text("attestation_of", lang, digest=short_digest(d.attests))])
+        lines.append(_table([text(k, lang) for k in ("col_platform", "col_manifest", "col_size",
+                                                       "col_attestation")], rows))
+    elif isinstance(value, ImageManifest):
+        rows = [[text("config", lang), value.config.media_type, short_digest(value.config.digest),
+                 _size(value.config.size)]]
+        rows += [[text("layer", lang), d.media_type, short_digest(d.digest), _size(d.size)] for d in value.layers]
+        if value.subject is not None:
+            rows.append([text("subject", lang), value.subject.media_type, short_digest(value.subject.digest),
+                         _size(value.subject.size)])
+        lines.append(_table([text(k, lang) for k in ("col_role", "col_media_type", "col_digest", "col_size")],
+                            rows))
+    else:
+        lines.append(_table([text("col_field", lang), text("col_value", lang)], _fields(value, lang)))
+    annotations = getattr(value, "annotations", None)
+    if annotations:
+        lines += ["", _table(["annotation", text("col_value", lang)], sorted(annotations.items()))]
+    return "\n".join(lines)
+
+
+def _fields(value: Decoded, lang: str) -> list[list[Any]]:
+    if isinstance(value, ImageConfig):
+        return [[text("col_platform", lang), value.platform], [text("field_created", lang), value.created or ""],
+                [text("field_history", lang), value.history_length],
+                [text("field_diff_ids", lang), len(value.diff_ids)]]
+    if isinstance(value, Schema1Manifest):
+        return [[text("field_name", lang), f"{value.name}:{value.tag}"], [text("col_platform", lang),
+                value.architecture], [text("layer", lang), len(value.layers)],
+                [text("field_history", lang), value.history_length], [text("field_signed", lang), value.signed]]
+    if isinstance(value, InTotoStatement):
+        return [[text("field_predicate", lang), value.predicate_type], [text("subject", lang),
+                ", ".join(value.subjects)]]
+    if isinstance(value, DecodeFailure):
+        return [[text("col_media_type", lang), value.media_type or ""], [text("field_reason", lang), value.reason]]
+    return []
+
+
+def _endpoint_table(analysis: Analysis, lang: str) -> str:
+    counts: dict[str, Counter] = {}
+    oci: dict[str, str] = {}
+    for item in analysis.calls:
+        key = item.endpoint_id or "-"
+        oci[key] = item.classification.endpoint.oci if item.classification.endpoint else text("not_registry", lang)
+        c = counts.setdefault(key, Counter())
+        c["calls"] += 1
+        c[item.classification.status_class or "none"] += 1
+        c["sent"] += item.call.request_size or 0
+        c["received"] += item.call.response_size or 0
+    rows = [[key, oci[key], c["calls"], c[STATUS_SUCCESS], c[STATUS_FAILURE], c[STATUS_OFF_SPEC],
+             _size(c["sent"]), _size(c["received"])] for key, c in counts.items()]
+    keys = ("col_endpoint", "col_oci", "col_count", "col_success", "col_failure", "col_off_spec", "col_sent",
+            "col_received")
+    return _table([text(k, lang) for k in keys], rows)
+
+
+def render_markdown(analysis: Analysis, sources: Sequence[str] = (), errors: Sequence[CaptureError] = (),
+                    lang: str = "en") -> str:
+    registry = sum(1 for item in analysis.calls if item.endpoint_id)
+    sent = sum(item.call.request_size or 0 for item in analysis.calls)
+    received = sum(item.call.response_size or 0 for item in analysis.calls)
+    out = [f"# {text('title', lang)}", ""]
+    if sources:
+        out += [f"{text('captures', lang)}: " + ", ".join(cell(Path(s).name) for s in sources), ""]
+    out += [text("summary", lang, calls=len(analysis.calls), registry=registry,
+                 unclassified=len(analysis.calls) - registry), ""]
+    if errors:
+        out += [f"## {text('capture_errors_heading', lang)}", ""] + [f"- {cell(e)}" for e in errors] + [""]
+    out += [f"## {text('calls_heading', lang)}", "", _calls_table(analysis, lang), ""]
+    out += [f"## {text('objects_heading', lang)}", ""]
+    if analysis.objects:
+        for obj in analysis.objects:
+            out += [_object_section(obj, analysis, lang), ""]
+    else:
+        out += [text("no_objects", lang), ""]
+    out += [f"## {text('endpoints_heading', lang)}", "", _endpoint_table(analysis, lang), ""]
+    out += [f"## {text('bytes_heading', lang)}", "", text("bytes_line", lang, sent=_size(sent),
+                                                          received=_size(received)), ""]
+    if analysis.warnings:
+        out += [f"## {text('warnings_heading', lang)}", ""] + [f"- {cell(w)}" for w in analysis.warnings] + [""]
+    return "\n".join(out)
+
+
+def render(analysis: Analysis, fmt: str = "markdown", lang: str = "en", sources: Sequence[str] = (),
+           errors: Sequence[CaptureError] = ()) -> str:
+    if fmt == "json":
+        return render_json(analysis, errors)
+    if fmt == "jsonl":
+        return render_jsonl(analysis, errors)
+    return render_markdown(analysis, sources, errors, lang)

@@ -1,0 +1,156 @@
+"""Digest checks, decoded objects and their links, as a session of calls unfolds."""
+
+import json
+
+from conftest import ARTICLE_INDEX, index_body, make_flow, sha256
+from test_manifests import signed_schema1
+
+from analyzers.analysis import analyze
+from analyzers.calls import METADATA_KEY
+from analyzers.captures import call_from_state
+from analyzers.manifests import OCI_INDEX, OCI_MANIFEST, SCHEMA1_SIGNED
+
+R = "https://registry.test"
+CONFIG = json.dumps({"architecture": "arm64", "os": "linux", "rootfs": {"diff_ids": []}}).encode()
+MANIFEST = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                       "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                  "digest": sha256(CONFIG), "size": len(CONFIG)},
+                       "layers": []}).encode()
+
+
+def calls(*flows):
+    return [call_from_state(f.get_state()) for f in flows]
+
+
+def run(*flows):
+    return analyze(calls(*flows))
+
+
+def test_manifest_digest_checked_against_url_and_header():
+    a = run(make_flow("GET", f"{R}/v2/app/manifests/{sha256(ARTICLE_INDEX)}", 200, resp_body=ARTICLE_INDEX,
+                      resp_headers={"Content-Type": OCI_INDEX, "Docker-Content-Digest": sha256(ARTICLE_INDEX)}))
+    [item] = a.calls
+    assert item.digest_verified is True
+    assert {c.against for c in item.checks} == {"url", "Docker-Content-Digest"}
+    assert a.warnings == []
+
+
+def test_a_mismatch_is_reported_loudly():
+    a = run(make_flow("GET", f"{R}/v2/app/manifests/sha256:{'0' * 64}", 200, resp_body=MANIFEST,
+                      resp_headers={"Content-Type": OCI_MANIFEST}))
+    assert a.calls[0].digest_verified is False
+    assert a.warnings and a.warnings[0].startswith("DIGEST MISMATCH")
+
+
+def test_manifest_by_tag_is_checked_against_docker_content_digest_only():
+    a = run(make_flow("GET", f"{R}/v2/app/manifests/v1", 200, resp_body=MANIFEST,
+                      resp_headers={"Content-Type": OCI_MANIFEST, "Docker-Content-Digest": sha256(MANIFEST)}))
+    assert [c.against for c in a.calls[0].checks] == ["Docker-Content-Digest"]
+
+
+def test_a_blob_is_checked_against_the_descriptor_that_named_it_and_decoded_as_a_config():
+    a = run(make_flow("GET", f"{R}/v2/app/manifests/v1", 200, resp_body=MANIFEST,
+                      resp_headers={"Content-Type": OCI_MANIFEST}),
+            make_flow("GET", f"{R}/v2/app/blobs/{sha256(CONFIG)}", 200, resp_body=CONFIG))
+    blob = a.calls[1]
+    assert {c.against for c in blob.checks} == {"url", "descriptor size"} and blob.digest_verified
+    assert blob.object.kind == "config" and str(blob.object.value.platform) == "linux/arm64"
+
+
+def test_platform_of_a_manifest_comes_from_the_index_that_named_it():
+    index = index_body("linux/amd64", "linux/arm64", attest=True)
+    a = run(make_flow("GET", f"{R}/v2/app/manifests/new", 200, resp_body=index, resp_headers={"Content-Type": OCI_INDEX}),
+            make_flow("HEAD", f"{R}/v2/app/manifests/sha256:{1:064x}", 200),
+            make_flow("GET", f"{R}/v2/app/manifests/sha256:{0xa1:064x}", 404))
+    assert str(a.calls[1].platform) == "linux/arm64"
+    assert str(a.calls[2].platform) == "linux/arm64"  # the attestation of linux/arm64
+
+
+def test_chunked_upload_session_is_verified_at_the_closing_put():
+    blob = b"x" * 1000
+    d = sha256(blob)
+    up = f"{R}/v2/app/blobs/uploads/u-1"
+    a = run(make_flow("POST", f"{R}/v2/app/blobs/uploads/", 202,
+                      resp_headers={"Location": "/v2/app/blobs/uploads/u-1?_state=s", "Docker-Upload-UUID": "u-1"}),
+            make_flow("PATCH", f"{up}?_state=s", 202, req_body=blob[:600]),
+            make_flow("PATCH", f"{up}?_state=t", 202, req_body=blob[600:]),
+            make_flow("PUT", f"{up}?_state=u&digest={d}", 201, resp_headers={"Docker-Content-Digest": d}))
+    assert [c.session for c in a.calls] == ["u-1"] * 4
+    put = a.calls[3]
+    assert put.body_digest == d and put.body_size == 1000 and put.digest_verified is True
+
+
+def test_streamed_upload_uses_the_digest_the_live_proxy_measured():
+    d = sha256(b"blob")
+    put = make_flow("PUT", f"{R}/v2/app/blobs/uploads/u-2?digest={d}", 201,
+                    metadata={METADATA_KEY: {"session": {"digest": d, "size": 4}}})
+    patch = make_flow("PATCH", f"{R}/v2/app/blobs/uploads/u-2", 202,
+                      metadata={METADATA_KEY: {"request": {"digest": d, "size": 4}}})
+    patch.request.raw_content = None
+    a = run(patch, put)
+    assert a.calls[0].body_size == 4 and a.calls[1].digest_verified is True
+
+
+def test_streamed_blob_download_is_checked_with_the_tap_digest():
+    d = sha256(b"layer-bytes")
+    flow = make_flow("GET", f"{R}/v2/app/blobs/{d}", 200, resp_headers={"Docker-Content-Digest": d},
+                     metadata={METADATA_KEY: {"response": {"digest": d, "size": 11}}})
+    flow.response.raw_content = None
+    [item] = run(flow).calls
+    assert item.digest_verified is True and item.body_size == 11
+
+
+def test_aborted_stream_is_recorded_with_the_bytes_seen():
+    flow = make_flow("GET", f"{R}/v2/app/blobs/{sha256(b'z')}", 200, error="client disconnected",
+                     metadata={METADATA_KEY: {"response": {"digest": None, "size": 512, "complete": False}}})
+    flow.response.raw_content = None
+    [item] = run(flow).calls
+    assert "aborted after 512 bytes" in item.notes and item.digest_verified is None
+
+
+def test_body_not_captured_still_classifies():
+    flow = make_flow("GET", f"{R}/v2/app/manifests/v1", 200, resp_headers={"Content-Type": OCI_MANIFEST})
+    flow.response.raw_content = None
+    [item] = run(flow).calls
+    assert item.endpoint_id == "end-3" and "body not captured" in item.notes and item.object is None
+
+
+def test_undecodable_manifest_still_classifies_and_says_why():
+    [item] = run(make_flow("PUT", f"{R}/v2/app/manifests/v1", 201, req_body=b"{oops",
+                           req_headers={"Content-Type": OCI_MANIFEST})).calls
+    assert item.endpoint_id == "end-7" and item.object.kind == "undecodable"
+    assert any(n.startswith("cannot decode: invalid JSON") for n in item.notes)
+
+
+def test_pushed_index_is_decoded_from_the_request_body():
+    index = index_body("linux/amd64", "linux/arm64", attest=True)
+    a = run(make_flow("PUT", f"{R}/v2/hj-public/test1/manifests/new", 201, req_body=index,
+                      req_headers={"Content-Type": OCI_INDEX}, resp_headers={"Docker-Content-Digest": sha256(index)}))
+    assert a.calls[0].object.kind == "index" and a.calls[0].digest_verified
+    assert len(a.objects) == 1
+
+
+def test_same_object_twice_is_one_object_seen_in_two_calls():
+    a = run(*[make_flow("GET", f"{R}/v2/app/manifests/v1", 200, resp_body=MANIFEST,
+                        resp_headers={"Content-Type": OCI_MANIFEST}) for _ in range(2)])
+    assert len(a.objects) == 1 and a.objects[0].calls == [0, 1]
+
+
+def test_signed_schema1_digest_is_over_the_payload():
+    signed, payload = signed_schema1()
+    [item] = run(make_flow("GET", f"{R}/v2/app/manifests/{sha256(payload)}", 200, resp_body=signed,
+                           resp_headers={"Content-Type": SCHEMA1_SIGNED})).calls
+    assert item.digest_verified is True and item.object.kind == "schema1"
+
+
+def test_token_realm_learned_from_a_challenge_classifies_the_token_fetch():
+    a = run(make_flow("GET", f"{R}/v2/", 401,
+                      resp_headers={"WWW-Authenticate": 'Bearer realm="https://auth.test/issue",service="r"'}),
+            make_flow("GET", "https://auth.test/issue", 200, resp_body=b'{"token": "t"}'))
+    assert a.calls[1].endpoint_id == "token"
+
+
+def test_failed_calls_are_not_checked():
+    [item] = run(make_flow("GET", f"{R}/v2/app/manifests/sha256:{'0' * 64}", 404,
+                           resp_body=b'{"errors":[{"code":"MANIFEST_UNKNOWN"}]}')).calls
+    assert item.digest_verified is None and item.object is None

@@ -1,0 +1,141 @@
+"""The endpoint table, one spec row per case (distribution-spec v1.1.1 and the Docker extras)."""
+
+import pytest
+
+from analyzers.endpoints import EndpointTable, default_table
+
+D = "sha256:" + "a" * 64
+D2 = "sha256:" + "b" * 64
+UP = "/v2/team/app/blobs/uploads/5f3c-uuid"
+
+# method, path, query, success status, a failure status the spec names, expected endpoint id
+ROWS = [
+    ("GET", "/v2/", "", 200, 401, "end-1"),
+    ("GET", "/v2/team/app/blobs/" + D, "", 200, 404, "end-2"),
+    ("HEAD", "/v2/team/app/blobs/" + D, "", 200, 404, "end-2"),
+    ("GET", "/v2/team/app/manifests/latest", "", 200, 404, "end-3"),
+    ("HEAD", "/v2/team/app/manifests/" + D, "", 200, 404, "end-3"),
+    ("POST", "/v2/team/app/blobs/uploads/", "", 202, 404, "end-4a"),
+    ("POST", "/v2/team/app/blobs/uploads/", "digest=" + D, 201, 400, "end-4b"),
+    ("PATCH", UP, "", 202, 416, "end-5"),
+    ("PUT", UP, "digest=" + D, 201, 400, "end-6"),
+    ("PUT", "/v2/team/app/manifests/new", "", 201, 413, "end-7"),
+    ("GET", "/v2/team/app/tags/list", "", 200, 404, "end-8a"),
+    ("GET", "/v2/team/app/tags/list", "n=10&last=v1", 200, 404, "end-8b"),
+    ("DELETE", "/v2/team/app/manifests/" + D, "", 202, 405, "end-9"),
+    ("DELETE", "/v2/team/app/blobs/" + D, "", 202, 405, "end-10"),
+    ("POST", "/v2/team/app/blobs/uploads/", f"mount={D}&from=team/base", 201, 404, "end-11"),
+    ("GET", "/v2/team/app/referrers/" + D, "", 200, 400, "end-12a"),
+    ("GET", "/v2/team/app/referrers/" + D, "artifactType=application/vnd.example", 200, 400, "end-12b"),
+    ("GET", UP, "", 204, 404, "end-13"),
+    ("DELETE", UP, "", 204, 404, "end-14"),
+    ("GET", "/v2/_catalog", "n=100", 200, 404, "catalog"),
+    ("GET", "/token", "service=registry.test&scope=repository:team/app:pull", 200, 401, "token"),
+]
+
+
+@pytest.mark.parametrize("method,path,query,ok,bad,endpoint", ROWS, ids=[f"{r[5]}-{r[0]}" for r in ROWS])
+def test_each_endpoint_is_classified_with_its_success_and_failure_status(method, path, query, ok, bad, endpoint):
+    table = default_table()
+    success = table.classify(method, path, query, ok)
+    failure = table.classify(method, path, query, bad)
+    assert success.endpoint_id == endpoint and failure.endpoint_id == endpoint
+    assert success.status_class == "success"
+    assert failure.status_class == "failure"
+
+
+def test_a_status_the_spec_does_not_name_is_off_spec():
+    assert default_table().classify("PUT", "/v2/a/manifests/t", "", 200).status_class == "off-spec"
+
+
+def test_an_auth_challenge_on_any_endpoint_is_a_named_failure():
+    assert default_table().classify("HEAD", "/v2/a/blobs/" + D, "", 401).status_class == "failure"
+
+
+def test_every_row_has_english_and_chinese_meaning_and_spec_codes():
+    for endpoint in default_table().endpoints:
+        assert endpoint.describe("GET", "en") and endpoint.describe("GET", "zh")
+        assert endpoint.success and endpoint.failure and endpoint.oci
+
+
+def test_names_may_hold_blobs_and_manifests_as_components():
+    c = default_table().classify("HEAD", f"/v2/team/blobs/manifests/blobs/{D}")
+    assert (c.endpoint_id, c.repository, c.digest) == ("end-2", "team/blobs/manifests", D)
+    c = default_table().classify("GET", "/v2/x/manifests/tags/manifests/v1")
+    assert (c.endpoint_id, c.repository, c.tag) == ("end-3", "x/manifests/tags", "v1")
+    c = default_table().classify("PATCH", "/v2/uploads/blobs/uploads/blobs/uploads/abc")
+    assert (c.endpoint_id, c.repository, c.session) == ("end-5", "uploads/blobs/uploads", "abc")
+
+
+@pytest.mark.parametrize("reference,problem", [
+    (".INVALID_MANIFEST_NAME", "invalid reference"),
+    ("sha256:totallywrong", "invalid digest"),
+    ("sha256:" + "A" * 64, "invalid digest"),
+    ("t" * 129, "invalid reference"),
+])
+def test_malformed_references_are_still_end_3_and_flagged(reference, problem):
+    c = default_table().classify("GET", f"/v2/app/manifests/{reference}", "", 400)
+    assert c.endpoint_id == "end-3"
+    assert any(p.startswith(problem) for p in c.problems)
+
+
+def test_invalid_repository_name_is_flagged():
+    c = default_table().classify("GET", "/v2/Team/App/manifests/latest")
+    assert c.endpoint_id == "end-3" and c.problems[0].startswith("invalid repository name")
+
+
+def test_valid_references_have_no_problems():
+    for ref in ("latest", "v1.2.3-rc_1", D, "sha512:" + "c" * 128):
+        assert default_table().classify("GET", f"/v2/app/manifests/{ref}").problems == ()
+
+
+@pytest.mark.parametrize("method,query,endpoint", [
+    ("PATCH", "_state=abc%3D%3D", "end-5"),
+    ("PUT", f"_state=abc&digest={D}", "end-6"),
+    ("GET", "_state=abc&ns=docker.io", "end-13"),
+    ("DELETE", "_state=abc", "end-14"),
+])
+def test_upload_location_is_recognised_whatever_its_query(method, query, endpoint):
+    c = default_table().classify(method, UP, query)
+    assert c.endpoint_id == endpoint and c.session == "5f3c-uuid"
+
+
+def test_extra_query_keys_are_tolerated():
+    assert default_table().classify("GET", f"/v2/app/blobs/{D}", "ns=docker.io").endpoint_id == "end-2"
+
+
+def test_upload_and_mount_queries_name_the_digest():
+    table = default_table()
+    assert table.classify("PUT", UP, f"digest={D}").digest == D
+    mount = table.classify("POST", "/v2/app/blobs/uploads/", f"mount={D2}&from=base")
+    assert (mount.digest, mount.mount_from) == (D2, "base")
+
+
+def test_the_v2_root_without_slash_is_end_1():
+    assert default_table().classify("GET", "/v2").endpoint_id == "end-1"
+
+
+def test_a_token_realm_named_by_a_challenge_is_recognised_on_any_host():
+    table = default_table()
+    realms = {"https://auth.example.com/oauth/issue"}
+    c = table.classify("GET", "/oauth/issue", "", 200, url="https://auth.example.com/oauth/issue", realms=realms)
+    assert c.endpoint_id == "token"
+    assert table.classify("GET", "/oauth/issue", "", 200).endpoint_id is None
+
+
+@pytest.mark.parametrize("method,path", [("GET", "/"), ("GET", "/index.html"), ("POST", "/v2/app/tags/list"),
+                                         ("GET", "/v3/app/manifests/x"), ("GET", "/v2/app/unknown/x")])
+def test_non_registry_calls_have_no_endpoint(method, path):
+    c = default_table().classify(method, path, "", 200)
+    assert c.endpoint is None and c.repository is None
+
+
+def test_adding_an_endpoint_is_adding_a_row():
+    import yaml
+
+    from analyzers.endpoints import TABLE_PATH
+    spec = yaml.safe_load(TABLE_PATH.read_text())
+    spec["endpoints"].insert(0, {"id": "x-health", "methods": ["GET"], "path": "/v2/_health", "oci": "/v2/_health",
+                                 "success": [200], "failure": [503], "spec": "test",
+                                 "meaning": {"en": "health", "zh": "健康"}})
+    assert EndpointTable(spec).classify("GET", "/v2/_health", "", 503).status_class == "failure"

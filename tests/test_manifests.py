@@ -1,0 +1,186 @@
+"""Decoding each media type of the OCI image spec and the Docker registry into the object model."""
+
+import base64
+import json
+
+import pytest
+from conftest import ARTICLE_INDEX, ARTICLE_MANIFEST, sha256
+
+from analyzers import manifests as m
+
+D = "sha256:" + "1" * 64
+CFG = {"mediaType": m.OCI_CONFIG, "digest": "sha256:" + "c" * 64, "size": 579}
+LAYER = {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": "sha256:" + "d" * 64, "size": 100}
+
+
+def body(obj) -> bytes:
+    return json.dumps(obj).encode()
+
+
+def test_article_index_is_eight_platforms_each_with_its_attestation():
+    index = m.decode_manifest(ARTICLE_INDEX, m.OCI_INDEX)
+    assert isinstance(index, m.Index) and len(index.manifests) == 16
+    assert [str(d.platform) for d in index.images] == [
+        "linux/386", "linux/amd64", "linux/arm/v5", "linux/arm/v7", "linux/arm64", "linux/mips64le",
+        "linux/ppc64le", "linux/s390x"]
+    for image in index.images:
+        attestation = index.attestation_for(image.digest)
+        assert attestation is not None and attestation.platform.unknown and attestation.kind == "attestation"
+    arm64 = next(d for d in index.images if str(d.platform) == "linux/arm64")
+    assert index.attestation_for(arm64.digest).digest.startswith("sha256:fe2aa90b")
+
+
+def test_article_manifest_is_one_config_and_one_gzip_layer():
+    manifest = m.decode_manifest(ARTICLE_MANIFEST, None)
+    assert isinstance(manifest, m.ImageManifest) and manifest.kind == "manifest"
+    assert manifest.config.media_type == m.OCI_CONFIG and manifest.config.size == 579
+    assert [(layer.media_type, layer.size) for layer in manifest.layers] == [
+        ("application/vnd.oci.image.layer.v1.tar+gzip", 49_584_978)]
+
+
+@pytest.mark.parametrize("media_type", [m.OCI_INDEX, m.DOCKER_LIST])
+def test_index_and_manifest_list(media_type):
+    doc = {"schemaVersion": 2, "mediaType": media_type, "manifests": [
+        {"mediaType": m.DOCKER_MANIFEST, "digest": D, "size": 528,
+         "platform": {"os": "linux", "architecture": "arm", "variant": "v7"}}]}
+    index = m.decode_manifest(body(doc), media_type)
+    assert isinstance(index, m.Index) and index.media_type == media_type
+    assert str(index.manifests[0].platform) == "linux/arm/v7"
+
+
+@pytest.mark.parametrize("media_type,config_type", [(m.OCI_MANIFEST, m.OCI_CONFIG),
+                                                    (m.DOCKER_MANIFEST, m.DOCKER_CONFIG)])
+def test_image_manifest(media_type, config_type):
+    doc = {"schemaVersion": 2, "mediaType": media_type, "config": {**CFG, "mediaType": config_type},
+           "layers": [LAYER, LAYER]}
+    manifest = m.decode_manifest(body(doc), media_type)
+    assert isinstance(manifest, m.ImageManifest) and manifest.kind == "manifest"
+    assert manifest.media_type == media_type and len(manifest.layers) == 2
+
+
+def test_media_type_comes_from_the_content_type_when_the_body_has_none():
+    doc = {"schemaVersion": 2, "config": CFG, "layers": []}
+    assert m.decode_manifest(body(doc), m.DOCKER_MANIFEST + "; charset=utf-8").media_type == m.DOCKER_MANIFEST
+
+
+def test_oci_artifact_with_empty_config_and_subject():
+    doc = {"schemaVersion": 2, "mediaType": m.OCI_MANIFEST, "artifactType": "application/vnd.example.sbom",
+           "config": {"mediaType": m.OCI_EMPTY, "digest": sha256(b"{}"), "size": 2},
+           "layers": [{**LAYER, "mediaType": "application/spdx+json"}],
+           "subject": {"mediaType": m.OCI_MANIFEST, "digest": D, "size": 481}}
+    artifact = m.decode_manifest(body(doc))
+    assert artifact.kind == "artifact" and artifact.effective_artifact_type == "application/vnd.example.sbom"
+    assert artifact.subject.digest == D
+
+
+def test_artifact_type_falls_back_to_the_config_media_type():
+    doc = {"schemaVersion": 2, "mediaType": m.OCI_MANIFEST,
+           "config": {**CFG, "mediaType": "application/vnd.cncf.helm.config.v1+json"}, "layers": []}
+    assert m.decode_manifest(body(doc)).effective_artifact_type == "application/vnd.cncf.helm.config.v1+json"
+
+
+def test_buildx_attestation_manifest_is_recognised_by_its_in_toto_layers():
+    doc = {"schemaVersion": 2, "mediaType": m.OCI_MANIFEST, "config": CFG,
+           "layers": [{**LAYER, "mediaType": m.IN_TOTO,
+                       "annotations": {m.PREDICATE_TYPE: "https://slsa.dev/provenance/v0.2"}}]}
+    assert m.decode_manifest(body(doc)).kind == "attestation"
+
+
+def test_index_with_subject_and_artifact_type():
+    doc = {"schemaVersion": 2, "mediaType": m.OCI_INDEX, "artifactType": "application/vnd.example",
+           "manifests": [], "subject": {"mediaType": m.OCI_MANIFEST, "digest": D, "size": 1}}
+    index = m.decode_manifest(body(doc))
+    assert index.artifact_type == "application/vnd.example" and index.subject.digest == D
+
+
+SCHEMA1 = {"schemaVersion": 1, "name": "team/app", "tag": "v1", "architecture": "amd64",
+           "fsLayers": [{"blobSum": D}, {"blobSum": D}], "history": [{"v1Compatibility": "{}"}] * 2}
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def signed_schema1() -> tuple[bytes, bytes]:
+    """A schema-1 manifest signed the libtrust way: (signed body, JWS payload the digest covers)."""
+    payload = json.dumps(SCHEMA1, indent=3).encode()
+    cut = len(payload) - 2  # before "\n}"
+    protected = _b64url(json.dumps({"formatLength": cut, "formatTail": _b64url(payload[cut:])}).encode())
+    signatures = {"signatures": [{"header": {"alg": "ES256"}, "signature": "c2ln", "protected": protected}]}
+    signed = payload[:cut] + b',\n   "signatures": ' + json.dumps(signatures["signatures"]).encode() + payload[cut:]
+    return signed, payload
+
+
+def test_schema1_unsigned():
+    manifest = m.decode_manifest(body(SCHEMA1), m.SCHEMA1)
+    assert isinstance(manifest, m.Schema1Manifest) and not manifest.signed
+    assert (manifest.name, manifest.tag, manifest.architecture, len(manifest.layers)) == ("team/app", "v1", "amd64", 2)
+
+
+def test_schema1_signed_and_its_digest_covers_the_payload_only():
+    signed, payload = signed_schema1()
+    manifest = m.decode_manifest(signed, m.SCHEMA1_SIGNED)
+    assert manifest.signed and manifest.media_type == m.SCHEMA1_SIGNED
+    assert m.canonical_bytes(signed, m.SCHEMA1_SIGNED) == payload
+
+
+def test_schema1_is_recognised_without_a_content_type():
+    signed, _ = signed_schema1()
+    assert m.decode_manifest(signed).media_type == m.SCHEMA1_SIGNED
+    assert m.decode_manifest(body(SCHEMA1)).media_type == m.SCHEMA1
+
+
+def test_image_config_blob():
+    config = {"architecture": "arm", "os": "linux", "variant": "v7", "created": "2024-10-18T06:00:00Z",
+              "history": [{}, {}, {}], "rootfs": {"type": "layers", "diff_ids": [D]}}
+    decoded = m.decode_blob(body(config), m.OCI_CONFIG)
+    assert isinstance(decoded, m.ImageConfig)
+    assert (str(decoded.platform), decoded.created, decoded.history_length, decoded.diff_ids) == (
+        "linux/arm/v7", "2024-10-18T06:00:00Z", 3, (D,))
+    assert m.decode_blob(body(config), m.DOCKER_CONFIG).kind == "config"
+
+
+def test_in_toto_attestation_layer():
+    statement = {"_type": "https://in-toto.io/Statement/v0.1", "predicateType": "https://slsa.dev/provenance/v0.2",
+                 "subject": [{"name": "pkg:docker/app", "digest": {"sha256": "1" * 64}}], "predicate": {}}
+    decoded = m.decode_blob(body(statement), m.IN_TOTO)
+    assert decoded.predicate_type == "https://slsa.dev/provenance/v0.2" and decoded.subjects == ("pkg:docker/app",)
+
+
+@pytest.mark.parametrize("media_type", [
+    "application/vnd.oci.image.layer.v1.tar", "application/vnd.oci.image.layer.v1.tar+gzip",
+    "application/vnd.oci.image.layer.v1.tar+zstd", "application/vnd.oci.image.layer.nondistributable.v1.tar",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+    "application/vnd.docker.image.rootfs.diff.tar.gzip", "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+    "application/vnd.docker.image.rootfs.diff.tar", "application/vnd.docker.container.image.rootfs.diff+x-gtar"])
+def test_layer_media_types_are_known_layers_and_not_decoded(media_type):
+    assert m.media_kind(media_type) == "layer"
+    assert m.decode_blob(b"\x1f\x8b binary", media_type) is None
+
+
+@pytest.mark.parametrize("raw,reason", [
+    (b"{not json", "invalid JSON"),
+    (b"\xff\xfe", "not UTF-8"),
+    (b"[1, 2]", "a manifest is a JSON object, not a list"),
+    (body({"schemaVersion": 2, "mediaType": m.OCI_INDEX, "manifests": "none"}), "'manifests' should be a list"),
+    (body({"schemaVersion": 2, "mediaType": m.OCI_MANIFEST, "config": CFG, "layers": [{**LAYER, "size": "9"}]}),
+     "layers[0]: 'size' should be an integer, not a string"),
+    (body({"schemaVersion": 2, "mediaType": m.OCI_MANIFEST, "layers": []}), "'config' is missing"),
+    (body({"schemaVersion": 2, "mediaType": "application/vnd.example.unknown+json"}), "unknown manifest media type"),
+])
+def test_bad_bodies_decode_to_a_failure_that_says_why(raw, reason):
+    decoded = m.decode_manifest(raw, None)
+    assert isinstance(decoded, m.DecodeFailure) and reason in decoded.reason
+
+
+def test_unknown_media_type_is_kept_as_it_is():
+    decoded = m.decode_manifest(body({"mediaType": "application/x-weird"}), None)
+    assert decoded.media_type == "application/x-weird"
+    d = m.Descriptor.parse({"mediaType": "application/x-weird", "digest": D, "size": 1}, "d")
+    assert d.kind == "application/x-weird"
+
+
+def test_platform_prints_like_a_platform_string():
+    assert str(m.Platform("linux", "arm64", "v8")) == "linux/arm64/v8"
+    assert str(m.Platform("windows", "amd64", os_version="10.0.17763")) == "windows/amd64"

@@ -1,0 +1,132 @@
+"""The report: the article's table from real calls, in English and Chinese, JSON for machines, no secrets."""
+
+import json
+import re
+
+import pytest
+from conftest import ARTICLE_INDEX, index_body, make_flow, sha256
+
+from analyzers.analysis import analyze
+from analyzers.captures import call_from_state
+from analyzers.manifests import OCI_INDEX
+from analyzers.report import call_line, cell, render
+
+R = "https://hub.example"
+
+
+def analysis_of(*flows):
+    return analyze([call_from_state(f.get_state()) for f in flows])
+
+
+def article_session():
+    idx = sha256(ARTICLE_INDEX)
+    return analysis_of(
+        make_flow("HEAD", f"{R}/v2/hj-public/debian/manifests/latest", 200,
+                  resp_headers={"Docker-Content-Digest": idx, "Content-Type": OCI_INDEX}),
+        make_flow("GET", f"{R}/v2/hj-public/debian/manifests/{idx}", 200, resp_body=ARTICLE_INDEX,
+                  resp_headers={"Docker-Content-Digest": idx, "Content-Type": OCI_INDEX}),
+        make_flow("GET", f"{R}/v2/hj-public/debian/manifests/sha256:d15e83b3662501593be46a5a2aef02c2f5b4a1826aa5bef8cd21e7047a497af8",
+                  404),
+        make_flow("GET", f"{R}/favicon.ico", 404),
+    )
+
+
+def test_markdown_has_the_article_table_row_per_call_with_host_and_short_digests():
+    md = render(article_session(), "markdown")
+    assert "| method" in md and "| OCI endpoint" in md
+    assert f"/v2/hj-public/debian/manifests/{sha256(ARTICLE_INDEX)[:16]}..." in md
+    assert "hub.example" in md
+    assert "end-3 /v2/\\<name\\>/manifests/\\<reference\\>" in md
+    assert "index: 8 platforms + 8 attestations" in md
+    assert "not a registry call" in md
+
+
+def test_markdown_shows_the_index_as_a_platform_table_with_attestations():
+    md = render(article_session(), "markdown")
+    for platform in ("linux/386", "linux/arm/v5", "linux/arm64", "linux/s390x"):
+        assert f"| {platform} " in md
+    assert "sha256:fe2aa90b2..." in md  # the attestation for linux/arm64
+    assert call_line(article_session().calls[2]).endswith("404 end-3 fetch manifest; linux/arm64")
+
+
+def test_markdown_counts_calls_per_endpoint_and_bytes_each_way():
+    md = render(article_session(), "markdown")
+    assert "## Calls per endpoint" in md and "## Bytes each way" in md
+    assert f"registry to client: {len(ARTICLE_INDEX):,} bytes" in md
+
+
+def test_chinese_report_uses_the_article_wording():
+    md = render(article_session(), "markdown", "zh")
+    assert "| 说明" in md and "| OCI 对应" in md and "判断 manifest 是否存在" in md
+    assert "多架构索引: 8 个平台 + 8 个证明文件" in md
+
+
+def test_hostile_values_cannot_break_a_table():
+    index = json.loads(index_body("linux/amd64"))
+    index["annotations"] = {"org.opencontainers.image.title": "x | y\n| injected | row |"}
+    body = json.dumps(index).encode()
+    md = render(analysis_of(make_flow("PUT", f"{R}/v2/app/manifests/a|b<script>", 201, req_body=body,
+                                      req_headers={"Content-Type": OCI_INDEX})), "markdown")
+    assert "\n| injected" not in md and "<script>" not in md
+    assert cell("a|b\nc") == "a\\|b c"
+    [row] = [line for line in md.splitlines() if line.startswith("| 1 ")]
+    assert len(re.findall(r"(?<!\\)\|", row)) == 8  # seven columns, whatever the values held
+
+
+def test_json_lists_every_http_flow_with_the_public_fields():
+    doc = json.loads(render(article_session(), "json"))
+    assert set(doc) == {"calls", "objects", "warnings"}
+    assert [c["endpoint"] for c in doc["calls"]] == ["end-3", "end-3", "end-3", None]
+    required = {"method", "url", "host", "path", "status", "endpoint", "repository", "reference", "digest",
+                "digest_verified"}
+    assert all(required <= set(c) for c in doc["calls"])
+    assert doc["calls"][1]["digest_verified"] is True and doc["calls"][0]["digest_verified"] is None
+    assert doc["calls"][0]["reference"] == "latest" and doc["calls"][0]["repository"] == "hj-public/debian"
+
+
+def test_json_index_object_lists_platforms_and_attestation_links():
+    [index] = json.loads(render(article_session(), "json"))["objects"]
+    assert index["kind"] == "index" and index["media_type"] == OCI_INDEX and index["digest"] == sha256(ARTICLE_INDEX)
+    entries = {e["digest"]: e for e in index["manifests"]}
+    arm64 = "sha256:d15e83b3662501593be46a5a2aef02c2f5b4a1826aa5bef8cd21e7047a497af8"
+    assert entries[arm64]["platform"] == "linux/arm64" and entries[arm64]["attests"] is None
+    attestation = [e for e in index["manifests"] if e["attests"] == arm64]
+    assert len(attestation) == 1 and attestation[0]["kind"] == "attestation"
+    assert attestation[0]["platform"] == "unknown/unknown"
+
+
+def test_jsonl_is_one_call_per_line_with_the_same_fields():
+    a = article_session()
+    lines = render(a, "jsonl").splitlines()
+    assert len(lines) == 4
+    assert json.loads(lines[1]) == json.loads(render(a, "json"))["calls"][1]
+
+
+SECRET = "c2VjcmV0LXZhbHVl"
+
+
+def secret_session():
+    return analysis_of(
+        make_flow("GET", f"{R}/v2/", 401, resp_headers={"WWW-Authenticate": 'Bearer realm="https://auth.example/token"'}),
+        make_flow("GET", "https://auth.example/token?scope=repository:a:pull&service=hub", 200,
+                  req_headers={"Authorization": f"Basic {SECRET}", "Cookie": f"session={SECRET}"},
+                  resp_body=json.dumps({"token": SECRET, "access_token": SECRET}).encode(),
+                  resp_headers={"Set-Cookie": f"id={SECRET}"}),
+        make_flow("POST", "https://auth.example/token?access_token=" + SECRET, 200,
+                  req_body=f"grant_type=password&password={SECRET}".encode()),
+        make_flow("GET", f"{R}/v2/a/manifests/v1", 404,
+                  req_headers={"Authorization": f"Bearer {SECRET}", "Proxy-Authorization": f"Basic {SECRET}"}),
+    )
+
+
+@pytest.mark.parametrize("fmt,lang", [("markdown", "en"), ("markdown", "zh"), ("json", "en"), ("jsonl", "en")])
+def test_no_output_holds_a_credential(fmt, lang):
+    out = render(secret_session(), fmt, lang)
+    assert SECRET not in out
+
+
+def test_redacted_headers_keep_their_scheme():
+    doc = json.loads(render(secret_session(), "json"))
+    headers = dict(doc["calls"][3]["request_headers"])
+    assert headers["Authorization"] == "Bearer <redacted>"
+    assert doc["calls"][1]["endpoint"] == "token"
