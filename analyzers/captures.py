@@ -177,7 +177,8 @@ def read_flow_file(path: str | Path) -> Iterator[Call]:
     with open(path, "rb") as fh:
         size = Path(path).stat().st_size
         try:
-            for state, offset in iter_tnetstrings(fh):
+            for state, end in iter_tnetstrings(fh):
+                offset = end
                 if not isinstance(state, dict):
                     raise ValueError("a flow is not a dictionary")
                 call = call_from_state(_migrate(state), name)

@@ -51,9 +51,13 @@ class UploadSessions:
     def __init__(self) -> None:
         self._sessions: dict[str, Hasher] = {}
 
+    def hasher(self, session: str) -> Hasher:
+        """The session's running hash, for a caller that feeds it chunk by chunk."""
+        return self._sessions.setdefault(session, Hasher())
+
     def feed(self, session: str, chunk: bytes | None) -> None:
         """Add a chunk to a session; None for a chunk that passed unseen (its hash can no longer be known)."""
-        hasher = self._sessions.setdefault(session, Hasher())
+        hasher = self.hasher(session)
         if chunk is None:
             hasher.whole = False
         else:

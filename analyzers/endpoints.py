@@ -47,6 +47,7 @@ class Endpoint:
     realm: bool = False
     when_any: frozenset[str] = frozenset()
     when_none: frozenset[str] = frozenset()
+    keep: frozenset[str] = frozenset()
 
     def describe(self, method: str, lang: str = "en") -> str:
         text = self.meaning.get(lang) or self.meaning["en"]
@@ -72,6 +73,10 @@ class Classification:
     @property
     def endpoint_id(self) -> str | None:
         return self.endpoint.id if self.endpoint else None
+
+    def keeps(self, side: str) -> bool:
+        """Whether a live proxy should hold this side's body whole ("request" or "response")."""
+        return self.endpoint is not None and side in self.endpoint.keep
 
 
 class Grammar:
@@ -120,6 +125,7 @@ def _endpoint(row: Mapping) -> Endpoint:
         realm=bool(row.get("realm")),
         when_any=frozenset(query.get("when_any", ())),
         when_none=frozenset(query.get("when_none", ())),
+        keep=frozenset(row.get("keep", ())),
     )
 
 

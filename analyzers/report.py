@@ -95,7 +95,8 @@ def object_summary(value: Decoded, lang: str, platform: Platform | None = None) 
         prefix = f"{platform} " if platform is not None else ""
         return text("manifest_summary", lang, platform=prefix, layers=_count("layers", value.layers, lang))
     if isinstance(value, Schema1Manifest):
-        return text("schema1_summary", lang, architecture=value.architecture, layers=_count("layers", value.layers, lang))
+        return text("schema1_summary", lang, architecture=value.architecture,
+                    layers=_count("layers", value.layers, lang))
     if isinstance(value, ImageConfig):
         return text("config_summary", lang, platform=value.platform)
     if isinstance(value, InTotoStatement):

@@ -1,5 +1,193 @@
-"""`ocitrace proxy` (filled in by the live-capture work)."""
+"""`ocitrace demo`: the article's three stories, replayed with a real registry and real clients.
+
+A local CNCF distribution registry, the ocitrace proxy in front of it, and buildah, skopeo and the docker
+CLI as clients. Each story is captured on its own (flows.mitm, events.jsonl, report.md, report.zh.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from analyzers.analysis import analyze
+from analyzers.captures import read_captures
+from analyzers.report import render_markdown
+
+from .lab import REGISTRY_NAME, LabError, Proxy, Registry, require, run_client
+from .layout import ARTICLE_PLATFORMS, write_base_image
+
+BASE = f"{REGISTRY_NAME}/hj-public/debian"
+TARGET = f"{REGISTRY_NAME}/hj-public/test1"
+MANUAL = f"{REGISTRY_NAME}/hj-public/test2"
+BUILD_PLATFORMS = ("linux/amd64", "linux/arm64")
+CLIENTS = ("docker-registry", "skopeo", "buildah", "docker")
+
+
+class Lab:
+    """A registry, a scratch folder, and proxies started on demand in front of the registry."""
+
+    def __init__(self, work: Path):
+        self.work = work
+        self.confdir = work / "mitmproxy"
+        self.registry = Registry(work / "registry")
+
+    def __enter__(self) -> Lab:
+        require(*CLIENTS)
+        # buildah reads its auth file from DOCKER_CONFIG and wants it to exist.
+        (self.work / "docker").mkdir(parents=True, exist_ok=True)
+        (self.work / "docker" / "config.json").write_text("{}")
+        self.registry.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.registry.stop()
+
+    @contextmanager
+    def proxy(self, out: Path, lang: str = "en") -> Iterator[dict[str, str]]:
+        """A proxy writing into `out`; yields the environment a client needs to use it."""
+        log = self.work / f"{out.name}.proxy.log"
+        with Proxy(out, {REGISTRY_NAME: self.registry.upstream}, self.confdir, lang, log=log) as proxy:
+            env = proxy.env()
+            env.update(DOCKER_CONFIG=str(self.work / "docker"), STORAGE_DRIVER="vfs", BUILDAH_ISOLATION="chroot")
+            yield env
+
+    def buildah(self, *args: str) -> list[str]:
+        return ["buildah", "--root", str(self.work / "buildah" / "root"),
+                "--runroot", str(self.work / "buildah" / "run"), *args]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    commands: tuple[str, ...]
+    run: Callable[[Lab, dict[str, str]], None]
+    setup: Callable[[Lab, dict[str, str]], None] | None = None
+
+
+def seed(lab: Lab, env: dict[str, str]) -> None:
+    layout = write_base_image(lab.work / "base-layout")
+    run_client(["skopeo", "copy", "--all", "--preserve-digests", f"oci:{layout}:latest",
+                f"docker://{BASE}:latest"], env)
+
+
+def build_and_push(lab: Lab, env: dict[str, str]) -> None:
+    context = lab.work / "build-context"
+    context.mkdir(exist_ok=True)
+    (context / "date.txt").write_text("2024-10-18 14:59:31\n")
+    # The article's Dockerfile RUNs `date`; COPY makes the same layer without emulating foreign CPUs.
+    (context / "Dockerfile").write_text(f"FROM {BASE}\nCOPY date.txt /tmp/date.txt\n")
+    run_client(lab.buildah("build", "--platform", ",".join(BUILD_PLATFORMS), "--manifest", "hj-test1",
+                           str(context)), env)
+    run_client(lab.buildah("manifest", "push", "--all", "hj-test1", f"docker://{TARGET}:new"), env)
+
+
+def manual_setup(lab: Lab, env: dict[str, str]) -> None:
+    """The article assumes image:amd64 and image:arm64 exist: copy them from the buildah push."""
+    for platform in BUILD_PLATFORMS:
+        arch = platform.split("/")[1]
+        run_client(["skopeo", "copy", "--override-os", "linux", "--override-arch", arch,
+                    f"docker://{TARGET}:new", f"docker://{MANUAL}:{arch}"], env)
+
+
+def manual_index(lab: Lab, env: dict[str, str]) -> None:
+    run_client(["docker", "manifest", "create", "--amend", f"{MANUAL}:new", f"{MANUAL}:arm64", f"{MANUAL}:amd64"],
+               env)
+    for platform in BUILD_PLATFORMS:
+        os_, arch = platform.split("/")
+        run_client(["docker", "manifest", "annotate", f"{MANUAL}:new", f"{MANUAL}:{arch}", "--os", os_,
+                    "--arch", arch], env)
+    run_client(["docker", "manifest", "push", "--purge", f"{MANUAL}:new"], env)
+
+
+def pull_one_platform(lab: Lab, env: dict[str, str]) -> None:
+    run_client(["skopeo", "copy", "--override-os", "linux", "--override-arch", "arm64",
+                f"docker://{TARGET}:new", f"oci:{lab.work / 'pulled'}:new"], env)
+
+
+SCENARIOS = (
+    Scenario("seed", "Seed: push the base image hj-public/debian (8 platforms + 8 attestations, as buildx makes it)",
+             (f"skopeo copy --all --preserve-digests oci:base:latest docker://{BASE}:latest",), seed),
+    Scenario("build-push", "1. Build and push a multi-arch image (the article's buildx push)",
+             (f"buildah build --platform {','.join(BUILD_PLATFORMS)} --manifest hj-test1 .",
+              f"buildah manifest push --all hj-test1 docker://{TARGET}:new"), build_and_push),
+    Scenario("manual", "2. Create the index by hand with docker manifest",
+             (f"docker manifest create --amend {MANUAL}:new {MANUAL}:arm64 {MANUAL}:amd64",
+              f"docker manifest annotate {MANUAL}:new {MANUAL}:arm64 --os linux --arch arm64",
+              f"docker manifest annotate {MANUAL}:new {MANUAL}:amd64 --os linux --arch amd64",
+              f"docker manifest push --purge {MANUAL}:new"), manual_index, manual_setup),
+    Scenario("pull", "3. Pull one platform (linux/arm64)",
+             (f"skopeo copy --override-os linux --override-arch arm64 docker://{TARGET}:new oci:pulled:new",),
+             pull_one_platform),
+)
+
+
+def run_scenarios(out: Path, work: Path, scenarios=SCENARIOS, progress=print) -> dict[str, Path]:
+    """Run each scenario behind its own proxy; returns each scenario's capture folder."""
+    folders = {}
+    with Lab(work) as lab:
+        for scenario in scenarios:
+            if scenario.setup is not None:
+                with lab.proxy(work / f"{scenario.name}-setup") as env:
+                    scenario.setup(lab, env)
+            folder = out / scenario.name
+            if folder.exists():
+                shutil.rmtree(folder)
+            with lab.proxy(folder) as env:
+                scenario.run(lab, env)
+            write_chinese_report(folder)
+            folders[scenario.name] = folder
+            progress(f"{scenario.title}: {folder / 'report.md'}")
+    return folders
+
+
+def write_chinese_report(folder: Path) -> None:
+    captures = read_captures([folder / "flows.mitm"])
+    report = render_markdown(analyze(captures.calls), [str(folder / "flows.mitm")], captures.errors, lang="zh")
+    (folder / "report.zh.md").write_text(report, encoding="utf-8")
+
+
+def write_index(out: Path, folders: dict[str, Path]) -> Path:
+    lines = ["# ocitrace demo captures", "",
+             "Recorded by `make demo` (`ocitrace demo`): Debian's `docker-registry` (CNCF distribution 2.8) on "
+             f"loopback, named `{REGISTRY_NAME}` for the clients, behind `ocitrace proxy`; real clients "
+             "(buildah, skopeo, the docker CLI). The base image has the article's platforms: "
+             + ", ".join(ARTICLE_PLATFORMS) + ".", ""]
+    for scenario in SCENARIOS:
+        folder = folders.get(scenario.name)
+        if folder is None:
+            continue
+        events = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines() if line]
+        verified = sum(1 for e in events if e["digest_verified"])
+        lines += [f"## {scenario.title}", "", "```sh", *scenario.commands, "```", "",
+                  f"{len(events)} calls, {verified} with a verified digest: "
+                  f"[report]({scenario.name}/report.md) · [中文报告]({scenario.name}/report.zh.md) · "
+                  f"[events]({scenario.name}/events.jsonl) · [flows]({scenario.name}/flows.mitm)", ""]
+    index = out / "README.md"
+    index.write_text("\n".join(lines), encoding="utf-8")
+    return index
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .cli import fail
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="ocitrace-demo-") as tmp:
+        try:
+            folders = run_scenarios(args.out.resolve(), Path(tmp))
+        except LabError as exc:
+            return fail(f"demo: {exc}", 1)
+    print(f"Index of the captures: {write_index(args.out, folders)}")
+    return 0
 
 
 def register(sub) -> None:
-    pass
+    p = sub.add_parser("demo", help="replay the article with a local registry and real clients")
+    p.add_argument("--out", type=Path, default=Path("captures/demo"), help="where captures and reports go")
+    p.set_defaults(func=cmd_demo)

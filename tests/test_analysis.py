@@ -59,7 +59,8 @@ def test_a_blob_is_checked_against_the_descriptor_that_named_it_and_decoded_as_a
 
 def test_platform_of_a_manifest_comes_from_the_index_that_named_it():
     index = index_body("linux/amd64", "linux/arm64", attest=True)
-    a = run(make_flow("GET", f"{R}/v2/app/manifests/new", 200, resp_body=index, resp_headers={"Content-Type": OCI_INDEX}),
+    a = run(make_flow("GET", f"{R}/v2/app/manifests/new", 200, resp_body=index,
+                      resp_headers={"Content-Type": OCI_INDEX}),
             make_flow("HEAD", f"{R}/v2/app/manifests/sha256:{1:064x}", 200),
             make_flow("GET", f"{R}/v2/app/manifests/sha256:{0xa1:064x}", 404))
     assert str(a.calls[1].platform) == "linux/arm64"

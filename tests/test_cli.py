@@ -58,4 +58,5 @@ def test_bad_input_never_shows_a_traceback(tmp_path, content):
 def test_missing_file_is_one_sentence(tmp_path):
     result = subprocess.run([sys.executable, "-m", "ocitrace", "analyze", str(tmp_path / "nope.mitm")],
                             capture_output=True, text=True)
-    assert result.returncode == 2 and result.stderr.strip() == f"ocitrace: {tmp_path / 'nope.mitm'}: no such capture file"
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"ocitrace: {tmp_path / 'nope.mitm'}: no such capture file"

@@ -12,6 +12,7 @@ from analyzers.manifests import OCI_INDEX
 from analyzers.report import call_line, cell, render
 
 R = "https://hub.example"
+ARM64 = "sha256:d15e83b3662501593be46a5a2aef02c2f5b4a1826aa5bef8cd21e7047a497af8"
 
 
 def analysis_of(*flows):
@@ -25,8 +26,7 @@ def article_session():
                   resp_headers={"Docker-Content-Digest": idx, "Content-Type": OCI_INDEX}),
         make_flow("GET", f"{R}/v2/hj-public/debian/manifests/{idx}", 200, resp_body=ARTICLE_INDEX,
                   resp_headers={"Docker-Content-Digest": idx, "Content-Type": OCI_INDEX}),
-        make_flow("GET", f"{R}/v2/hj-public/debian/manifests/sha256:d15e83b3662501593be46a5a2aef02c2f5b4a1826aa5bef8cd21e7047a497af8",
-                  404),
+        make_flow("GET", f"{R}/v2/hj-public/debian/manifests/{ARM64}", 404),
         make_flow("GET", f"{R}/favicon.ico", 404),
     )
 

@@ -1,0 +1,176 @@
+"""The parts of a local registry session: a real registry, the ocitrace proxy, and real clients.
+
+Used by `ocitrace demo` and by the end-to-end tests. Every server gets a free loopback port, is waited
+for by probing it (never by sleeping a fixed time), and is stopped on exit.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+# Go clients never send localhost or 127.x through a proxy, so the registry gets a name that only the
+# proxy resolves (to the registry's loopback port).
+REGISTRY_NAME = "registry.test"
+READY_TIMEOUT = 30.0
+
+
+class LabError(Exception):
+    """A part of the lab could not be started or a client failed; the message says which and why."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(ready, what: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise LabError(f"{what} exited with status {process.returncode}: {_tail(log)}")
+        if ready():
+            return
+        time.sleep(0.05)
+    raise LabError(f"{what} was not ready after {READY_TIMEOUT:.0f} s: {_tail(log)}")
+
+
+def _tail(log: Path, lines: int = 5) -> str:
+    try:
+        return " | ".join(log.read_text(errors="replace").strip().splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def require(*commands: str) -> None:
+    missing = [c for c in commands if shutil.which(c) is None]
+    if missing:
+        raise LabError(f"missing {', '.join(missing)}: run 'make demo' or 'make test', which install them")
+
+
+class _Service:
+    process: subprocess.Popen | None = None
+    name = "service"
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+
+class Registry(_Service):
+    """CNCF distribution (Debian's docker-registry) on loopback, storage in `root`."""
+
+    name = "docker-registry"
+
+    def __init__(self, root: Path, public_name: str = REGISTRY_NAME):
+        self.root = root
+        self.public_name = public_name
+        self.port = free_port()
+        self.log = root / "registry.log"
+
+    @property
+    def upstream(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        require("docker-registry")
+        self.root.mkdir(parents=True, exist_ok=True)
+        config = self.root / "config.yml"
+        # http.host: upload Locations must name the proxy-only name, or clients go around the proxy.
+        config.write_text(
+            "version: 0.1\n"
+            "log: {level: info, accesslog: {disabled: true}}\n"
+            f"storage: {{filesystem: {{rootdirectory: {self.root / 'storage'}}}, delete: {{enabled: true}}}}\n"
+            f"http: {{addr: '127.0.0.1:{self.port}', host: 'https://{self.public_name}'}}\n"
+        )
+        self.process = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=open(self.log, "wb"),
+                                        stderr=subprocess.STDOUT)
+        _wait(self._answers, self.name, self.process, self.log)
+
+    def _answers(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.upstream}/v2/", timeout=1) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
+
+
+class Proxy(_Service):
+    """`ocitrace proxy` in its own process, writing into `out`."""
+
+    name = "ocitrace proxy"
+
+    def __init__(self, out: Path, maps: Mapping[str, str], confdir: Path, lang: str = "en",
+                 extra: Sequence[str] = (), log: Path | None = None):
+        self.out, self.maps, self.confdir, self.lang, self.extra = out, maps, confdir, lang, extra
+        self.port = free_port()
+        self.log = log or out.parent / f"{out.name}.proxy.log"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.confdir / "mitmproxy-ca-cert.pem"
+
+    def start(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, "-m", "ocitrace", "proxy", "--port", str(self.port), "--out", str(self.out),
+                "--confdir", str(self.confdir), "--lang", self.lang]
+        for host, url in self.maps.items():
+            argv += ["--map", f"{host}={url}"]
+        if self.extra:
+            argv += ["--", *self.extra]
+        self.process = subprocess.Popen(argv, stdout=open(self.log, "wb"), stderr=subprocess.STDOUT)
+        _wait(lambda: _port_open(self.port) and self.ca_file.exists(), self.name, self.process, self.log)
+
+    def env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """What a client needs to go through this proxy and trust it."""
+        env = dict(os.environ if base is None else base)
+        for key in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+            env.pop(key, None)
+        url = f"http://127.0.0.1:{self.port}"
+        env.update(HTTPS_PROXY=url, https_proxy=url, SSL_CERT_FILE=str(self.ca_file))
+        return env
+
+
+def run_client(argv: Sequence[str], env: Mapping[str, str], cwd: Path | None = None, timeout: float = 600) -> str:
+    """Run a real client; its output, or a LabError naming the command and its last lines."""
+    try:
+        done = subprocess.run(list(argv), env=dict(env), cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise LabError(f"{' '.join(argv[:3])} did not finish in {timeout:.0f} s") from None
+    if done.returncode != 0:
+        tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-4:])
+        raise LabError(f"{' '.join(argv)} failed ({done.returncode}): {tail}")
+    return done.stdout
