@@ -167,7 +167,7 @@ class RegistryTrace:
         if self._writer is not None:
             self._writer.add(flow)
             self._flows.flush()
-            self._events.write(json.dumps(call_record(item), ensure_ascii=False) + "\n")
+            self._events.write(json.dumps(call_record(item, self.analyzer.analysis), ensure_ascii=False) + "\n")
             self._events.flush()
 
     def close(self) -> None:

@@ -70,7 +70,8 @@ class UpstreamMap:
         if spec is None:
             return
         asked = flow.request.host_header or flow.request.pretty_host
-        flow.metadata.setdefault(METADATA_KEY, {})["client_host"] = asked
+        flow.metadata.setdefault(METADATA_KEY, {}).update(
+            client_host=asked, client_scheme=flow.request.scheme, client_port=flow.request.port)
         flow.request.scheme = spec.scheme
         flow.request.host = spec.upstream_host
         flow.request.port = spec.upstream_port

@@ -17,6 +17,7 @@ from .manifests import (
     Decoded,
     DecodeFailure,
     Descriptor,
+    ImageConfig,
     ImageManifest,
     Index,
     Platform,
@@ -100,6 +101,17 @@ class Analysis:
     calls: list[AnalyzedCall] = field(default_factory=list)
     objects: list[DecodedObject] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # What the whole session tells of each manifest's platform (from indexes and from configs),
+    # including what was learnt after the call that carried it.
+    platforms: dict[str, Platform] = field(default_factory=dict)
+
+    def platform_of(self, item: AnalyzedCall) -> Platform | None:
+        if item.platform is not None:
+            return item.platform
+        for digest in (item.classification.digest, item.body_digest):
+            if digest in self.platforms:
+                return self.platforms[digest]
+        return None
 
 
 def _hash(data: bytes, algorithm: str) -> str | None:
@@ -116,8 +128,9 @@ class Analyzer:
         self._realms: set[str] = set()
         self._uploads = UploadSessions()
         self._descriptors: dict[str, Descriptor] = {}
-        self._platforms: dict[str, Platform] = {}
+        self._platforms = self.analysis.platforms
         self._objects: dict[str, DecodedObject] = {}
+        self._manifests_of_config: dict[str, list[str]] = {}
 
     def add(self, call: Call) -> AnalyzedCall:
         self._learn_realm(call)
@@ -266,9 +279,9 @@ class Analyzer:
             self.analysis.objects.append(obj)
         obj.calls.append(item.index)
         item.object = obj
-        self._remember(value)
+        self._remember(value, digest)
 
-    def _remember(self, value: Decoded) -> None:
+    def _remember(self, value: Decoded, digest: str | None) -> None:
         """Keep the descriptors an index or manifest names, to check and label what is fetched next."""
         if isinstance(value, Index):
             for d in value.manifests:
@@ -281,6 +294,18 @@ class Analyzer:
         elif isinstance(value, ImageManifest):
             for d in (value.config, *value.layers):
                 self._descriptors.setdefault(d.digest, d)
+            if digest:
+                self._manifests_of_config.setdefault(value.config.digest, []).append(digest)
+                config = self._objects.get(value.config.digest)
+                if config is not None and isinstance(config.value, ImageConfig):
+                    self._learn_platform(digest, config.value.platform)
+        elif isinstance(value, ImageConfig) and digest:
+            for manifest in self._manifests_of_config.get(digest, ()):
+                self._learn_platform(manifest, value.platform)
+
+    def _learn_platform(self, manifest: str, platform: Platform) -> None:
+        if not platform.unknown and platform.os:
+            self._platforms.setdefault(manifest, platform)
 
     def _link_descriptor(self, item: AnalyzedCall) -> None:
         for digest in (item.classification.digest, item.body_digest):

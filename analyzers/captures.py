@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import heapq
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -135,12 +136,15 @@ def call_from_state(state: Mapping[str, Any], source: str = "") -> Call | None:
     req_headers = _headers(req.get("headers"))
     path_and_query = _text(req.get("path"))
     path, _, query = path_and_query.partition("?")
+    # The live proxy may have sent the call elsewhere; it kept what the client asked for.
     host = meta.get("client_host") or _text(req.get("authority")) or req_headers.get("host") or _text(req.get("host"))
-    host, port = _split_host(host, req.get("port"))
-    upstream = f"{_text(req.get('host'))}:{req.get('port')}" if meta.get("client_host") else None
+    host, port = _split_host(host, meta.get("client_port", req.get("port")))
+    upstream = None
+    if meta.get("client_host"):
+        upstream = f"{_text(req.get('scheme'))}://{_text(req.get('host'))}:{req.get('port')}"
     return Call(
         method=_text(req.get("method")).upper(),
-        scheme=_text(req.get("scheme")) or "http",
+        scheme=meta.get("client_scheme") or _text(req.get("scheme")) or "http",
         host=host,
         port=port,
         path=path,
@@ -286,9 +290,10 @@ def read_capture(path: str | Path) -> Iterator[Call]:
 
 
 def read_captures(paths: Iterable[str | Path]) -> CaptureSet:
-    """All calls of several captures as one session, in time order (ties keep file order)."""
+    """All calls of several captures as one session in time order. Each file keeps its own order (the
+    order its calls completed in), and files are interleaved by when their calls started."""
     result = CaptureSet()
-    ordered: list[tuple[float, int, Call]] = []
+    per_file: list[list[tuple[float, Call]]] = []
     for path in paths:
         calls: list[Call] = []
         try:
@@ -296,10 +301,10 @@ def read_captures(paths: Iterable[str | Path]) -> CaptureSet:
         except CaptureError as exc:
             exc.calls = calls
             result.errors.append(exc)
-        last = 0.0
+        keyed, last = [], 0.0
         for call in calls:
             last = call.timestamp if call.timestamp is not None else last
-            ordered.append((last, len(ordered), call))
-    ordered.sort(key=lambda item: (item[0], item[1]))
-    result.calls = [call for _, _, call in ordered]
+            keyed.append((last, call))
+        per_file.append(keyed)
+    result.calls = [call for _, call in heapq.merge(*per_file, key=lambda item: item[0])]
     return result

@@ -110,15 +110,17 @@ def _descriptor_summary(d: Descriptor, lang: str) -> str:
     return f"{role} {d.media_type.rsplit('.', 1)[-1] if kind == 'layer' else ''} {_size(d.size)} B".replace("  ", " ")
 
 
-def meaning(item: AnalyzedCall, lang: str = "en") -> str:
+def meaning(item: AnalyzedCall, lang: str = "en", analysis: Analysis | None = None) -> str:
+    """What a call did, in words; with the whole `analysis`, also what was learnt of it later."""
     endpoint = item.classification.endpoint
     if endpoint is None:
         return text("not_registry", lang)
+    platform = analysis.platform_of(item) if analysis is not None else item.platform
     parts = [endpoint.describe(item.call.method, lang)]
     if item.object is not None:
-        parts.append(object_summary(item.object.value, lang, item.platform))
-    elif item.platform is not None:
-        parts.append(str(item.platform))
+        parts.append(object_summary(item.object.value, lang, platform))
+    elif platform is not None:
+        parts.append(str(platform))
     elif item.descriptor is not None:
         parts.append(_descriptor_summary(item.descriptor, lang))
     if item.classification.mount_from:
@@ -187,8 +189,9 @@ def object_record(obj: DecodedObject) -> dict[str, Any]:
     return record
 
 
-def call_record(item: AnalyzedCall) -> dict[str, Any]:
+def call_record(item: AnalyzedCall, analysis: Analysis | None = None) -> dict[str, Any]:
     call, cls = item.call, item.classification
+    platform = analysis.platform_of(item) if analysis is not None else item.platform
     endpoint = cls.endpoint
     query = redact.query(call.query)
     return {
@@ -205,14 +208,14 @@ def call_record(item: AnalyzedCall) -> dict[str, Any]:
         "endpoint": cls.endpoint_id,
         "oci": endpoint.oci if endpoint else None,
         "status_class": cls.status_class,
-        "meaning": meaning(item),
+        "meaning": meaning(item, "en", analysis),
         "repository": cls.repository,
         "reference": cls.reference,
         "tag": cls.tag,
         "digest": cls.digest,
         "session": item.session,
         "mount_from": cls.mount_from,
-        "platform": str(item.platform) if item.platform is not None else None,
+        "platform": str(platform) if platform is not None else None,
         "body_digest": item.body_digest,
         "request_bytes": call.request_size,
         "response_bytes": call.response_size,
@@ -229,7 +232,7 @@ def call_record(item: AnalyzedCall) -> dict[str, Any]:
 
 def render_json(analysis: Analysis, errors: Sequence[CaptureError] = ()) -> str:
     document = {
-        "calls": [call_record(item) for item in analysis.calls],
+        "calls": [call_record(item, analysis) for item in analysis.calls],
         "objects": [object_record(obj) for obj in analysis.objects],
         "warnings": [str(e) for e in errors] + analysis.warnings,
     }
@@ -237,7 +240,7 @@ def render_json(analysis: Analysis, errors: Sequence[CaptureError] = ()) -> str:
 
 
 def render_jsonl(analysis: Analysis, errors: Sequence[CaptureError] = ()) -> str:
-    return "".join(json.dumps(call_record(item), ensure_ascii=False) + "\n" for item in analysis.calls)
+    return "".join(json.dumps(call_record(item, analysis), ensure_ascii=False) + "\n" for item in analysis.calls)
 
 
 # --- markdown ---
@@ -256,7 +259,7 @@ def _calls_table(analysis: Analysis, lang: str) -> str:
         oci = f"{endpoint.id} {endpoint.oci}" if endpoint else ""
         status = call.status if call.status is not None else (call.error or "")
         rows.append([item.index + 1, call.method, call.host, shorten_digests(call.path), status,
-                     meaning(item, lang), oci])
+                     meaning(item, lang, analysis), oci])
     return _table([text(k, lang) for k in keys], rows)
 
 
@@ -265,7 +268,7 @@ def _object_section(obj: DecodedObject, analysis: Analysis, lang: str) -> str:
     digest = short_digest(obj.digest) if obj.digest else ""
     where = f" ({cell(obj.repository)})" if obj.repository else ""
     calls = ", ".join(str(i + 1) for i in obj.calls)
-    platform = analysis.calls[obj.calls[0]].platform if obj.calls else None
+    platform = analysis.platforms.get(obj.digest or "")
     heading = f"### {text('kind_' + value.kind, lang)}"
     lines = [f"{heading} {cell(digest)}{where}", "",
              f"{cell(object_summary(value, lang, platform))} — {text('seen_in', lang, calls=calls)}", ""]

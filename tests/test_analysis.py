@@ -155,3 +155,11 @@ def test_failed_calls_are_not_checked():
     [item] = run(make_flow("GET", f"{R}/v2/app/manifests/sha256:{'0' * 64}", 404,
                            resp_body=b'{"errors":[{"code":"MANIFEST_UNKNOWN"}]}')).calls
     assert item.digest_verified is None and item.object is None
+
+
+def test_a_manifest_learns_its_platform_from_a_config_fetched_later():
+    a = run(make_flow("GET", f"{R}/v2/app/manifests/v1", 200, resp_body=MANIFEST,
+                      resp_headers={"Content-Type": OCI_MANIFEST}),
+            make_flow("GET", f"{R}/v2/app/blobs/{sha256(CONFIG)}", 200, resp_body=CONFIG))
+    assert a.calls[0].platform is None  # not known when the manifest passed
+    assert str(a.platform_of(a.calls[0])) == "linux/arm64"

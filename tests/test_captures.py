@@ -109,3 +109,10 @@ def test_non_http_flows_are_skipped(flow_file):
     from mitmproxy.test import tflow
     path = flow_file(tflow.ttcpflow(), make_flow("GET", "https://r.test/v2/", 200))
     assert [c.path for c in read_capture(path)] == ["/v2/"]
+
+
+def test_one_capture_keeps_its_own_order_even_when_calls_overlap(flow_file):
+    # Concurrent calls complete (and are written) in another order than they started.
+    path = flow_file(make_flow("GET", "https://r.test/v2/slow/tags/list", 200, timestamp=1000.0),
+                     make_flow("GET", "https://r.test/v2/fast/tags/list", 200, timestamp=900.0))
+    assert [c.path.split("/")[2] for c in read_captures([path]).calls] == ["slow", "fast"]

@@ -30,6 +30,7 @@ ROWS = [
     ("GET", UP, "", 204, 404, "end-13"),
     ("DELETE", UP, "", 204, 404, "end-14"),
     ("GET", "/v2/_catalog", "n=100", 200, 404, "catalog"),
+    ("GET", "/v1/_ping", "", 200, 404, "v1-ping"),
     ("GET", "/token", "service=registry.test&scope=repository:team/app:pull", 200, 401, "token"),
 ]
 

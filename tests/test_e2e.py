@@ -1,0 +1,158 @@
+"""End to end: a real registry, `ocitrace proxy`, and real clients (buildah, skopeo, the docker CLI).
+
+The demo's scenarios run once for the module; each test reads what they captured.
+"""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from analyzers.analysis import analyze
+from analyzers.captures import read_captures
+from analyzers.report import render_markdown
+from ocitrace.demo import SCENARIOS, run_scenarios, write_index
+from ocitrace.lab import REGISTRY_NAME, LabError, Proxy, free_port, run_client
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("captures")
+    folders = run_scenarios(out, tmp_path_factory.mktemp("work"), progress=lambda _: None)
+    write_index(out, folders)
+    return folders
+
+
+def events(folder):
+    return [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("scenario", [s.name for s in SCENARIOS])
+def test_every_call_is_classified(demo, scenario):
+    calls = events(demo[scenario])
+    assert calls, "the scenario made no call through the proxy"
+    assert [c for c in calls if c["endpoint"] is None] == []
+    assert all(c["host"] == REGISTRY_NAME for c in calls)
+
+
+@pytest.mark.parametrize("scenario", [s.name for s in SCENARIOS])
+def test_every_blob_that_passed_has_a_verified_digest(demo, scenario):
+    for call in events(demo[scenario]):
+        moved = (call["endpoint"] == "end-2" and call["method"] == "GET" and call["status"] == 200) or (
+            call["endpoint"] == "end-6" and call["status"] == 201)
+        if moved:
+            assert call["digest_verified"] is True, call["path"]
+        assert call["digest_verified"] is not False, call["path"]
+
+
+@pytest.mark.parametrize("scenario", ["seed", "build-push"])
+def test_a_new_blob_is_checked_then_uploaded_in_a_session(demo, scenario):
+    calls = events(demo[scenario])
+    closed = [c for c in calls if c["endpoint"] == "end-6" and c["status"] == 201]
+    assert closed
+    checked_first = []
+    for put in closed:
+        before = calls[: put["index"] - 1]
+        session = [c["endpoint"] for c in before if c["session"] == put["session"]]
+        assert session[:1] == ["end-4a"] and "end-5" in session
+        checked_first.append(any(c["endpoint"] == "end-2" and c["method"] == "HEAD" and c["status"] == 404
+                                 and c["digest"] == put["digest"] for c in before))
+    # buildah recompresses a layer while pushing, so it asks for the digest it had, then sends another;
+    # skopeo copies blobs as they are and asks for each one first.
+    assert all(checked_first) if scenario == "seed" else any(checked_first)
+
+
+def test_build_push_fetches_the_base_index_each_platform_and_its_blobs(demo):
+    calls = events(demo["build-push"])
+    base = [c for c in calls if c["repository"] == "hj-public/debian"]
+    assert any(c["endpoint"] == "end-3" and "index: 8 platforms + 8 attestations" in c["meaning"] for c in base)
+    fetched = {c["platform"] for c in base if c["endpoint"] == "end-3" and c["reference"].startswith("sha256:")}
+    assert fetched == {"linux/amd64", "linux/arm64"}
+    assert any(c["endpoint"] == "end-2" and c["method"] == "GET" for c in base)
+
+
+def test_build_push_mounts_the_base_layers_and_puts_the_index_last(demo):
+    calls = events(demo["build-push"])
+    assert any(c["endpoint"] == "end-11" and c["status"] == 201 and c["mount_from"] == "hj-public/debian"
+               for c in calls)
+    last = calls[-1]
+    assert (last["method"], last["endpoint"], last["path"]) == ("PUT", "end-7", "/v2/hj-public/test1/manifests/new")
+    assert "index: 2 platforms" in last["meaning"]
+    pushed = [c for c in calls if c["endpoint"] == "end-7"]
+    assert len(pushed) == 3  # two platform manifests, then the index
+
+
+def test_seed_index_decodes_as_platforms_with_their_attestations(demo):
+    folder = demo["seed"]
+    doc = json.loads(render_json_of(folder))
+    [index] = [o for o in doc["objects"] if o["kind"] == "index"]
+    images = [m for m in index["manifests"] if m["kind"] != "attestation"]
+    attestations = [m for m in index["manifests"] if m["kind"] == "attestation"]
+    assert len(images) == 8 and len(attestations) == 8
+    assert {m["platform"] for m in images} >= {"linux/arm/v7", "linux/arm64", "linux/s390x"}
+    assert {a["attests"] for a in attestations} == {m["digest"] for m in images}
+
+
+def render_json_of(folder):
+    from analyzers.report import render_json
+    return render_json(analyze(read_captures([folder / "flows.mitm"]).calls))
+
+
+def test_manual_index_push_ends_with_the_index_of_the_annotated_platforms(demo):
+    calls = events(demo["manual"])
+    last = calls[-1]
+    assert (last["method"], last["endpoint"], last["status"]) == ("PUT", "end-7", 201)
+    doc = json.loads(render_json_of(demo["manual"]))
+    [index] = [o for o in doc["objects"] if o["kind"] == "index"]
+    assert sorted(m["platform"] for m in index["manifests"]) == ["linux/amd64", "linux/arm64"]
+
+
+def test_pull_one_platform_fetches_only_that_platform(demo):
+    calls = events(demo["pull"])
+    manifests = [c for c in calls if c["endpoint"] == "end-3"]
+    assert "index" in manifests[0]["meaning"]
+    assert [c["platform"] for c in manifests[1:]] == ["linux/arm64"]
+    blobs = [c for c in calls if c["endpoint"] == "end-2" and c["method"] == "GET"]
+    assert blobs and all(c["digest_verified"] for c in blobs)
+
+
+@pytest.mark.parametrize("scenario", [s.name for s in SCENARIOS])
+def test_live_report_is_the_offline_report(demo, scenario):
+    folder = demo[scenario]
+    captures = read_captures([folder / "flows.mitm"])
+    assert captures.errors == []
+    assert (folder / "report.md").read_text() == render_markdown(analyze(captures.calls), [str(folder / "flows.mitm")])
+    assert "## 接口调用" in (folder / "report.zh.md").read_text()
+
+
+def test_flow_files_hold_no_large_blob_bodies(demo):
+    for folder in demo.values():
+        for call in read_captures([folder / "flows.mitm"]).calls:
+            for body in (call.request_body, call.response_body):
+                assert body is None or len(body) <= 65536
+
+
+def test_registry_down_is_recorded_and_the_proxy_keeps_serving(tmp_path):
+    dead = f"http://127.0.0.1:{free_port()}"
+    with Proxy(tmp_path / "out", {REGISTRY_NAME: dead}, tmp_path / "conf") as proxy:
+        for _ in range(2):
+            with pytest.raises(LabError):
+                run_client(["skopeo", "inspect", "--retry-times", "0", f"docker://{REGISTRY_NAME}/app:v1"],
+                           proxy.env(), timeout=60)
+    calls = events(tmp_path / "out")
+    assert len([c for c in calls if c["endpoint"] == "end-1"]) == 2
+    assert all(c["endpoint"] in ("end-1", "v1-ping") and c["host"] == REGISTRY_NAME for c in calls)
+    assert all(c["status"] is None and "Connect call failed" in c["error"] for c in calls)
+
+
+def test_proxy_refuses_an_unwritable_output_folder_before_any_traffic(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    done = subprocess.run([sys.executable, "-m", "ocitrace", "proxy", "--port", str(free_port()),
+                           "--out", str(blocker / "out"), "--confdir", str(tmp_path / "conf")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("ocitrace: cannot write to")
