@@ -95,10 +95,11 @@ class Registry(_Service):
 
     name = "docker-registry"
 
-    def __init__(self, root: Path, public_name: str = REGISTRY_NAME):
+    def __init__(self, root: Path, public_url: str | None = f"https://{REGISTRY_NAME}"):
+        """`public_url`: the URL the registry names in its Location headers (None: its own address)."""
         self.root = root
-        self.public_name = public_name
         self.port = free_port()
+        self.public_url = public_url or self.upstream
         self.log = root / "registry.log"
 
     @property
@@ -114,7 +115,7 @@ class Registry(_Service):
             "version: 0.1\n"
             "log: {level: info, accesslog: {disabled: true}}\n"
             f"storage: {{filesystem: {{rootdirectory: {self.root / 'storage'}}}, delete: {{enabled: true}}}}\n"
-            f"http: {{addr: '127.0.0.1:{self.port}', host: 'https://{self.public_name}'}}\n"
+            f"http: {{addr: '127.0.0.1:{self.port}', host: '{self.public_url}'}}\n"
         )
         self.process = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=open(self.log, "wb"),
                                         stderr=subprocess.STDOUT)

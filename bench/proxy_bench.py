@@ -1,0 +1,174 @@
+"""Push and pull one large blob through `ocitrace proxy`, through plain streaming mitmdump, and direct.
+
+Run: .venv/bin/python bench/proxy_bench.py [--size-mib 1024] [--rounds 1]
+
+All three run side by side against one local registry (Debian's docker-registry) in one run, so the
+ratios hold on a shared, noisy machine. Reported: throughput of each, the ratio of ocitrace to plain
+mitmdump (target >= 0.85), each proxy's peak RSS (ocitrace target < 150 MB), and whether ocitrace
+verified the blob's digest both ways.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ocitrace.lab import Registry, _port_open, _wait, free_port  # noqa: E402
+
+CHUNK = 1 << 20
+REPO = "bench/blob"
+
+
+_BLOCK = os.urandom(CHUNK)
+
+
+def payload(size: int):
+    """`size` bytes from a repeated random block: cheap to make, not compressible by accident."""
+    for offset in range(0, size, CHUNK):
+        yield _BLOCK[: min(CHUNK, size - offset)]
+
+
+def digest_of(size: int) -> str:
+    sha = hashlib.sha256()
+    for chunk in payload(size):
+        sha.update(chunk)
+    return "sha256:" + sha.hexdigest()
+
+
+class Client:
+    """A registry client over HTTP, either direct or through a forward proxy (absolute-form URLs)."""
+
+    def __init__(self, upstream_port: int, proxy_port: int | None):
+        self.origin = f"http://127.0.0.1:{upstream_port}"
+        self.upstream_port, self.proxy_port = upstream_port, proxy_port
+
+    def request(self, method: str, target: str, body=None, headers=None) -> http.client.HTTPResponse:
+        path = target.removeprefix(self.origin)
+        conn = http.client.HTTPConnection("127.0.0.1", self.proxy_port or self.upstream_port, timeout=600)
+        streamed = body is not None and not isinstance(body, bytes)
+        conn.request(method, self.origin + path if self.proxy_port else path, body=body, headers=headers or {},
+                     encode_chunked=streamed)
+        return conn.getresponse()
+
+    def push(self, size: int, digest: str) -> None:
+        resp = self.request("POST", f"/v2/{REPO}/blobs/uploads/", b"", {"Content-Length": "0"})
+        resp.read()
+        location = resp.getheader("Location")
+        assert resp.status == 202, resp.status
+        resp = self.request("PATCH", location, payload(size), {"Content-Type": "application/octet-stream"})
+        resp.read()
+        assert resp.status == 202, resp.status
+        location = resp.getheader("Location")
+        sep = "&" if "?" in location else "?"
+        resp = self.request("PUT", f"{location}{sep}digest={digest}", b"", {"Content-Length": "0"})
+        resp.read()
+        assert resp.status == 201, resp.status
+
+    def pull(self, digest: str) -> str:
+        resp = self.request("GET", f"/v2/{REPO}/blobs/{digest}")
+        assert resp.status == 200, resp.status
+        sha = hashlib.sha256()
+        while chunk := resp.read(CHUNK):
+            sha.update(chunk)
+        return "sha256:" + sha.hexdigest()
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def start(argv: list[str], port: int, log: Path) -> subprocess.Popen:
+    process = subprocess.Popen(argv, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+    _wait(lambda: _port_open(port), argv[0], process, log)
+    return process
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=60)
+
+
+def timed(fn, *args) -> tuple[float, object]:
+    start_time = time.perf_counter()
+    result = fn(*args)
+    return time.perf_counter() - start_time, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--rounds", type=int, default=1)
+    args = parser.parse_args()
+    size = args.size_mib << 20
+    digest = digest_of(size)
+    results: dict[str, dict[str, list[float]]] = {}
+    with tempfile.TemporaryDirectory(prefix="ocitrace-bench-") as tmp:
+        work = Path(tmp)
+        with Registry(work / "registry", public_url=None) as registry:
+            registry_port = registry.port
+            for round_ in range(args.rounds):
+                for name in ("direct", "mitmdump", "ocitrace"):
+                    port = free_port()
+                    process = None
+                    if name == "mitmdump":
+                        process = start([str(Path(sys.executable).with_name("mitmdump")), "--listen-host", "127.0.0.1", "-p", str(port),
+                                         "--set", "stream_large_bodies=1m", "--set", "flow_detail=0",
+                                         "--set", f"confdir={work / 'conf'}"], port, work / f"{name}.log")
+                    elif name == "ocitrace":
+                        process = start([sys.executable, "-m", "ocitrace", "proxy", "--port", str(port),
+                                         "--out", str(work / f"out{round_}"), "--confdir", str(work / "conf")],
+                                        port, work / f"{name}.log")
+                    client = Client(registry_port, port if process else None)
+                    push_s, _ = timed(client.push, size, digest)
+                    pull_s, pulled = timed(client.pull, digest)
+                    assert pulled == digest, f"{name}: pulled blob has another digest"
+                    entry = results.setdefault(name, {"push": [], "pull": [], "rss": []})
+                    entry["push"].append(size / push_s / 2**20)
+                    entry["pull"].append(size / pull_s / 2**20)
+                    if process is not None:
+                        entry["rss"].append(peak_rss_mb(process.pid))
+                        stop(process)
+            verified = verified_by_ocitrace(work / f"out{args.rounds - 1}" / "events.jsonl", digest)
+    report(results, args.size_mib, verified)
+
+
+def verified_by_ocitrace(events: Path, digest: str) -> dict[str, bool]:
+    calls = [json.loads(line) for line in events.read_text().splitlines()]
+    return {
+        "push (end-6)": any(c["endpoint"] == "end-6" and c["body_digest"] == digest and c["digest_verified"]
+                            for c in calls),
+        "pull (end-2)": any(c["endpoint"] == "end-2" and c["body_digest"] == digest and c["digest_verified"]
+                            for c in calls),
+    }
+
+
+def report(results, size_mib: int, verified: dict[str, bool]) -> None:
+    best = {name: {k: max(v) if v else float("nan") for k, v in r.items()} for name, r in results.items()}
+    print(f"blob: {size_mib} MiB, best of {len(results['direct']['push'])} round(s)")
+    print(f"{'path':<10} {'push MiB/s':>11} {'pull MiB/s':>11} {'peak RSS MB':>12}")
+    for name, r in best.items():
+        rss = "" if name == "direct" else f"{r['rss']:.0f}"
+        print(f"{name:<10} {r['push']:>11.0f} {r['pull']:>11.0f} {rss:>12}")
+    o, m = best["ocitrace"], best["mitmdump"]
+    print(f"ocitrace / mitmdump throughput: push {o['push'] / m['push']:.2f}x, pull {o['pull'] / m['pull']:.2f}x "
+          "(target >= 0.85)")
+    print(f"ocitrace peak RSS: {o['rss']:.0f} MB (target < 150 MB)")
+    print("digest verified by ocitrace: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in verified.items()))
+
+
+if __name__ == "__main__":
+    main()
