@@ -38,8 +38,7 @@ class Tap:
     """A stream callable: forwards every chunk as it is, hashing it and keeping a small body whole."""
 
     def __init__(self, keep_limit: int, also: Hasher | None = None):
-        self.hasher = Hasher()
-        self.also = also
+        self.hashers = (Hasher(),) if also is None else (Hasher(), also)
         self.keep_limit = keep_limit
         self.kept: bytearray | None = bytearray()
         self.complete = False
@@ -48,9 +47,8 @@ class Tap:
         if not chunk:  # mitmproxy calls once more with b"" at the end of the message
             self.complete = True
             return chunk
-        self.hasher.update(chunk)
-        if self.also is not None:
-            self.also.update(chunk)
+        for hasher in self.hashers:
+            hasher.update(chunk)
         if self.kept is not None:
             self.kept += chunk
             if len(self.kept) > self.keep_limit:
@@ -58,7 +56,8 @@ class Tap:
         return chunk
 
     def state(self) -> dict:
-        return BodyTap(self.hasher.digest if self.complete else None, self.hasher.size, self.complete).to_state()
+        hasher = self.hashers[0]
+        return BodyTap(hasher.digest if self.complete else None, hasher.size, self.complete).to_state()
 
     def small_body(self) -> bytes | None:
         return bytes(self.kept) if self.complete and self.kept is not None else None
