@@ -136,15 +136,10 @@ def call_from_state(state: Mapping[str, Any], source: str = "") -> Call | None:
     req_headers = _headers(req.get("headers"))
     path_and_query = _text(req.get("path"))
     path, _, query = path_and_query.partition("?")
-    # The live proxy may have sent the call elsewhere; it kept what the client asked for.
-    host = meta.get("client_host") or _text(req.get("authority")) or req_headers.get("host") or _text(req.get("host"))
-    host, port = _split_host(host, meta.get("client_port", req.get("port")))
-    upstream = None
-    if meta.get("client_host"):
-        upstream = f"{_text(req.get('scheme'))}://{_text(req.get('host'))}:{req.get('port')}"
+    host, port, scheme, upstream = _asked_for(req, req_headers, meta, state.get("client_conn") or {})
     return Call(
         method=_text(req.get("method")).upper(),
-        scheme=meta.get("client_scheme") or _text(req.get("scheme")) or "http",
+        scheme=scheme,
         host=host,
         port=port,
         path=path,
@@ -162,6 +157,25 @@ def call_from_state(state: Mapping[str, Any], source: str = "") -> Call | None:
         session_tap=BodyTap.from_state(meta.get("session")),
         upstream=upstream,
     )
+
+
+def _asked_for(req: Mapping[str, Any], headers: Headers, meta: Mapping[str, Any],
+               client_conn: Mapping[str, Any]) -> tuple[str, int | None, str, str | None]:
+    """(host, port, scheme) the client asked for, and the upstream the call went to when that differs.
+
+    The live proxy records what it remapped. A plain mitmproxy capture remapped with map_remote keeps only
+    the TLS server name the client sent: when it names another host than the request, it is the one asked.
+    """
+    target = f"{_text(req.get('scheme'))}://{_text(req.get('host'))}:{req.get('port')}"
+    if meta.get("client_host"):
+        host, port = _split_host(meta["client_host"], meta.get("client_port", req.get("port")))
+        return host, port, meta.get("client_scheme") or "https", target
+    sni = _text(client_conn.get("sni"))
+    if sni and client_conn.get("tls") and sni.lower() != _text(req.get("host")).lower():
+        return sni, 443, "https", target
+    host, port = _split_host(_text(req.get("authority")) or headers.get("host") or _text(req.get("host")),
+                             req.get("port"))
+    return host, port, _text(req.get("scheme")) or "http", None
 
 
 def _split_host(authority: str, fallback_port: Any) -> tuple[str, int | None]:

@@ -7,7 +7,6 @@ CLI as clients. Each story is captured on its own (flows.mitm, events.jsonl, rep
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -19,7 +18,7 @@ from analyzers.analysis import analyze
 from analyzers.captures import read_captures
 from analyzers.report import render_markdown
 
-from .lab import REGISTRY_NAME, LabError, Proxy, Registry, require, run_client
+from .lab import REGISTRY_NAME, LabError, PlainMitmdump, Proxy, Registry, require, run_client
 from .layout import ARTICLE_PLATFORMS, write_base_image
 
 BASE = f"{REGISTRY_NAME}/hj-public/debian"
@@ -49,10 +48,11 @@ class Lab:
         self.registry.stop()
 
     @contextmanager
-    def proxy(self, out: Path, lang: str = "en") -> Iterator[dict[str, str]]:
-        """A proxy writing into `out`; yields the environment a client needs to use it."""
+    def proxy(self, out: Path, plain: bool = False) -> Iterator[dict[str, str]]:
+        """A proxy writing into `out` (ocitrace, or plain mitmdump -w); yields what a client needs to use it."""
         log = self.work / f"{out.name}.proxy.log"
-        with Proxy(out, {REGISTRY_NAME: self.registry.upstream}, self.confdir, lang, log=log) as proxy:
+        kind = PlainMitmdump if plain else Proxy
+        with kind(out, {REGISTRY_NAME: self.registry.upstream}, self.confdir, log=log) as proxy:
             env = proxy.env()
             env.update(DOCKER_CONFIG=str(self.work / "docker"), STORAGE_DRIVER="vfs", BUILDAH_ISOLATION="chroot")
             yield env
@@ -69,6 +69,7 @@ class Scenario:
     commands: tuple[str, ...]
     run: Callable[[Lab, dict[str, str]], None]
     setup: Callable[[Lab, dict[str, str]], None] | None = None
+    plain: bool = False  # recorded by plain `mitmdump -w`, the report made by `ocitrace analyze`
 
 
 def seed(lab: Lab, env: dict[str, str]) -> None:
@@ -111,6 +112,13 @@ def pull_one_platform(lab: Lab, env: dict[str, str]) -> None:
                 f"docker://{TARGET}:new", f"oci:{lab.work / 'pulled'}:new"], env)
 
 
+def inspect_with_plain_mitmdump(lab: Lab, env: dict[str, str]) -> None:
+    run_client(["skopeo", "inspect", f"docker://{BASE}:latest"], env)
+    run_client(["docker", "manifest", "inspect", f"{BASE}:latest"], env)
+    run_client(["skopeo", "copy", "--override-os", "linux", "--override-arch", "arm", "--override-variant", "v7",
+                f"docker://{BASE}:latest", f"docker://{REGISTRY_NAME}/hj-public/armv7:latest"], env)
+
+
 SCENARIOS = (
     Scenario("seed", "Seed: push the base image hj-public/debian (8 platforms + 8 attestations, as buildx makes it)",
              (f"skopeo copy --all --preserve-digests oci:base:latest docker://{BASE}:latest",), seed),
@@ -125,6 +133,13 @@ SCENARIOS = (
     Scenario("pull", "3. Pull one platform (linux/arm64)",
              (f"skopeo copy --override-os linux --override-arch arm64 docker://{TARGET}:new oci:pulled:new",),
              pull_one_platform),
+    Scenario("mitmdump-w", "A capture made without ocitrace: plain mitmdump -w, analysed afterwards",
+             (f"mitmdump -w flows.mitm --map-remote '|https://{REGISTRY_NAME}|http://127.0.0.1:PORT'",
+              f"skopeo inspect docker://{BASE}:latest", f"docker manifest inspect {BASE}:latest",
+              f"skopeo copy --override-arch arm --override-variant v7 docker://{BASE}:latest "
+              f"docker://{REGISTRY_NAME}/hj-public/armv7:latest",
+              "ocitrace analyze flows.mitm -o report.md"),
+             inspect_with_plain_mitmdump, plain=True),
 )
 
 
@@ -139,18 +154,22 @@ def run_scenarios(out: Path, work: Path, scenarios=SCENARIOS, progress=print) ->
             folder = out / scenario.name
             if folder.exists():
                 shutil.rmtree(folder)
-            with lab.proxy(folder) as env:
+            with lab.proxy(folder, plain=scenario.plain) as env:
                 scenario.run(lab, env)
-            write_chinese_report(folder)
+            write_reports(folder, english=scenario.plain)
             folders[scenario.name] = folder
             progress(f"{scenario.title}: {folder / 'report.md'}")
     return folders
 
 
-def write_chinese_report(folder: Path) -> None:
+def write_reports(folder: Path, english: bool) -> None:
+    """report.zh.md, and report.md where the proxy did not write it: what `ocitrace analyze` gives."""
     captures = read_captures([folder / "flows.mitm"])
-    report = render_markdown(analyze(captures.calls), [str(folder / "flows.mitm")], captures.errors, lang="zh")
-    (folder / "report.zh.md").write_text(report, encoding="utf-8")
+    analysis = analyze(captures.calls)
+    for lang, name in (("en", "report.md"), ("zh", "report.zh.md")):
+        if lang == "zh" or english:
+            report = render_markdown(analysis, [str(folder / "flows.mitm")], captures.errors, lang=lang)
+            (folder / name).write_text(report, encoding="utf-8")
 
 
 def write_index(out: Path, folders: dict[str, Path]) -> Path:
@@ -163,12 +182,14 @@ def write_index(out: Path, folders: dict[str, Path]) -> Path:
         folder = folders.get(scenario.name)
         if folder is None:
             continue
-        events = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines() if line]
-        verified = sum(1 for e in events if e["digest_verified"])
+        analysis = analyze(read_captures([folder / "flows.mitm"]).calls)
+        verified = sum(1 for item in analysis.calls if item.digest_verified)
+        links = [f"[report]({scenario.name}/report.md)", f"[中文报告]({scenario.name}/report.zh.md)"]
+        if (folder / "events.jsonl").exists():
+            links.append(f"[events]({scenario.name}/events.jsonl)")
+        links.append(f"[flows]({scenario.name}/flows.mitm)")
         lines += [f"## {scenario.title}", "", "```sh", *scenario.commands, "```", "",
-                  f"{len(events)} calls, {verified} with a verified digest: "
-                  f"[report]({scenario.name}/report.md) · [中文报告]({scenario.name}/report.zh.md) · "
-                  f"[events]({scenario.name}/events.jsonl) · [flows]({scenario.name}/flows.mitm)", ""]
+                  f"{len(analysis.calls)} calls, {verified} with a verified digest: " + " · ".join(links), ""]
     index = out / "README.md"
     index.write_text("\n".join(lines), encoding="utf-8")
     return index

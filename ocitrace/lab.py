@@ -165,6 +165,25 @@ class Proxy(_Service):
         return env
 
 
+class PlainMitmdump(Proxy):
+    """mitmdump alone, as a user without ocitrace records: `-w` a flow file, `--map-remote` to the registry.
+
+    It buffers every body (no streaming, so map_remote is safe): for small images only.
+    """
+
+    name = "mitmdump"
+
+    def start(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        argv = [str(Path(sys.executable).with_name("mitmdump")), "--listen-host", "127.0.0.1",
+                "--listen-port", str(self.port), "-w", str(self.out / "flows.mitm"),
+                "--set", f"confdir={self.confdir}", "--set", "connection_strategy=lazy", "--set", "flow_detail=0"]
+        for host, url in self.maps.items():
+            argv += ["--map-remote", f"|https://{host}|{url}"]
+        self.process = subprocess.Popen(argv, stdout=open(self.log, "wb"), stderr=subprocess.STDOUT)
+        _wait(lambda: _port_open(self.port) and self.ca_file.exists(), self.name, self.process, self.log)
+
+
 def run_client(argv: Sequence[str], env: Mapping[str, str], cwd: Path | None = None, timeout: float = 600) -> str:
     """Run a real client; its output, or a LabError naming the command and its last lines."""
     try:

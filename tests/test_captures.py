@@ -116,3 +116,10 @@ def test_one_capture_keeps_its_own_order_even_when_calls_overlap(flow_file):
     path = flow_file(make_flow("GET", "https://r.test/v2/slow/tags/list", 200, timestamp=1000.0),
                      make_flow("GET", "https://r.test/v2/fast/tags/list", 200, timestamp=900.0))
     assert [c.path.split("/")[2] for c in read_captures([path]).calls] == ["slow", "fast"]
+
+
+def test_a_call_remapped_by_plain_map_remote_shows_the_host_the_client_asked_for(flow_file):
+    flow = make_flow("GET", "http://127.0.0.1:5055/v2/", 200)
+    flow.client_conn.sni, flow.client_conn.tls = "registry.test", True
+    [call] = read_capture(flow_file(flow))
+    assert (call.host, call.scheme, call.upstream) == ("registry.test", "https", "http://127.0.0.1:5055")

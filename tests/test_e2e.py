@@ -16,6 +16,7 @@ from ocitrace.demo import SCENARIOS, run_scenarios, write_index
 from ocitrace.lab import REGISTRY_NAME, LabError, Proxy, free_port, run_client
 
 pytestmark = pytest.mark.e2e
+LIVE = [s.name for s in SCENARIOS if not s.plain]
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def events(folder):
     return [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
 
 
-@pytest.mark.parametrize("scenario", [s.name for s in SCENARIOS])
+@pytest.mark.parametrize("scenario", LIVE)
 def test_every_call_is_classified(demo, scenario):
     calls = events(demo[scenario])
     assert calls, "the scenario made no call through the proxy"
@@ -38,7 +39,7 @@ def test_every_call_is_classified(demo, scenario):
     assert all(c["host"] == REGISTRY_NAME for c in calls)
 
 
-@pytest.mark.parametrize("scenario", [s.name for s in SCENARIOS])
+@pytest.mark.parametrize("scenario", LIVE)
 def test_every_blob_that_passed_has_a_verified_digest(demo, scenario):
     for call in events(demo[scenario]):
         moved = (call["endpoint"] == "end-2" and call["method"] == "GET" and call["status"] == 200) or (
@@ -119,7 +120,7 @@ def test_pull_one_platform_fetches_only_that_platform(demo):
     assert blobs and all(c["digest_verified"] for c in blobs)
 
 
-@pytest.mark.parametrize("scenario", [s.name for s in SCENARIOS])
+@pytest.mark.parametrize("scenario", LIVE)
 def test_live_report_is_the_offline_report(demo, scenario):
     folder = demo[scenario]
     captures = read_captures([folder / "flows.mitm"])
@@ -128,8 +129,22 @@ def test_live_report_is_the_offline_report(demo, scenario):
     assert "## 接口调用" in (folder / "report.zh.md").read_text()
 
 
+def test_a_plain_mitmdump_capture_is_classified_decoded_and_verified(demo):
+    doc = json.loads(render_json_of(demo["mitmdump-w"]))
+    calls = doc["calls"]
+    assert calls and [c for c in calls if c["endpoint"] is None] == []
+    assert {c["host"] for c in calls} == {REGISTRY_NAME}
+    blobs = [c for c in calls if c["endpoint"] == "end-2" and c["method"] == "GET" and c["status"] == 200]
+    assert blobs and all(c["digest_verified"] for c in blobs)
+    kinds = {o["kind"] for o in doc["objects"]}
+    assert {"index", "manifest", "config"} <= kinds
+    assert any(c["platform"] == "linux/arm/v7" for c in calls if c["endpoint"] == "end-3")
+    assert "## 接口调用" in (demo["mitmdump-w"] / "report.zh.md").read_text()
+
+
 def test_flow_files_hold_no_large_blob_bodies(demo):
-    for folder in demo.values():
+    for name in LIVE:
+        folder = demo[name]
         for call in read_captures([folder / "flows.mitm"]).calls:
             for body in (call.request_body, call.response_body):
                 assert body is None or len(body) <= 65536
