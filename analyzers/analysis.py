@@ -29,18 +29,6 @@ from .manifests import (
 
 _REALM = re.compile(r'realm="([^"]+)"', re.IGNORECASE)
 
-# Which body of a call carries an object, by endpoint id: ("response"|"request", what it holds).
-_BODIES = {
-    "end-2": ("response", "blob"),
-    "end-3": ("response", "manifest"),
-    "end-7": ("request", "manifest"),
-    "end-4b": ("request", "blob"),
-    "end-5": ("request", "chunk"),
-    "end-6": ("request", "chunk"),
-    "end-12a": ("response", "referrers"),
-    "end-12b": ("response", "referrers"),
-}
-
 
 @dataclass(frozen=True)
 class DigestCheck:
@@ -179,10 +167,9 @@ class Analyzer:
 
     def _body(self, item: AnalyzedCall) -> None:
         call, cls = item.call, item.classification
-        side_kind = _BODIES.get(cls.endpoint_id or "")
-        if side_kind is None or call.method == "HEAD":
+        if cls.endpoint is None or not cls.endpoint.carries or call.method == "HEAD":
             return
-        side, kind = side_kind
+        [(side, kind)] = cls.endpoint.carries.items()
         if side == "response" and cls.status_class != STATUS_SUCCESS:
             return
         body = call.response_body if side == "response" else call.request_body

@@ -48,6 +48,7 @@ class Endpoint:
     when_any: frozenset[str] = frozenset()
     when_none: frozenset[str] = frozenset()
     keep: frozenset[str] = frozenset()
+    carries: Mapping[str, str] = field(default_factory=dict)
 
     def describe(self, method: str, lang: str = "en") -> str:
         text = self.meaning.get(lang) or self.meaning["en"]
@@ -126,6 +127,7 @@ def _endpoint(row: Mapping) -> Endpoint:
         when_any=frozenset(query.get("when_any", ())),
         when_none=frozenset(query.get("when_none", ())),
         keep=frozenset(row.get("keep", ())),
+        carries=row.get("carries") or {},
     )
 
 

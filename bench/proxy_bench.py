@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ocitrace.lab import Registry, _port_open, _wait, free_port  # noqa: E402
+from ocitrace.lab import Registry, free_port, port_open, wait_until  # noqa: E402
 
 CHUNK = 1 << 20
 MITMDUMP = Path(sys.executable).with_name("mitmdump")
@@ -95,7 +95,7 @@ def peak_rss_mb(pid: int) -> float:
 
 def start(argv: list[str], port: int, log: Path) -> subprocess.Popen:
     process = subprocess.Popen(argv, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
-    _wait(lambda: _port_open(port), argv[0], process, log)
+    wait_until(lambda: port_open(port), argv[0], process, log)
     return process
 
 

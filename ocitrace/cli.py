@@ -11,6 +11,8 @@ from analyzers.analysis import analyze
 from analyzers.captures import read_captures
 from analyzers.report import FORMATS, LANGUAGES, render
 
+from . import demo, proxy
+
 EXIT_DAMAGED = 2
 
 
@@ -48,8 +50,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lang", choices=LANGUAGES, default="en")
     p.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
     p.set_defaults(func=cmd_analyze)
-
-    from . import proxy, demo  # noqa: I001 -- subcommands register themselves
 
     proxy.register(sub)
     demo.register(sub)

@@ -33,7 +33,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait(ready, what: str, process: subprocess.Popen, log: Path) -> None:
+def wait_until(ready, what: str, process: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -51,7 +51,7 @@ def _tail(log: Path, lines: int = 5) -> str:
         return "(no log)"
 
 
-def _port_open(port: int) -> bool:
+def port_open(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.2):
             return True
@@ -119,7 +119,7 @@ class Registry(_Service):
         )
         self.process = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=open(self.log, "wb"),
                                         stderr=subprocess.STDOUT)
-        _wait(self._answers, self.name, self.process, self.log)
+        wait_until(self._answers, self.name, self.process, self.log)
 
     def _answers(self) -> bool:
         try:
@@ -153,7 +153,7 @@ class Proxy(_Service):
         if self.extra:
             argv += ["--", *self.extra]
         self.process = subprocess.Popen(argv, stdout=open(self.log, "wb"), stderr=subprocess.STDOUT)
-        _wait(lambda: _port_open(self.port) and self.ca_file.exists(), self.name, self.process, self.log)
+        wait_until(lambda: port_open(self.port) and self.ca_file.exists(), self.name, self.process, self.log)
 
     def env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """What a client needs to go through this proxy and trust it."""
@@ -181,7 +181,7 @@ class PlainMitmdump(Proxy):
         for host, url in self.maps.items():
             argv += ["--map-remote", f"|https://{host}|{url}"]
         self.process = subprocess.Popen(argv, stdout=open(self.log, "wb"), stderr=subprocess.STDOUT)
-        _wait(lambda: _port_open(self.port) and self.ca_file.exists(), self.name, self.process, self.log)
+        wait_until(lambda: port_open(self.port) and self.ca_file.exists(), self.name, self.process, self.log)
 
 
 def run_client(argv: Sequence[str], env: Mapping[str, str], cwd: Path | None = None, timeout: float = 600) -> str:

@@ -37,6 +37,17 @@ def mitmdump_args(args: argparse.Namespace) -> list[str]:
     return argv + (extra[1:] if extra[:1] == ["--"] else extra)
 
 
+def banner(args: argparse.Namespace, ca: Path) -> str:
+    where = f"{args.host}:{args.port}"
+    head = f"ocitrace proxy on {where}; writing {args.out}/ (flows.mitm, events.jsonl; report.md when stopped)\n"
+    if any(a.startswith("reverse:") or a.startswith("--mode=reverse:") for a in args.extra):
+        return head + f"Reverse mode: use {where} as the registry's address in the client.\nStop with Ctrl-C."
+    return head + ("In the client's environment:\n"
+                   f"  export HTTPS_PROXY=http://{where}\n"
+                   f"  export SSL_CERT_FILE={ca}   # Go clients: docker CLI, skopeo, buildah, crane, oras\n"
+                   "Stop with Ctrl-C.")
+
+
 def cmd_proxy(args: argparse.Namespace) -> int:
     from .cli import fail
 
@@ -52,11 +63,7 @@ def cmd_proxy(args: argparse.Namespace) -> int:
         ca = ensure_ca(args.confdir)
     except OSError as exc:
         return fail(f"cannot create the mitmproxy CA in {args.confdir}: {exc.strerror}")
-    print(f"ocitrace proxy on {args.host}:{args.port}; writing {args.out}/ (flows.mitm, events.jsonl; "
-          "report.md when stopped)\nIn the client's environment:\n"
-          f"  export HTTPS_PROXY=http://{args.host}:{args.port}\n"
-          f"  export SSL_CERT_FILE={ca}   # Go clients: docker CLI, skopeo, buildah, crane, oras\n"
-          "Stop with Ctrl-C.", flush=True)
+    print(banner(args, ca), flush=True)
     from mitmproxy.tools.main import mitmdump
 
     sys.argv = ["mitmdump"]
