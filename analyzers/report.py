@@ -276,12 +276,14 @@ def _object_section(obj: DecodedObject, analysis: Analysis, lang: str) -> str:
         rows = []
         for d in value.images:
             attestation = value.attestation_for(d.digest)
-            rows.append([_platform(d.platform) or d.media_type, short_digest(d.digest), _size(d.size),
-                         short_digest(attestation.digest) if attestation else ""])
+            rows.append([_platform(d.platform) or d.artifact_type or d.media_type, short_digest(d.digest),
+                         _size(d.size), short_digest(attestation.digest) if attestation else ""])
         for d in value.attestations:
             if value.platform_of(d.attests or "") is None:
                 rows.append([_platform(d.platform), short_digest(d.digest), _size(d.size),
                              text("attestation_of", lang, digest=short_digest(d.attests))])
+        if value.subject is not None:
+            rows.append([text("subject", lang), short_digest(value.subject.digest), _size(value.subject.size), ""])
         lines.append(_table([text(k, lang) for k in ("col_platform", "col_manifest", "col_size",
                                                        "col_attestation")], rows))
     elif isinstance(value, ImageManifest):

@@ -3,9 +3,13 @@
 The demo's scenarios run once for the module; each test reads what they captured.
 """
 
+import http.client
 import json
+import socket
 import subprocess
 import sys
+import time
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -13,7 +17,7 @@ from analyzers.analysis import analyze
 from analyzers.captures import read_captures
 from analyzers.report import render_markdown
 from ocitrace.demo import SCENARIOS, run_scenarios, write_index
-from ocitrace.lab import REGISTRY_NAME, LabError, Proxy, free_port, run_client
+from ocitrace.lab import REGISTRY_NAME, LabError, Proxy, Registry, free_port, run_client
 
 pytestmark = pytest.mark.e2e
 LIVE = [s.name for s in SCENARIOS if not s.plain]
@@ -171,3 +175,29 @@ def test_proxy_refuses_an_unwritable_output_folder_before_any_traffic(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.startswith("ocitrace: cannot write to")
+
+
+def test_a_client_aborting_mid_upload_is_recorded_as_aborted_with_the_bytes_seen(tmp_path):
+    with Registry(tmp_path / "registry") as registry, \
+            Proxy(tmp_path / "out", {REGISTRY_NAME: registry.upstream}, tmp_path / "conf") as proxy:
+        opened = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=30)
+        opened.request("POST", f"http://{REGISTRY_NAME}/v2/abort/blobs/uploads/", b"", {"Content-Length": "0"})
+        answer = opened.getresponse()
+        answer.read()
+        location = urlsplit(answer.getheader("Location"))
+        with socket.create_connection(("127.0.0.1", proxy.port)) as raw:
+            raw.sendall(f"PATCH http://{REGISTRY_NAME}{location.path}?{location.query} HTTP/1.1\r\n"
+                        f"Host: {REGISTRY_NAME}\r\nTransfer-Encoding: chunked\r\n\r\n".encode())
+            for _ in range(4):
+                raw.sendall(b"10000\r\n" + b"x" * 0x10000 + b"\r\n")
+        wait_for(lambda: len(events(tmp_path / "out")) == 2)
+    patch = events(tmp_path / "out")[1]
+    assert (patch["method"], patch["endpoint"], patch["status"]) == ("PATCH", "end-5", None)
+    assert patch["request_bytes"] == 4 * 0x10000 and f"aborted after {4 * 0x10000} bytes" in patch["notes"]
+
+
+def wait_for(condition, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the proxy did not record the call"
+        time.sleep(0.05)

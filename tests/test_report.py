@@ -130,3 +130,15 @@ def test_redacted_headers_keep_their_scheme():
     headers = dict(doc["calls"][3]["request_headers"])
     assert headers["Authorization"] == "Bearer <redacted>"
     assert doc["calls"][1]["endpoint"] == "token"
+
+
+def test_referrers_list_shows_artifact_types_and_an_index_its_subject():
+    subject = "sha256:" + "5" * 64
+    referrers = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "sha256:" + "6" * 64, "size": 700,
+         "artifactType": "application/vnd.dev.sigstore.bundle.v0.3+json"}],
+        "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": subject, "size": 9}})
+    md = render(analysis_of(make_flow("GET", f"{R}/v2/app/referrers/{subject}", 200, resp_body=referrers.encode(),
+                                      resp_headers={"Content-Type": OCI_INDEX})), "markdown")
+    assert "application/vnd.dev.sigstore.bundle.v0.3+json" in md
+    assert "| subject " in md and "sha256:555555555..." in md
