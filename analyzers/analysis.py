@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from urllib.parse import urljoin, urlsplit
 
 from .calls import Call
 from .digests import UploadSessions, sha256_digest
@@ -102,6 +103,14 @@ class Analysis:
         return None
 
 
+def _origin_and_path(url: str) -> str:
+    """scheme://host[:port]/path as Call.origin + Call.path print it (no default port, no query)."""
+    parts = urlsplit(url)
+    default = {"https": 443, "http": 80}.get(parts.scheme)
+    port = f":{parts.port}" if parts.port not in (None, default) else ""
+    return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
+
+
 def _hash(data: bytes, algorithm: str) -> str | None:
     try:
         return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
@@ -113,7 +122,9 @@ class Analyzer:
     def __init__(self, table: EndpointTable | None = None):
         self.table = table or default_table()
         self.analysis = Analysis()
-        self._realms: set[str] = set()
+        # URLs earlier answers named, by kind: token realms from 401 challenges, storage from 307s.
+        self._learned: dict[str, set[str]] = {"challenge": set(), "redirect": set()}
+        self._redirected: dict[str, Classification] = {}
         self._uploads = UploadSessions()
         self._descriptors: dict[str, Descriptor] = {}
         self._platforms = self.analysis.platforms
@@ -122,9 +133,13 @@ class Analyzer:
 
     def add(self, call: Call) -> AnalyzedCall:
         self._learn_realm(call)
-        classification = self.table.classify(
-            call.method, call.path, call.query, call.status, url=call.origin + call.path, realms=self._realms
-        )
+        url = call.origin + call.path
+        classification = self.table.classify(call.method, call.path, call.query, call.status, url=url,
+                                             learned=self._learned)
+        if classification.endpoint_id == "blob-redirect" and url in self._redirected:
+            source = self._redirected[url]
+            classification = replace(classification, repository=source.repository, digest=source.digest)
+        self._learn_redirect(call, classification)
         item = AnalyzedCall(index=len(self.analysis.calls), call=call, classification=classification)
         item.session = classification.session or self._opened_session(call, classification)
         for problem in classification.problems:
@@ -150,10 +165,14 @@ class Analyzer:
         challenge = call.response_headers.get("www-authenticate") or ""
         match = _REALM.search(challenge)
         if match and challenge.lower().startswith("bearer"):
-            realm = match.group(1).split("?", 1)[0]
-            self._realms.add(realm)
-            # A realm is compared with scheme://host[:port]/path, as Call.origin prints it.
-            self._realms.add(re.sub(r"^(https://[^/:]+):443(?=/)|^(http://[^/:]+):80(?=/)", r"\1\2", realm))
+            self._learned["challenge"].add(_origin_and_path(match.group(1)))
+
+    def _learn_redirect(self, call: Call, classification: Classification) -> None:
+        location = call.response_headers.get("location")
+        if classification.endpoint_id == "end-2" and call.status in (301, 302, 303, 307, 308) and location:
+            target = _origin_and_path(urljoin(call.url, location))
+            self._learned["redirect"].add(target)
+            self._redirected[target] = classification
 
     @staticmethod
     def _opened_session(call: Call, classification: Classification) -> str | None:

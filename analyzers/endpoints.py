@@ -6,7 +6,7 @@ The table is data; this module compiles it once and matches calls against it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -44,7 +44,7 @@ class Endpoint:
     spec: str
     meaning: Mapping[str, str | Mapping[str, str]]
     pattern: re.Pattern[str] | None = None
-    realm: bool = False
+    learned_from: str | None = None
     when_any: frozenset[str] = frozenset()
     when_none: frozenset[str] = frozenset()
     keep: frozenset[str] = frozenset()
@@ -70,6 +70,8 @@ class Classification:
     mount_from: str | None = None
     status_class: str | None = None
     problems: tuple[str, ...] = field(default=())
+    # For a tag that names another manifest (referrers tag schema, cosign): what it is, per language.
+    tag_meaning: Mapping[str, str] | None = None
 
     @property
     def endpoint_id(self) -> str | None:
@@ -123,7 +125,7 @@ def _endpoint(row: Mapping) -> Endpoint:
         spec=row["spec"],
         meaning=row["meaning"],
         pattern=_compile_path(row["path"]) if row.get("path") else None,
-        realm=bool(row.get("realm")),
+        learned_from=row.get("learned_from"),
         when_any=frozenset(query.get("when_any", ())),
         when_none=frozenset(query.get("when_none", ())),
         keep=frozenset(row.get("keep", ())),
@@ -150,6 +152,7 @@ class EndpointTable:
         self.grammar = Grammar(spec["grammar"])
         self.endpoints: tuple[Endpoint, ...] = tuple(_endpoint(row) for row in spec["endpoints"])
         self.any_endpoint_failures = frozenset(spec.get("any_endpoint_failures", ()))
+        self.tag_schemas = tuple((re.compile(t["pattern"]), t["meaning"]) for t in spec.get("tag_schemas", ()))
         self._by_id = {e.id: e for e in self.endpoints}
         by_method: dict[str, list[Endpoint]] = {}
         for endpoint in self.endpoints:
@@ -173,18 +176,18 @@ class EndpointTable:
         status: int | None = None,
         *,
         url: str | None = None,
-        realms: Iterable[str] = (),
+        learned: Mapping[str, Collection[str]] | None = None,
     ) -> Classification:
         """Classify a call by method, path (without query) and query.
 
-        `url` is the call's scheme://host/path and `realms` the token realms that 401 challenges named
-        so far: together they recognise a token fetch on any host.
+        `url` is the call's scheme://host/path; `learned` holds the URLs earlier answers named, by kind
+        (`challenge`: token realms, `redirect`: blob storage locations): they recognise calls on any host.
         """
         params = query_params(query)
         keys = params.keys()
         for endpoint in self._by_method.get(method.upper(), ()):
             if endpoint.pattern is None:
-                if endpoint.realm and _names_realm(endpoint, path, keys, url, realms):
+                if _was_named(endpoint, path, keys, url, learned or {}):
                     return Classification(endpoint=endpoint, status_class=self._status_class(endpoint, status))
                 continue
             if endpoint.when_any and not endpoint.when_any & keys:
@@ -220,6 +223,7 @@ class EndpointTable:
             problems.append(f"invalid digest {digest!r}")
         mount_from = params["from"][0] if "mount" in params and params.get("from") else None
         return Classification(
+            tag_meaning=self._tag_meaning(tag),
             endpoint=endpoint,
             repository=name,
             reference=reference,
@@ -231,6 +235,14 @@ class EndpointTable:
             problems=tuple(problems),
         )
 
+    def _tag_meaning(self, tag: str | None) -> Mapping[str, str] | None:
+        for pattern, meaning in self.tag_schemas if tag else ():
+            match = pattern.match(tag)
+            if match:
+                digest = f"{match['algorithm']}:{match['encoded']}"
+                return {lang: text.format(digest=digest) for lang, text in meaning.items()}
+        return None
+
     def _status_class(self, endpoint: Endpoint, status: int | None) -> str | None:
         if status is None:
             return None
@@ -241,11 +253,13 @@ class EndpointTable:
         return STATUS_OFF_SPEC
 
 
-def _names_realm(endpoint: Endpoint, path: str, keys: Iterable[str], url: str | None, realms) -> bool:
-    """A token realm lives outside /v2: one a challenge named, or one asked for a service or scope."""
-    if path == "/v2" or path.startswith("/v2/"):
-        return False
-    return (url is not None and url in realms) or bool(endpoint.when_any & set(keys))
+def _was_named(endpoint: Endpoint, path: str, keys: Iterable[str], url: str | None,
+               learned: Mapping[str, Collection[str]]) -> bool:
+    """A URL an earlier answer named; or, for a row with query keys, any non-/v2 URL carrying them."""
+    if url is not None and url in learned.get(endpoint.learned_from or "", ()):
+        return True
+    outside_v2 = not (path == "/v2" or path.startswith("/v2/"))
+    return outside_v2 and bool(endpoint.when_any & set(keys))
 
 
 @cache

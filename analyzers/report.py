@@ -123,6 +123,9 @@ def meaning(item: AnalyzedCall, lang: str = "en", analysis: Analysis | None = No
         parts.append(str(platform))
     elif item.descriptor is not None:
         parts.append(_descriptor_summary(item.descriptor, lang))
+    tag_meaning = item.classification.tag_meaning
+    if tag_meaning:
+        parts.append(shorten_digests(tag_meaning.get(lang) or tag_meaning["en"]))
     if item.classification.mount_from:
         parts.append(text("from_repo", lang, repo=item.classification.mount_from))
     if endpoint.id in ("end-5", "end-6", "end-4b") and item.body_size:

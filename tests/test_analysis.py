@@ -163,3 +163,21 @@ def test_a_manifest_learns_its_platform_from_a_config_fetched_later():
             make_flow("GET", f"{R}/v2/app/blobs/{sha256(CONFIG)}", 200, resp_body=CONFIG))
     assert a.calls[0].platform is None  # not known when the manifest passed
     assert str(a.platform_of(a.calls[0])) == "linux/arm64"
+
+
+def test_a_blob_redirected_to_storage_is_fetched_there_and_verified_against_the_digest_asked_for():
+    blob = b"layer from the CDN"
+    d = sha256(blob)
+    a = run(make_flow("GET", f"{R}/v2/library/debian/blobs/{d}", 307,
+                      resp_headers={"Location": "https://cdn.example.net/registry-v2/blobs/x/data?sig=1"}),
+            make_flow("GET", "https://cdn.example.net/registry-v2/blobs/x/data?sig=1", 200, resp_body=blob))
+    fetch = a.calls[1]
+    assert fetch.endpoint_id == "blob-redirect" and fetch.classification.repository == "library/debian"
+    assert fetch.digest_verified is True and fetch.checks[0].against == "url"
+
+
+def test_a_redirected_blob_with_other_bytes_is_a_mismatch():
+    d = sha256(b"expected")
+    a = run(make_flow("GET", f"{R}/v2/app/blobs/{d}", 307, resp_headers={"Location": "/storage/x"}),
+            make_flow("GET", f"{R}/storage/x", 200, resp_body=b"tampered"))
+    assert a.calls[1].endpoint_id == "blob-redirect" and a.calls[1].digest_verified is False

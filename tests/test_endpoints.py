@@ -17,6 +17,7 @@ ROWS = [
     ("HEAD", "/v2/team/app/manifests/" + D, "", 200, 404, "end-3"),
     ("POST", "/v2/team/app/blobs/uploads/", "", 202, 404, "end-4a"),
     ("POST", "/v2/team/app/blobs/uploads/", "digest=" + D, 201, 400, "end-4b"),
+    ("POST", "/v2/team/app/blobs/uploads/", "digest-algorithm=sha512", 202, 400, "end-4c"),
     ("PATCH", UP, "", 202, 416, "end-5"),
     ("PUT", UP, "digest=" + D, 201, 400, "end-6"),
     ("PUT", "/v2/team/app/manifests/new", "", 201, 413, "end-7"),
@@ -118,10 +119,17 @@ def test_the_v2_root_without_slash_is_end_1():
 
 def test_a_token_realm_named_by_a_challenge_is_recognised_on_any_host():
     table = default_table()
-    realms = {"https://auth.example.com/oauth/issue"}
-    c = table.classify("GET", "/oauth/issue", "", 200, url="https://auth.example.com/oauth/issue", realms=realms)
+    learned = {"challenge": {"https://auth.example.com/oauth/issue"}}
+    c = table.classify("GET", "/oauth/issue", "", 200, url="https://auth.example.com/oauth/issue", learned=learned)
     assert c.endpoint_id == "token"
     assert table.classify("GET", "/oauth/issue", "", 200).endpoint_id is None
+
+
+def test_a_storage_url_a_blob_redirect_named_is_a_blob_fetch():
+    learned = {"redirect": {"https://cdn.example.net/blobs/abc"}}
+    c = default_table().classify("GET", "/blobs/abc", "X-Amz-Signature=s", 200,
+                                 url="https://cdn.example.net/blobs/abc", learned=learned)
+    assert c.endpoint_id == "blob-redirect" and c.status_class == "success"
 
 
 @pytest.mark.parametrize("method,path", [("GET", "/"), ("GET", "/index.html"), ("POST", "/v2/app/tags/list"),
@@ -140,3 +148,15 @@ def test_adding_an_endpoint_is_adding_a_row():
                                  "success": [200], "failure": [503], "spec": "test",
                                  "meaning": {"en": "health", "zh": "健康"}})
     assert EndpointTable(spec).classify("GET", "/v2/_health", "", 503).status_class == "failure"
+
+
+@pytest.mark.parametrize("tag,meaning", [
+    ("sha256-" + "a" * 64, "referrers tag of " + D),
+    ("sha256-" + "a" * 64 + ".sig", "cosign signature of " + D),
+    ("sha256-" + "a" * 64 + ".att", "cosign attestation of " + D),
+    ("sha256-" + "a" * 64 + ".sbom", "cosign SBOM of " + D),
+])
+def test_tags_that_name_another_manifest_say_which(tag, meaning):
+    c = default_table().classify("GET", f"/v2/app/manifests/{tag}")
+    assert c.endpoint_id == "end-3" and c.tag == tag and c.tag_meaning["en"] == meaning
+    assert default_table().classify("GET", "/v2/app/manifests/v1.2").tag_meaning is None
