@@ -120,7 +120,10 @@ def _headers(pairs: Iterable[Any] | None) -> Headers:
 
 
 def _migrate(state: dict[str, Any]) -> dict[str, Any]:
-    if state.get("version") == FLOW_FORMAT_VERSION:
+    """Older flow formats are upgraded by mitmproxy; newer ones are read as they are (the fields ocitrace
+    reads have been stable for many versions)."""
+    version = state.get("version")
+    if not isinstance(version, int) or version >= FLOW_FORMAT_VERSION:
         return state
     from mitmproxy.io import compat  # only for files written by another mitmproxy version
 
