@@ -108,8 +108,10 @@ class RegistryTrace:
         problem = writable_problem(out)
         if problem:
             raise exceptions.OptionsError(f"ocitrace_out: {problem}")
-        flows = open(out / FLOWS_FILE, "ab")
-        events = open(out / EVENTS_FILE, "a", encoding="utf-8")
+        # One folder, one session: a new run replaces the files of the last one, so that report.md,
+        # events.jsonl and flows.mitm always tell the same story.
+        flows = open(out / FLOWS_FILE, "wb")
+        events = open(out / EVENTS_FILE, "w", encoding="utf-8")
         self.close()
         self.out, self._flows, self._events = out, flows, events
         self._writer = io.FlowWriter(flows)

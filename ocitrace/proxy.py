@@ -39,7 +39,8 @@ def mitmdump_args(args: argparse.Namespace) -> list[str]:
 
 def banner(args: argparse.Namespace, ca: Path) -> str:
     where = f"{args.host}:{args.port}"
-    head = f"ocitrace proxy on {where}; writing {args.out}/ (flows.mitm, events.jsonl; report.md when stopped)\n"
+    head = (f"ocitrace proxy on {where}; writing {args.out}/ (flows.mitm, events.jsonl; report.md when stopped;"
+            " a previous run's files there are replaced)\n")
     if any(a.startswith("reverse:") or a.startswith("--mode=reverse:") for a in args.extra):
         return head + f"Reverse mode: use {where} as the registry's address in the client.\nStop with Ctrl-C."
     return head + ("In the client's environment:\n"
