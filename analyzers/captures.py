@@ -234,14 +234,27 @@ def _har_time(value: Any) -> float | None:
         return None
 
 
+def _unless_lost(body: bytes | None, headers: Headers) -> bytes | None:
+    """An empty HAR body whose Content-Length says otherwise was not recorded (streamed), not empty."""
+    length = headers.get("content-length") or ""
+    if body == b"" and length.isdigit() and int(length) > 0:
+        return None
+    return body
+
+
 def call_from_har_entry(entry: Mapping[str, Any], source: str = "") -> Call:
     req, resp = entry["request"], entry.get("response") or {}
     url = urlsplit(req["url"])
     status = resp.get("status")
     headers = Headers((h["name"], h["value"]) for h in req.get("headers", ()))
+    resp_headers = Headers((h["name"], h["value"]) for h in resp.get("headers", ()))
     host = next((v for k, v in headers if k.lower() in (":authority", "host")), url.netloc)
     host, port = _split_host(host, url.port or {"https": 443, "http": 80}.get(url.scheme))
     post = req.get("postData")
+    if post:
+        request_body = _har_body({"text": post.get("text"), "size": req.get("bodySize", 0)})
+    else:
+        request_body = b"" if req.get("bodySize", 0) in (0, -1) else None
     return Call(
         method=str(req["method"]).upper(),
         scheme=url.scheme,
@@ -251,10 +264,9 @@ def call_from_har_entry(entry: Mapping[str, Any], source: str = "") -> Call:
         query=url.query,
         status=status if isinstance(status, int) and status > 0 else None,
         request_headers=headers,
-        response_headers=Headers((h["name"], h["value"]) for h in resp.get("headers", ())),
-        request_body=_har_body({"text": post.get("text"), "size": req.get("bodySize", 0)}) if post else
-        (b"" if req.get("bodySize", 0) in (0, -1) else None),
-        response_body=_har_body(resp.get("content")),
+        response_headers=resp_headers,
+        request_body=_unless_lost(request_body, headers),
+        response_body=_unless_lost(_har_body(resp.get("content")), resp_headers),
         timestamp=_har_time(entry.get("startedDateTime")),
         error=resp.get("_error") or (None if isinstance(status, int) and status > 0 else "no response"),
         source=source,

@@ -222,6 +222,8 @@ class EndpointTable:
         if digest is not None and not self.grammar.valid_digest(digest):
             problems.append(f"invalid digest {digest!r}")
         mount_from = params["from"][0] if "mount" in params and params.get("from") else None
+        # In the spec's upload templates the session id is the path's <reference>.
+        reference = reference if reference is not None else session
         return Classification(
             tag_meaning=self._tag_meaning(tag),
             endpoint=endpoint,

@@ -123,3 +123,12 @@ def test_a_call_remapped_by_plain_map_remote_shows_the_host_the_client_asked_for
     flow.client_conn.sni, flow.client_conn.tls = "registry.test", True
     [call] = read_capture(flow_file(flow))
     assert (call.host, call.scheme, call.upstream) == ("registry.test", "https", "http://127.0.0.1:5055")
+
+
+def test_a_har_body_saved_empty_but_sized_was_not_recorded(tmp_path):
+    flows = [make_flow("GET", f"https://registry.test/v2/app/blobs/{D}", 200, resp_body=b"",
+                       resp_headers={"Content-Length": "1048576"})]
+    har = tmp_path / "streamed.har"
+    har.write_text(json.dumps(SaveHar().make_har(flows)))
+    [call] = read_capture(har)
+    assert call.response_body is None

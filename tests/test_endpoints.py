@@ -99,7 +99,7 @@ def test_valid_references_have_no_problems():
 ])
 def test_upload_location_is_recognised_whatever_its_query(method, query, endpoint):
     c = default_table().classify(method, UP, query)
-    assert c.endpoint_id == endpoint and c.session == "5f3c-uuid"
+    assert c.endpoint_id == endpoint and c.session == c.reference == "5f3c-uuid"
 
 
 def test_extra_query_keys_are_tolerated():
