@@ -12,14 +12,22 @@ from urllib.parse import parse_qsl, urlencode
 REDACTED = "<redacted>"
 
 # Headers whose value is a credential. Authorization keeps its scheme ("Bearer <redacted>").
-SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie",
+                            "x-registry-auth", "x-auth-token", "private-token", "x-amz-security-token"})
 SCHEME_HEADERS = frozenset({"authorization", "proxy-authorization"})
-# Query keys that carry a credential in OAuth2 or token-auth URLs.
-SECRET_QUERY_KEYS = frozenset({"access_token", "token", "refresh_token", "password", "client_secret", "code"})
+# Query keys that carry a credential: OAuth2 and token-auth URLs, presigned storage URLs (blob redirects).
+SECRET_QUERY_KEYS = frozenset({"access_token", "token", "refresh_token", "password", "client_secret", "code",
+                               "x-amz-signature", "x-amz-credential", "x-amz-security-token", "signature", "sig"})
+
+
+# Headers whose value is a URL: a redirect to presigned storage carries its signature in the query.
+URL_HEADERS = frozenset({"location", "content-location"})
 
 
 def header_value(name: str, value: str) -> str:
     key = name.lower()
+    if key in URL_HEADERS:
+        return url(value)
     if key not in SECRET_HEADERS:
         return value
     if key in SCHEME_HEADERS and " " in value.strip():
@@ -38,3 +46,8 @@ def query(text: str) -> str:
     if not any(k.lower() in SECRET_QUERY_KEYS for k, _ in pairs):
         return text
     return urlencode([(k, REDACTED if k.lower() in SECRET_QUERY_KEYS else v) for k, v in pairs], safe=":/<>")
+
+
+def url(text: str) -> str:
+    base, sep, rest = text.partition("?")
+    return base + sep + query(rest) if sep else text

@@ -105,9 +105,13 @@ def object_summary(value: Decoded, lang: str, platform: Platform | None = None) 
 
 
 def _descriptor_summary(d: Descriptor, lang: str) -> str:
+    """`layer tar+gzip 158 B`, `config 734 B`: a blob as the manifest that named it describes it."""
     kind = media_kind(d.media_type)
-    role = text("config", lang) if kind == "config" else text("layer", lang) if kind == "layer" else d.media_type
-    return f"{role} {d.media_type.rsplit('.', 1)[-1] if kind == 'layer' else ''} {_size(d.size)} B".replace("  ", " ")
+    if kind == "config":
+        return f"{text('config', lang)} {_size(d.size)} B"
+    if kind == "layer":
+        return f"{text('layer', lang)} {d.media_type.rsplit('.', 1)[-1]} {_size(d.size)} B"
+    return f"{d.media_type} {_size(d.size)} B"
 
 
 def meaning(item: AnalyzedCall, lang: str = "en", analysis: Analysis | None = None) -> str:
@@ -128,7 +132,7 @@ def meaning(item: AnalyzedCall, lang: str = "en", analysis: Analysis | None = No
         parts.append(shorten_digests(tag_meaning.get(lang) or tag_meaning["en"]))
     if item.classification.mount_from:
         parts.append(text("from_repo", lang, repo=item.classification.mount_from))
-    if endpoint.id in ("end-5", "end-6", "end-4b") and item.body_size:
+    if endpoint.carries.get("request") in ("blob", "chunk") and item.body_size:
         parts.append(text("upload_bytes", lang, size=_size(item.body_size)))
     verified = item.digest_verified
     if verified is not None:

@@ -116,6 +116,10 @@ def secret_session():
                   req_body=f"grant_type=password&password={SECRET}".encode()),
         make_flow("GET", f"{R}/v2/a/manifests/v1", 404,
                   req_headers={"Authorization": f"Bearer {SECRET}", "Proxy-Authorization": f"Basic {SECRET}"}),
+        make_flow("GET", f"{R}/v2/a/blobs/sha256:{'1' * 64}", 307,
+                  resp_headers={"Location": f"https://cdn.example/blob?X-Amz-Signature={SECRET}"}),
+        make_flow("GET", f"https://cdn.example/blob?X-Amz-Credential={SECRET}&X-Amz-Signature={SECRET}", 200,
+                  req_headers={"X-Registry-Auth": SECRET}),
     )
 
 
