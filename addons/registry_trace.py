@@ -82,11 +82,20 @@ def classify_request(request: http.Request) -> Classification:
     return default_table().classify(request.method, path, query)
 
 
+class InFlight:
+    """What the hooks learnt of a flow before it completes: what it is, and the taps on its bodies."""
+
+    # A plain class: mitmproxy loads this file as a script outside sys.modules, where dataclasses fail.
+    def __init__(self, classification: Classification):
+        self.classification = classification
+        self.taps: dict[str, Tap] = {}
+
+
 class RegistryTrace:
     def __init__(self) -> None:
         self.analyzer = Analyzer()
         self.uploads = UploadSessions()
-        self.taps: dict[str, dict[str, Tap]] = {}
+        self.in_flight: dict[str, InFlight] = {}
         self.out: Path | None = None
         self._flows = None
         self._writer: io.FlowWriter | None = None
@@ -119,20 +128,18 @@ class RegistryTrace:
     # --- hooks: gather, then hand over ---
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
-        cls = classify_request(flow.request)
+        pending = self.in_flight[flow.id] = InFlight(classify_request(flow.request))
+        cls = pending.classification
         if cls.keeps("request"):
             return
         session = self.uploads.hasher(cls.session) if cls.session else None
-        tap = Tap(ctx.options.ocitrace_keep_bytes, session)
-        self.taps.setdefault(flow.id, {})["request"] = tap
-        flow.request.stream = tap
+        flow.request.stream = pending.taps["request"] = Tap(ctx.options.ocitrace_keep_bytes, session)
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        if flow.request.method == "HEAD" or classify_request(flow.request).keeps("response"):
+        pending = self._pending(flow)
+        if flow.request.method == "HEAD" or pending.classification.keeps("response"):
             return
-        tap = Tap(ctx.options.ocitrace_keep_bytes)
-        self.taps.setdefault(flow.id, {})["response"] = tap
-        flow.response.stream = tap
+        flow.response.stream = pending.taps["response"] = Tap(ctx.options.ocitrace_keep_bytes)
 
     def response(self, flow: http.HTTPFlow) -> None:
         self._finish(flow)
@@ -149,10 +156,18 @@ class RegistryTrace:
 
     # --- helpers ---
 
+    def _pending(self, flow: http.HTTPFlow) -> InFlight:
+        # A flow replayed or injected without requestheaders is classified when first seen.
+        if flow.id not in self.in_flight:
+            self.in_flight[flow.id] = InFlight(classify_request(flow.request))
+        return self.in_flight[flow.id]
+
     def _finish(self, flow: http.HTTPFlow) -> None:
         meta = flow.metadata.setdefault(METADATA_KEY, {})
-        cls = classify_request(flow.request)
-        for side, tap in self.taps.pop(flow.id, {}).items():
+        pending = self._pending(flow)
+        del self.in_flight[flow.id]
+        cls = pending.classification
+        for side, tap in pending.taps.items():
             meta[side] = tap.state()
             if side == "request" and cls.session and not tap.complete:
                 self.uploads.hasher(cls.session).whole = False
@@ -160,7 +175,8 @@ class RegistryTrace:
             body = tap.small_body()
             if message is not None and message.raw_content is None and body is not None:
                 message.raw_content = body
-        if cls.endpoint_id == "end-6" and flow.response is not None and flow.response.status_code == 201:
+        status = flow.response.status_code if flow.response is not None else None
+        if cls.session and cls.closes_session(status):
             session = self.uploads.close(cls.session)
             meta["session"] = BodyTap(session.digest, session.size, session.whole).to_state()
         item = self.analyzer.add(call_from_state(flow.get_state(), FLOWS_FILE))

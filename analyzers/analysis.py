@@ -244,7 +244,7 @@ class Analyzer:
                 item.notes.append(f"aborted after {tap.size} bytes")
         if session:
             self._uploads.feed(session, body)
-        if item.classification.endpoint_id != "end-6" or item.classification.status_class != STATUS_SUCCESS:
+        if not item.classification.closes_session(item.call.status):
             return
         hashed = self._uploads.close(session) if session else None
         if item.call.session_tap is not None:

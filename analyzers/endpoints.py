@@ -49,6 +49,7 @@ class Endpoint:
     when_none: frozenset[str] = frozenset()
     keep: frozenset[str] = frozenset()
     carries: Mapping[str, str] = field(default_factory=dict)
+    closes_session: bool = False
 
     def describe(self, method: str, lang: str = "en") -> str:
         text = self.meaning.get(lang) or self.meaning["en"]
@@ -76,6 +77,10 @@ class Classification:
     @property
     def endpoint_id(self) -> str | None:
         return self.endpoint.id if self.endpoint else None
+
+    def closes_session(self, status: int | None) -> bool:
+        """Whether this call, answered with `status`, completed its upload session (the blob is whole)."""
+        return self.endpoint is not None and self.endpoint.closes_session and status in self.endpoint.success
 
     def keeps(self, side: str) -> bool:
         """Whether a live proxy should hold this side's body whole ("request" or "response")."""
@@ -130,6 +135,7 @@ def _endpoint(row: Mapping) -> Endpoint:
         when_none=frozenset(query.get("when_none", ())),
         keep=frozenset(row.get("keep", ())),
         carries=row.get("carries") or {},
+        closes_session=bool(row.get("closes_session")),
     )
 
 

@@ -165,3 +165,13 @@ def test_bad_map_specs_are_refused_with_a_reason(spec):
     with taddons.context(addon) as tctx:
         with pytest.raises(exceptions.OptionsError, match="ocitrace_map"):
             tctx.configure(addon, ocitrace_map=[spec])
+
+
+def test_the_addon_loads_as_a_mitmproxy_script(tmp_path):
+    from pathlib import Path
+
+    import addons
+    script = Path(addons.__file__).with_name("registry_trace.py")
+    with taddons.context() as tctx:
+        loaded = tctx.script(str(script))
+        assert {type(a).__name__ for a in loaded.addons} == {"UpstreamMap", "RegistryTrace"}
