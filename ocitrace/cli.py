@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from importlib.metadata import version
 from pathlib import Path
 
 from analyzers.analysis import analyze
@@ -21,11 +22,25 @@ def fail(message: str, status: int = EXIT_DAMAGED) -> int:
     return status
 
 
+def capture_paths(names: Sequence[str]) -> list[str] | str:
+    """The files to read: each name, or the flow file in a folder `ocitrace proxy` wrote; else what is wrong."""
+    paths = []
+    for name in names:
+        path = Path(name)
+        if path.is_dir() and (path / "flows.mitm").is_file():
+            path = path / "flows.mitm"
+        if not path.is_file():
+            return f"{name}: no such capture file"
+        paths.append(str(path))
+    return paths
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
-    for path in args.captures:
-        if not Path(path).is_file():
-            return fail(f"{path}: no such capture file")
-    captures = read_captures(args.captures)
+    paths = capture_paths(args.captures)
+    if isinstance(paths, str):
+        return fail(paths)
+    args.captures = paths
+    captures = read_captures(paths)
     analysis = analyze(captures.calls)
     output = render(analysis, args.format, args.lang, sources=args.captures, errors=captures.errors)
     if args.output:
@@ -42,10 +57,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ocitrace", description="What your container client says to a registry.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version('ocitrace')}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("analyze", help="analyse saved captures (mitmproxy flow files, HAR)")
-    p.add_argument("captures", nargs="+", metavar="CAPTURE", help="flow files or HAR files, read as one session")
+    p.add_argument("captures", nargs="+", metavar="CAPTURE",
+                   help="flow files or HAR files (or a folder ocitrace proxy wrote), read as one session")
     p.add_argument("--format", choices=FORMATS, default="markdown")
     p.add_argument("--lang", choices=LANGUAGES, default="en")
     p.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")

@@ -60,3 +60,9 @@ def test_missing_file_is_one_sentence(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip() == f"ocitrace: {tmp_path / 'nope.mitm'}: no such capture file"
+
+
+def test_a_folder_the_proxy_wrote_can_be_analysed_by_its_name(capture, capsys):
+    capture.rename(capture.with_name("flows.mitm"))
+    assert main(["analyze", str(capture.parent), "--format", "jsonl"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
