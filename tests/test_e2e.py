@@ -162,7 +162,7 @@ def test_registry_down_is_recorded_and_the_proxy_keeps_serving(tmp_path):
                 run_client(["skopeo", "inspect", "--retry-times", "0", f"docker://{REGISTRY_NAME}/app:v1"],
                            proxy.env(), timeout=60)
     calls = events(tmp_path / "out")
-    assert len([c for c in calls if c["endpoint"] == "end-1"]) == 2
+    assert len([c for c in calls if c["endpoint"] == "end-1"]) >= 2
     assert all(c["endpoint"] in ("end-1", "v1-ping") and c["host"] == REGISTRY_NAME for c in calls)
     assert all(c["status"] is None and "Connect call failed" in c["error"] for c in calls)
 

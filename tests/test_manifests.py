@@ -2,6 +2,7 @@
 
 import base64
 import json
+from pathlib import Path
 
 import pytest
 from conftest import ARTICLE_INDEX, ARTICLE_MANIFEST, sha256
@@ -15,6 +16,17 @@ LAYER = {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": "
 
 def body(obj) -> bytes:
     return json.dumps(obj).encode()
+
+
+ARTICLE = Path(__file__).resolve().parents[2] / "shared" / "article" / "article-zh.txt"
+
+
+@pytest.mark.skipif(not ARTICLE.exists(), reason="the article is beside the project only in its workplace")
+def test_the_fixtures_are_the_article_appendix_bodies():
+    article = ARTICLE.read_text(encoding="utf-8")
+    bodies = [json.loads(article[article.index("{", article.index(title)):]
+                         .split("\n}\n", 1)[0] + "\n}") for title in ("多架构manifest\n{", "镜像manifests\n{")]
+    assert bodies == [json.loads(ARTICLE_INDEX), json.loads(ARTICLE_MANIFEST)]
 
 
 def test_article_index_is_eight_platforms_each_with_its_attestation():
