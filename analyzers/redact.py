@@ -17,7 +17,8 @@ SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "s
 SCHEME_HEADERS = frozenset({"authorization", "proxy-authorization"})
 # Query keys that carry a credential: OAuth2 and token-auth URLs, presigned storage URLs (blob redirects).
 SECRET_QUERY_KEYS = frozenset({"access_token", "token", "refresh_token", "password", "client_secret", "code",
-                               "x-amz-signature", "x-amz-credential", "x-amz-security-token", "signature", "sig"})
+                               "x-amz-signature", "x-amz-credential", "x-amz-security-token", "signature", "sig",
+                               "x-goog-signature", "x-goog-credential", "verify"})
 
 
 # Headers whose value is a URL: a redirect to presigned storage carries its signature in the query.
