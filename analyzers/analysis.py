@@ -103,6 +103,10 @@ class Analysis:
         return None
 
 
+def _redirect(status: int | None) -> bool:
+    return status is not None and 300 <= status < 400
+
+
 def _origin_and_path(url: str) -> str:
     """scheme://host[:port]/path as Call.origin + Call.path print it (no default port, no query)."""
     parts = urlsplit(url)
@@ -169,7 +173,7 @@ class Analyzer:
 
     def _learn_redirect(self, call: Call, classification: Classification) -> None:
         location = call.response_headers.get("location")
-        if classification.endpoint_id == "end-2" and call.status in (301, 302, 303, 307, 308) and location:
+        if classification.endpoint_id == "end-2" and _redirect(call.status) and location:
             target = _origin_and_path(urljoin(call.url, location))
             self._learned["redirect"].add(target)
             self._redirected[target] = classification
@@ -189,7 +193,7 @@ class Analyzer:
         if cls.endpoint is None or not cls.endpoint.carries or call.method == "HEAD":
             return
         [(side, kind)] = cls.endpoint.carries.items()
-        if side == "response" and cls.status_class != STATUS_SUCCESS:
+        if side == "response" and (cls.status_class != STATUS_SUCCESS or _redirect(call.status)):
             return
         body = call.response_body if side == "response" else call.request_body
         tap = call.response_tap if side == "response" else call.request_tap
@@ -198,7 +202,7 @@ class Analyzer:
             self._chunk(item, body, tap)
             return
         if body is None and tap is None:
-            if call.status is not None and call.status not in (307, 206):
+            if call.status is not None and call.status != 206:
                 item.notes.append("body not captured")
             return
         if tap is not None and not tap.complete:

@@ -181,3 +181,24 @@ def test_a_redirected_blob_with_other_bytes_is_a_mismatch():
     a = run(make_flow("GET", f"{R}/v2/app/blobs/{d}", 307, resp_headers={"Location": "/storage/x"}),
             make_flow("GET", f"{R}/storage/x", 200, resp_body=b"tampered"))
     assert a.calls[1].endpoint_id == "blob-redirect" and a.calls[1].digest_verified is False
+
+
+def test_a_docker_hub_shaped_pull_is_classified_end_to_end():
+    hub, auth, cdn = "https://registry-1.docker.io", "https://auth.docker.io", "https://production.cloudflare.docker.com"
+    index = index_body("linux/amd64", "linux/arm64")
+    layer = b"\x1f\x8b layer"
+    a = run(
+        make_flow("GET", f"{hub}/v2/", 401, resp_headers={
+            "WWW-Authenticate": 'Bearer realm="https://auth.docker.io/token",service="registry.docker.io"'}),
+        make_flow("GET", f"{auth}/token?scope=repository%3Alibrary%2Falpine%3Apull&service=registry.docker.io", 200,
+                  resp_body=b'{"token": "t"}'),
+        make_flow("HEAD", f"{hub}/v2/library/alpine/manifests/latest", 200,
+                  resp_headers={"Docker-Content-Digest": sha256(index)}),
+        make_flow("GET", f"{hub}/v2/library/alpine/manifests/{sha256(index)}", 200, resp_body=index,
+                  resp_headers={"Content-Type": OCI_INDEX, "Docker-Content-Digest": sha256(index)}),
+        make_flow("GET", f"{hub}/v2/library/alpine/blobs/{sha256(layer)}", 307,
+                  resp_headers={"Location": f"{cdn}/registry-v2/docker/registry/v2/blobs/sha256/ab/x/data?verify=1"}),
+        make_flow("GET", f"{cdn}/registry-v2/docker/registry/v2/blobs/sha256/ab/x/data?verify=1", 200, resp_body=layer),
+    )
+    assert [c.endpoint_id for c in a.calls] == ["end-1", "token", "end-3", "end-3", "end-2", "blob-redirect"]
+    assert [c.digest_verified for c in a.calls] == [None, None, None, True, None, True]
