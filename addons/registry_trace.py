@@ -82,6 +82,16 @@ def classify_request(request: http.Request) -> Classification:
     return default_table().classify(request.method, path, query)
 
 
+# Registries accept manifests of at least 4 MiB (distribution-spec); a "manifest" past twice that is
+# streamed like a blob rather than held in memory.
+KEEP_LIMIT = 8 << 20
+
+
+def too_large(message: http.Message) -> bool:
+    length = message.headers.get("content-length", "")
+    return length.isdigit() and int(length) > KEEP_LIMIT
+
+
 class InFlight:
     """What the hooks learnt of a flow before it completes: what it is, and the taps on its bodies."""
 
@@ -130,14 +140,15 @@ class RegistryTrace:
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         pending = self.in_flight[flow.id] = InFlight(classify_request(flow.request))
         cls = pending.classification
-        if cls.keeps("request"):
+        if cls.keeps("request") and not too_large(flow.request):
             return
         session = self.uploads.hasher(cls.session) if cls.session else None
         flow.request.stream = pending.taps["request"] = Tap(ctx.options.ocitrace_keep_bytes, session)
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         pending = self._pending(flow)
-        if flow.request.method == "HEAD" or pending.classification.keeps("response"):
+        if flow.request.method == "HEAD" or (pending.classification.keeps("response")
+                                             and not too_large(flow.response)):
             return
         flow.response.stream = pending.taps["response"] = Tap(ctx.options.ocitrace_keep_bytes)
 

@@ -175,3 +175,10 @@ def test_the_addon_loads_as_a_mitmproxy_script(tmp_path):
     with taddons.context() as tctx:
         loaded = tctx.script(str(script))
         assert {type(a).__name__ for a in loaded.addons} == {"UpstreamMap", "RegistryTrace"}
+
+
+def test_an_oversized_manifest_answer_streams_instead_of_being_held(trace):
+    flow = make_flow("GET", f"{R}/v2/app/manifests/v1", 200, resp_headers={"Content-Length": str(64 << 20)})
+    trace.requestheaders(flow)
+    trace.responseheaders(flow)
+    assert isinstance(flow.response.stream, Tap)
