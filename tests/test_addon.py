@@ -182,3 +182,16 @@ def test_an_oversized_manifest_answer_streams_instead_of_being_held(trace):
     trace.requestheaders(flow)
     trace.responseheaders(flow)
     assert isinstance(flow.response.stream, Tap)
+
+
+def test_a_blob_larger_than_a_hashing_batch_is_hashed_in_order(trace):
+    from addons.registry_trace import BATCH
+    blob = bytes(range(256)) * ((2 * BATCH + 12345) // 256)
+    flow = make_flow("GET", f"{R}/v2/app/blobs/{sha256(blob)}", 200)
+    flow.response.content = None
+    trace.requestheaders(flow)
+    trace.responseheaders(flow)
+    assert stream(flow.response.stream, blob, chunk=65535) == blob
+    trace.response(flow)
+    [event] = events(trace)
+    assert event["body_digest"] == sha256(blob) and event["digest_verified"] is True
