@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field, replace
 from urllib.parse import urljoin, urlsplit
 
-from .calls import Call
+from .calls import BodyTap, Call
 from .digests import UploadSessions, sha256_digest
 from .endpoints import STATUS_SUCCESS, Classification, EndpointTable, default_table
 from .manifests import (
@@ -198,6 +198,9 @@ class Analyzer:
         body = call.response_body if side == "response" else call.request_body
         tap = call.response_tap if side == "response" else call.request_tap
         headers = call.response_headers if side == "response" else call.request_headers
+        aborted = tap is not None and not tap.complete
+        if aborted:
+            item.notes.append(f"aborted after {tap.size} bytes")
         if kind == "chunk":
             self._chunk(item, body, tap)
             return
@@ -205,8 +208,7 @@ class Analyzer:
             if call.status is not None and call.status != 206:
                 item.notes.append("body not captured")
             return
-        if tap is not None and not tap.complete:
-            item.notes.append(f"aborted after {tap.size} bytes")
+        if aborted:
             return
         media_type = bare_media_type(headers.get("content-type"))
         if body is not None:
@@ -238,14 +240,12 @@ class Analyzer:
         if decoded is not None:
             self._decoded(item, item.body_digest, decoded, descriptor.media_type)
 
-    def _chunk(self, item: AnalyzedCall, body: bytes | None, tap) -> None:
+    def _chunk(self, item: AnalyzedCall, body: bytes | None, tap: BodyTap | None) -> None:
         session = item.session
         if body is not None:
             item.body_size = len(body)
         elif tap is not None:
             item.body_size = tap.size
-            if not tap.complete:
-                item.notes.append(f"aborted after {tap.size} bytes")
         if session:
             self._uploads.feed(session, body)
         if not item.classification.closes_session(item.call.status):

@@ -246,7 +246,7 @@ def render_json(analysis: Analysis, errors: Sequence[CaptureError] = ()) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
-def render_jsonl(analysis: Analysis, errors: Sequence[CaptureError] = ()) -> str:
+def render_jsonl(analysis: Analysis) -> str:
     return "".join(json.dumps(call_record(item, analysis), ensure_ascii=False) + "\n" for item in analysis.calls)
 
 
@@ -377,5 +377,5 @@ def render(analysis: Analysis, fmt: str = "markdown", lang: str = "en", sources:
     if fmt == "json":
         return render_json(analysis, errors)
     if fmt == "jsonl":
-        return render_jsonl(analysis, errors)
+        return render_jsonl(analysis)
     return render_markdown(analysis, sources, errors, lang)

@@ -39,10 +39,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     paths = capture_paths(args.captures)
     if isinstance(paths, str):
         return fail(paths)
-    args.captures = paths
     captures = read_captures(paths)
     analysis = analyze(captures.calls)
-    output = render(analysis, args.format, args.lang, sources=args.captures, errors=captures.errors)
+    output = render(analysis, args.format, args.lang, sources=paths, errors=captures.errors)
     if args.output:
         try:
             Path(args.output).write_text(output, encoding="utf-8")

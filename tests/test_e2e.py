@@ -15,7 +15,7 @@ import pytest
 
 from analyzers.analysis import analyze
 from analyzers.captures import read_captures
-from analyzers.report import render_markdown
+from analyzers.report import render_json, render_markdown
 from ocitrace.demo import SCENARIOS, run_scenarios, write_index
 from ocitrace.lab import REGISTRY_NAME, LabError, Proxy, Registry, free_port, run_client
 
@@ -102,7 +102,6 @@ def test_seed_index_decodes_as_platforms_with_their_attestations(demo):
 
 
 def render_json_of(folder):
-    from analyzers.report import render_json
     return render_json(analyze(read_captures([folder / "flows.mitm"]).calls))
 
 
