@@ -1,1 +1,1 @@
-"""mitmproxy addons: thin adapters that feed live flows to `analyzers`."""
+"""mitmproxy addons: thin adapters that feed live flows to `ocitrace.analyzers`."""

@@ -14,8 +14,7 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from mitmproxy import ctx, exceptions, http
-
-from analyzers.calls import METADATA_KEY
+from ocitrace.analyzers.calls import METADATA_KEY, CaptureMeta
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +69,8 @@ class UpstreamMap:
         if spec is None:
             return
         asked = flow.request.host_header or flow.request.pretty_host
-        flow.metadata.setdefault(METADATA_KEY, {}).update(
-            client_host=asked, client_scheme=flow.request.scheme, client_port=flow.request.port)
+        flow.metadata[METADATA_KEY] = CaptureMeta(
+            client_host=asked, client_scheme=flow.request.scheme, client_port=flow.request.port).to_state()
         flow.request.scheme = spec.scheme
         flow.request.host = spec.upstream_host
         flow.request.port = spec.upstream_port

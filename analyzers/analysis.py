@@ -1,19 +1,21 @@
-"""Turn a sequence of Calls into what they mean: classified calls, decoded objects, digest checks.
+"""Turn a sequence of Calls into what they mean: classified calls, decoded objects, digest checks, findings.
 
-`Analyzer` is incremental so the live proxy and `ocitrace analyze` share it: feed calls in order with
-`add`, read `analysis` at any time.
+`Analyzer` is the one pipeline of ocitrace: the live proxy and `ocitrace analyze` both feed it calls in
+order with `add`. The live proxy also asks `classify` as soon as a request's headers are in (to choose
+what to stream) and hands that classification back with the finished call, so each call is classified
+once, with one table.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
+from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from urllib.parse import urljoin, urlsplit
 
 from .calls import BodyTap, Call
-from .digests import UploadSessions, sha256_digest
+from .digests import Digest, algorithm_of
 from .endpoints import STATUS_SUCCESS, Classification, EndpointTable, default_table
+from .findings import ERROR, WARNING, Finding
 from .manifests import (
     Decoded,
     DecodeFailure,
@@ -27,15 +29,36 @@ from .manifests import (
     decode_blob,
     decode_manifest,
 )
+from .sessions import UploadSessions
 
-_REALM = re.compile(r'realm="([^"]+)"', re.IGNORECASE)
+# What the analysis remembers of earlier calls (descriptors, platforms, objects, learned URLs) is bounded:
+# a proxy left up for weeks forgets the oldest first.
+MEMORY = 100_000
+
+class Recent[K, V](OrderedDict):
+    """A dict that forgets its oldest entries past `limit`."""
+
+    def __init__(self, limit: int = MEMORY):
+        super().__init__()
+        self.limit = limit
+
+    def __setitem__(self, key: K, value: V) -> None:
+        super().__setitem__(key, value)
+        if len(self) > self.limit:
+            self.popitem(last=False)
+
+    def setdefault(self, key: K, default: V) -> V:  # OrderedDict's own would not go through __setitem__
+        if key in self:
+            return self[key]
+        self[key] = default
+        return default
 
 
 @dataclass(frozen=True)
 class DigestCheck:
     """One comparison of a computed digest (or size) with what something else claimed."""
 
-    against: str  # "url", "Docker-Content-Digest", "descriptor"
+    against: str  # "url", "Docker-Content-Digest", "descriptor size"
     expected: str
     actual: str
 
@@ -61,7 +84,7 @@ class DecodedObject:
 
 @dataclass
 class AnalyzedCall:
-    index: int
+    index: int  # 0-based position in the session
     call: Call
     classification: Classification
     session: str | None = None
@@ -70,8 +93,8 @@ class AnalyzedCall:
     checks: list[DigestCheck] = field(default_factory=list)
     object: DecodedObject | None = None
     descriptor: Descriptor | None = None
-    platform: Platform | None = None
-    notes: list[str] = field(default_factory=list)
+    platform: Platform | None = None  # as known when the call completed
+    findings: list[Finding] = field(default_factory=list)
 
     @property
     def endpoint_id(self) -> str | None:
@@ -84,15 +107,18 @@ class AnalyzedCall:
             return None
         return all(check.ok for check in self.checks)
 
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity in (ERROR, WARNING)]
+
 
 @dataclass
 class Analysis:
     calls: list[AnalyzedCall] = field(default_factory=list)
     objects: list[DecodedObject] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
     # What the whole session tells of each manifest's platform (from indexes and from configs),
     # including what was learnt after the call that carried it.
-    platforms: dict[str, Platform] = field(default_factory=dict)
+    platforms: Recent[str, Platform] = field(default_factory=Recent)
 
     def platform_of(self, item: AnalyzedCall) -> Platform | None:
         if item.platform is not None:
@@ -102,6 +128,11 @@ class Analysis:
                 return self.platforms[digest]
         return None
 
+    @property
+    def warnings(self) -> list[tuple[AnalyzedCall, Finding]]:
+        """Every error and warning of every call, in call order."""
+        return [(item, finding) for item in self.calls for finding in item.warnings]
+
 
 def _redirect(status: int | None) -> bool:
     return status is not None and 300 <= status < 400
@@ -110,50 +141,68 @@ def _redirect(status: int | None) -> bool:
 def _origin_and_path(url: str) -> str:
     """scheme://host[:port]/path as Call.origin + Call.path print it (no default port, no query)."""
     parts = urlsplit(url)
-    default = {"https": 443, "http": 80}.get(parts.scheme)
-    port = f":{parts.port}" if parts.port not in (None, default) else ""
-    return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
-
-
-def _hash(data: bytes, algorithm: str) -> str | None:
     try:
-        return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
-    except (ValueError, TypeError):
+        port = parts.port
+    except ValueError:
+        port = None
+    default = {"https": 443, "http": 80}.get(parts.scheme)
+    shown = f":{port}" if port not in (None, default) else ""
+    return f"{parts.scheme}://{parts.hostname}{shown}{parts.path}"
+
+
+def _realm(challenge: str) -> str | None:
+    """The realm of a `WWW-Authenticate: Bearer realm="...",service="..."` challenge."""
+    scheme, _, params = challenge.strip().partition(" ")
+    if scheme.lower() != "bearer":
         return None
+    for part in params.split(","):
+        key, _, value = part.strip().partition("=")
+        if key.strip().lower() == "realm":
+            return value.strip().strip('"') or None
+    return None
 
 
 class Analyzer:
-    def __init__(self, table: EndpointTable | None = None):
+    def __init__(self, table: EndpointTable | None = None, *, retain: bool = True):
+        """`retain`: keep every call and object in `analysis` (for a report); the live proxy keeps none."""
         self.table = table or default_table()
+        self.retain = retain
         self.analysis = Analysis()
-        # URLs earlier answers named, by kind: token realms from 401 challenges, storage from 307s.
-        self._learned: dict[str, set[str]] = {"challenge": set(), "redirect": set()}
-        self._redirected: dict[str, Classification] = {}
-        self._uploads = UploadSessions()
-        self._descriptors: dict[str, Descriptor] = {}
+        self.count = 0
+        self.sessions = UploadSessions()
+        # URLs earlier answers named, by kind (`challenge`: token realms from 401s; the `teaches` of a row,
+        # e.g. `redirect`: storage URLs from 307s), with the classification of the call that named them.
+        self._learned: dict[str, Recent[str, Classification | None]] = {}
+        self._descriptors: Recent[str, Descriptor] = Recent()
         self._platforms = self.analysis.platforms
-        self._objects: dict[str, DecodedObject] = {}
-        self._manifests_of_config: dict[str, list[str]] = {}
+        self._objects: Recent[str, DecodedObject] = Recent()
+        self._manifests_of_config: Recent[str, list[str]] = Recent()
 
-    def add(self, call: Call) -> AnalyzedCall:
-        self._learn_realm(call)
+    def classify(self, call: Call) -> Classification:
+        """What a call is, from its request alone. Its status class comes with `add`."""
         url = call.origin + call.path
-        classification = self.table.classify(call.method, call.path, call.query, call.status, url=url,
-                                             learned=self._learned)
-        if classification.endpoint_id == "blob-redirect" and url in self._redirected:
-            source = self._redirected[url]
-            classification = replace(classification, repository=source.repository, digest=source.digest)
-        self._learn_redirect(call, classification)
-        item = AnalyzedCall(index=len(self.analysis.calls), call=call, classification=classification)
-        item.session = classification.session or self._opened_session(call, classification)
-        for problem in classification.problems:
-            item.notes.append(problem)
+        classification = self.table.classify(call.method, call.path, call.query, url=url, learned=self._learned)
+        endpoint = classification.endpoint
+        if endpoint is not None and endpoint.learned_from:
+            source = self._learned.get(endpoint.learned_from, {}).get(url)
+            if source is not None:
+                classification = replace(classification, repository=source.repository, digest=source.digest)
+        return classification
+
+    def add(self, call: Call, classification: Classification | None = None) -> AnalyzedCall:
+        """Analyse the next call; `classification` is what `classify` said of its request, if asked."""
+        classification = (classification or self.classify(call)).answered(call.status)
+        item = AnalyzedCall(index=self.count, call=call, classification=classification,
+                            findings=list(classification.findings))
+        self.count += 1
         if call.error:
-            item.notes.append(f"error: {call.error}")
+            item.findings.append(Finding.of("call-failed", error=call.error))
+        self._learn(call, classification)
+        item.session = classification.session or self._opened_session(item)
         self._body(item)
         self._link_descriptor(item)
-        self._warn(item)
-        self.analysis.calls.append(item)
+        if self.retain:
+            self.analysis.calls.append(item)
         return item
 
     def add_all(self, calls) -> Analysis:
@@ -163,67 +212,66 @@ class Analyzer:
 
     # --- steps ---
 
-    def _learn_realm(self, call: Call) -> None:
-        if call.status != 401:
-            return
-        challenge = call.response_headers.get("www-authenticate") or ""
-        match = _REALM.search(challenge)
-        if match and challenge.lower().startswith("bearer"):
-            self._learned["challenge"].add(_origin_and_path(match.group(1)))
-
-    def _learn_redirect(self, call: Call, classification: Classification) -> None:
-        location = call.response_headers.get("location")
-        if classification.endpoint_id == "end-2" and _redirect(call.status) and location:
+    def _learn(self, call: Call, classification: Classification) -> None:
+        if call.status == 401:
+            realm = _realm(call.response_headers.get("www-authenticate") or "")
+            if realm:
+                self._learned.setdefault("challenge", Recent())[_origin_and_path(urljoin(call.url, realm))] = None
+        endpoint, location = classification.endpoint, call.response_headers.get("location")
+        if endpoint is not None and endpoint.teaches and _redirect(call.status) and location:
             target = _origin_and_path(urljoin(call.url, location))
-            self._learned["redirect"].add(target)
-            self._redirected[target] = classification
+            self._learned.setdefault(endpoint.teaches, Recent())[target] = classification
 
-    @staticmethod
-    def _opened_session(call: Call, classification: Classification) -> str | None:
-        if classification.endpoint_id not in ("end-4a", "end-4b", "end-11") or call.status != 202:
+    def _opened_session(self, item: AnalyzedCall) -> str | None:
+        call = item.call
+        if not item.classification.opens_session(call.status):
             return None
-        uuid = call.response_headers.get("docker-upload-uuid")
-        if uuid:
-            return uuid
-        location = (call.response_headers.get("location") or "").split("?", 1)[0].rstrip("/")
-        return location.rsplit("/", 1)[-1] or None
+        session = call.response_headers.get("docker-upload-uuid")
+        if not session:
+            location = (call.response_headers.get("location") or "").split("?", 1)[0].rstrip("/")
+            session = location.rsplit("/", 1)[-1] or None
+        if session:
+            self.sessions.open(session, item.classification.repository, item.index)
+        return session
 
     def _body(self, item: AnalyzedCall) -> None:
-        call, cls = item.call, item.classification
-        if cls.endpoint is None or not cls.endpoint.carries or call.method == "HEAD":
+        call, classification = item.call, item.classification
+        endpoint = classification.endpoint
+        if endpoint is None or not endpoint.carries or call.method == "HEAD":
             return
-        [(side, kind)] = cls.endpoint.carries.items()
-        if side == "response" and (cls.status_class != STATUS_SUCCESS or _redirect(call.status)):
+        [(side, payload)] = endpoint.carries.items()
+        if side == "response" and (classification.status_class != STATUS_SUCCESS or _redirect(call.status)):
             return
         body = call.response_body if side == "response" else call.request_body
         tap = call.response_tap if side == "response" else call.request_tap
         headers = call.response_headers if side == "response" else call.request_headers
         aborted = tap is not None and not tap.complete
         if aborted:
-            item.notes.append(f"aborted after {tap.size} bytes")
-        if kind == "chunk":
+            item.findings.append(Finding.of("upload-aborted" if side == "request" else "download-aborted",
+                                            bytes=tap.size))
+        if payload == "chunk":
             self._chunk(item, body, tap)
             return
         if body is None and tap is None:
             if call.status is not None and call.status != 206:
-                item.notes.append("body not captured")
+                item.findings.append(Finding.of("body-not-captured"))
             return
         if aborted:
             return
         media_type = bare_media_type(headers.get("content-type"))
         if body is not None:
             item.body_size = len(body)
-            if kind == "manifest":
+            if payload == "manifest":
                 self._manifest(item, body, media_type)
-            elif kind == "referrers":
+            elif payload == "referrers":
                 self._decoded(item, None, decode_manifest(body, media_type), media_type)
             else:
                 self._blob(item, body)
         else:
             item.body_size, item.body_digest = tap.size, tap.digest
-            if kind == "manifest":
-                item.notes.append("body not captured")
-        if kind != "referrers" and cls.status_class == STATUS_SUCCESS and call.status != 206:
+            if payload == "manifest":
+                item.findings.append(Finding.of("body-not-captured"))
+        if payload != "referrers" and classification.status_class == STATUS_SUCCESS and call.status != 206:
             self._check(item)
 
     def _manifest(self, item: AnalyzedCall, body: bytes, media_type: str | None) -> None:
@@ -241,53 +289,59 @@ class Analyzer:
             self._decoded(item, item.body_digest, decoded, descriptor.media_type)
 
     def _chunk(self, item: AnalyzedCall, body: bytes | None, tap: BodyTap | None) -> None:
-        session = item.session
+        call, session = item.call, item.session
         if body is not None:
             item.body_size = len(body)
         elif tap is not None:
             item.body_size = tap.size
         if session:
-            self._uploads.feed(session, body)
-        if not item.classification.closes_session(item.call.status):
+            self.sessions.chunk(session, item.index, body, streamed=tap is not None,
+                                complete=tap is None or tap.complete)
+        if not session or not item.classification.closes_session(call.status):
             return
-        hashed = self._uploads.close(session) if session else None
-        if item.call.session_tap is not None:
-            item.body_digest, item.body_size = item.call.session_tap.digest, item.call.session_tap.size
-        elif hashed is not None and hashed.whole:
-            item.body_digest, item.body_size = hashed.digest, hashed.size
+        upload = self.sessions.close(session)
+        if upload.digest is not None:
+            item.body_digest, item.body_size = upload.digest, upload.size
+        elif call.session_tap is not None and call.session_tap.complete:
+            # A live capture read offline: the proxy hashed the session's chunks as they passed.
+            item.body_digest, item.body_size = call.session_tap.digest, call.session_tap.size
         self._check(item)
 
     @staticmethod
-    def _digest_like(data: bytes, expected: str | None) -> str | None:
+    def _digest_like(data: bytes, expected: str | None) -> str:
         """The body's digest in the algorithm the URL names (sha256 when it names none)."""
-        algorithm = (expected or "").partition(":")[0]
-        if algorithm and algorithm != "sha256":
-            return _hash(data, algorithm) or sha256_digest(data)
-        return sha256_digest(data)
+        return str(Digest.of(data, algorithm_of(expected) or "sha256"))
 
     def _check(self, item: AnalyzedCall) -> None:
         if not item.body_digest:
             return
-        cls, call = item.classification, item.call
-        if cls.digest and cls.digest.partition(":")[0] == item.body_digest.partition(":")[0]:
-            item.checks.append(DigestCheck("url", cls.digest, item.body_digest))
+        classification, call = item.classification, item.call
+        algorithm = algorithm_of(item.body_digest)
+        if classification.digest and algorithm_of(classification.digest) == algorithm:
+            item.checks.append(DigestCheck("url", classification.digest, item.body_digest))
         header = call.response_headers.get("docker-content-digest")
-        if header and header.partition(":")[0] == item.body_digest.partition(":")[0]:
+        if header and algorithm_of(header) == algorithm:
             item.checks.append(DigestCheck("Docker-Content-Digest", header, item.body_digest))
         descriptor = self._descriptors.get(item.body_digest)
         if descriptor is not None and item.body_size is not None:
             item.checks.append(DigestCheck("descriptor size", str(descriptor.size), str(item.body_size)))
+        for check in item.checks:
+            if not check.ok:
+                item.findings.append(Finding.of("digest-mismatch", against=check.against, expected=check.expected,
+                                                actual=check.actual))
 
     def _decoded(self, item: AnalyzedCall, digest: str | None, value: Decoded, media_type: str | None) -> None:
         if isinstance(value, DecodeFailure):
-            item.notes.append(f"cannot decode: {value.reason}")
+            item.findings.append(value.finding)
         key = digest or f"#{item.index}"
         obj = self._objects.get(key)
         if obj is None:
             obj = DecodedObject(digest, media_type, value, item.classification.repository)
             self._objects[key] = obj
-            self.analysis.objects.append(obj)
-        obj.calls.append(item.index)
+            if self.retain:
+                self.analysis.objects.append(obj)
+        if self.retain:
+            obj.calls.append(item.index)
         item.object = obj
         self._remember(value, digest)
 
@@ -323,18 +377,6 @@ class Analyzer:
                 item.descriptor = self._descriptors.get(digest)
             if digest and item.platform is None:
                 item.platform = self._platforms.get(digest)
-
-    def _warn(self, item: AnalyzedCall) -> None:
-        call = item.call
-        where = f"call {item.index + 1} ({call.method} {call.path})"
-        for check in item.checks:
-            if not check.ok:
-                self.analysis.warnings.append(
-                    f"DIGEST MISMATCH in {where}: {check.against} says {check.expected}, body is {check.actual}"
-                )
-        for note in item.notes:
-            if note.startswith(("invalid", "cannot decode")):
-                self.analysis.warnings.append(f"{where}: {note}")
 
 
 def analyze(calls) -> Analysis:

@@ -19,6 +19,10 @@ class Headers:
     def __init__(self, pairs: Iterable[tuple[str, str]] = ()):
         self._pairs = tuple((str(k), str(v)) for k, v in pairs)
 
+    def values(self, name: str) -> list[str]:
+        name = name.lower()
+        return [value for key, value in self._pairs if key.lower() == name]
+
     def get(self, name: str, default: str | None = None) -> str | None:
         name = name.lower()
         for key, value in self._pairs:
@@ -48,13 +52,56 @@ class BodyTap:
     complete: bool = True
 
     @classmethod
-    def from_state(cls, state: Mapping[str, Any] | None) -> BodyTap | None:
-        if not isinstance(state, Mapping) or "size" not in state:
+    def from_state(cls, state: Any) -> BodyTap | None:
+        if not isinstance(state, Mapping) or not isinstance(state.get("size"), int):
             return None
-        return cls(digest=state.get("digest"), size=int(state["size"]), complete=bool(state.get("complete", True)))
+        digest = state.get("digest")
+        return cls(digest=digest if isinstance(digest, str) else None, size=state["size"],
+                   complete=state.get("complete", True) is not False)
 
     def to_state(self) -> dict[str, Any]:
         return {"digest": self.digest, "size": self.size, "complete": self.complete}
+
+
+@dataclass(frozen=True)
+class CaptureMeta:
+    """What the live proxy records on a flow (`flow.metadata["ocitrace"]`), kept in flow files.
+
+    The name the client asked for when the upstream was mapped, and what the stream taps measured of the
+    bodies (and of a whole upload session, on the call that closed it).
+    """
+
+    client_host: str | None = None
+    client_scheme: str | None = None
+    client_port: int | None = None
+    request: BodyTap | None = None
+    response: BodyTap | None = None
+    session: BodyTap | None = None
+
+    @classmethod
+    def from_state(cls, state: Any) -> CaptureMeta:
+        if not isinstance(state, Mapping):
+            return cls()
+        host, scheme, port = state.get("client_host"), state.get("client_scheme"), state.get("client_port")
+        return cls(
+            client_host=host if isinstance(host, str) and host else None,
+            client_scheme=scheme if isinstance(scheme, str) and scheme else None,
+            client_port=port if isinstance(port, int) and not isinstance(port, bool) else None,
+            request=BodyTap.from_state(state.get("request")),
+            response=BodyTap.from_state(state.get("response")),
+            session=BodyTap.from_state(state.get("session")),
+        )
+
+    def to_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {}
+        for name in ("client_host", "client_scheme", "client_port"):
+            if getattr(self, name) is not None:
+                state[name] = getattr(self, name)
+        for name in ("request", "response", "session"):
+            tap = getattr(self, name)
+            if tap is not None:
+                state[name] = tap.to_state()
+        return state
 
 
 @dataclass(frozen=True)
@@ -110,4 +157,4 @@ def _body_size(body: bytes | None, tap: BodyTap | None, headers: Headers) -> int
     if tap is not None:
         return tap.size
     length = headers.get("content-length")
-    return int(length) if length and length.isdigit() else None
+    return int(length) if length and length.isdigit() and len(length) < 19 else None

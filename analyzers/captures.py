@@ -1,4 +1,5 @@
-"""Read saved captures into Calls: mitmproxy flow files and HAR files, told apart by their content.
+"""Read saved captures into Calls: mitmproxy flow files, HAR files and ocitrace's own events.jsonl, told
+apart by their content.
 
 Flow files are read with a small tnetstring reader of our own, one flow at a time, so memory stays flat
 and a damaged file still yields every flow before the damage.
@@ -17,26 +18,31 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
-from .calls import METADATA_KEY, BodyTap, Call, Headers
+from .calls import METADATA_KEY, BodyTap, Call, CaptureMeta, Headers
+from .findings import Finding
 
 FLOW_FORMAT_VERSION = 21  # mitmproxy 12's flow format; older files are migrated by mitmproxy itself
 
 
 class CaptureError(Exception):
-    """A capture that could not be read to its end. `calls` holds what was read before the damage."""
+    """A capture that could not be read to its end: `finding` says why (a `capture-*` code and its values),
+    `calls` holds what was read before the damage."""
 
-    def __init__(self, path: str, message: str, calls: Iterable[Call] = ()):
-        super().__init__(f"{path}: {message}")
+    def __init__(self, path: str, code: str, calls: Iterable[Call] = (), **values: Any):
         self.path = path
+        self.finding = Finding.of(code, **values)
         self.calls = list(calls)
+        super().__init__(f"{path}: {code} {values}")
 
 
 @dataclass
 class CaptureSet:
-    """Calls of one or more captures, in time order, and the files that could not be read whole."""
+    """Calls of one or more captures, in time order; the files that could not be read whole; and what
+    else the reading noticed (an empty file, a file given twice), as (path, finding)."""
 
     calls: list[Call] = field(default_factory=list)
     errors: list[CaptureError] = field(default_factory=list)
+    notices: list[tuple[str, Finding]] = field(default_factory=list)
 
 
 # --- tnetstrings (the mitmproxy flow file format: one tnetstring per flow, back to back) ---
@@ -115,8 +121,25 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _headers(pairs: Iterable[Any] | None) -> Headers:
-    return Headers((_text(k), _text(v)) for k, v in (pairs or ()))
+def headers_from_pairs(pairs: Any) -> Headers:
+    if not isinstance(pairs, list | tuple):
+        return Headers()
+    return Headers((_text(pair[0]), _text(pair[1])) for pair in pairs
+                   if isinstance(pair, list | tuple) and len(pair) == 2)
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _float(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def _body(value: Any) -> bytes | None:
+    return value if isinstance(value, bytes) else None
 
 
 def _migrate(state: dict[str, Any]) -> dict[str, Any]:
@@ -130,16 +153,23 @@ def _migrate(state: dict[str, Any]) -> dict[str, Any]:
     return compat.migrate_flow(state)
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def call_from_state(state: Mapping[str, Any], source: str = "") -> Call | None:
-    """A Call from a flow's state (what `flow.get_state()` returns and flow files store); None unless HTTP."""
-    if state.get("type") != "http" or not state.get("request"):
+    """A Call from a flow's state (as flow files store it); None unless HTTP."""
+    if state.get("type") != "http" or not isinstance(state.get("request"), Mapping):
         return None
-    req, resp, err = state["request"], state.get("response") or None, state.get("error") or None
-    meta = (state.get("metadata") or {}).get(METADATA_KEY) or {}
-    req_headers = _headers(req.get("headers"))
-    path_and_query = _text(req.get("path"))
-    path, _, query = path_and_query.partition("?")
-    host, port, scheme, upstream = _asked_for(req, req_headers, meta, state.get("client_conn") or {})
+    req, resp, err = state["request"], _mapping(state.get("response")), _mapping(state.get("error"))
+    meta = CaptureMeta.from_state(_mapping(state.get("metadata")).get(METADATA_KEY))
+    req_headers = headers_from_pairs(req.get("headers"))
+    path, _, query = _text(req.get("path")).partition("?")
+    client_conn = _mapping(state.get("client_conn"))
+    target = Target(_text(req.get("scheme")), _text(req.get("host")), _int(req.get("port")),
+                    _text(req.get("authority")))
+    host, port, scheme, upstream = asked_for(target, req_headers, meta, _text(client_conn.get("sni")),
+                                             client_conn.get("tls") is True)
     return Call(
         method=_text(req.get("method")).upper(),
         scheme=scheme,
@@ -147,42 +177,51 @@ def call_from_state(state: Mapping[str, Any], source: str = "") -> Call | None:
         port=port,
         path=path,
         query=query,
-        status=resp.get("status_code") if resp else None,
+        status=_int(resp.get("status_code")) if resp else None,
         request_headers=req_headers,
-        response_headers=_headers(resp.get("headers")) if resp else Headers(),
-        request_body=req.get("content"),
-        response_body=resp.get("content") if resp else None,
-        timestamp=req.get("timestamp_start") or state.get("timestamp_created"),
+        response_headers=headers_from_pairs(resp.get("headers")) if resp else Headers(),
+        request_body=_body(req.get("content")),
+        response_body=_body(resp.get("content")) if resp else None,
+        timestamp=_float(req.get("timestamp_start")) or _float(state.get("timestamp_created")),
         error=_text(err.get("msg")) if err else None,
         source=source,
-        request_tap=BodyTap.from_state(meta.get("request")),
-        response_tap=BodyTap.from_state(meta.get("response")),
-        session_tap=BodyTap.from_state(meta.get("session")),
+        request_tap=meta.request,
+        response_tap=meta.response,
+        session_tap=meta.session,
         upstream=upstream,
     )
 
 
-def _asked_for(req: Mapping[str, Any], headers: Headers, meta: Mapping[str, Any],
-               client_conn: Mapping[str, Any]) -> tuple[str, int | None, str, str | None]:
+@dataclass(frozen=True)
+class Target:
+    """Where a request went: the upstream (after any mapping) and the authority the request line named."""
+
+    scheme: str
+    host: str
+    port: int | None
+    authority: str = ""
+
+
+def asked_for(target: Target, headers: Headers, meta: CaptureMeta, sni: str = "",
+              tls: bool = False) -> tuple[str, int | None, str, str | None]:
     """(host, port, scheme) the client asked for, and the upstream the call went to when that differs.
 
     The live proxy records what it remapped. A plain mitmproxy capture remapped with map_remote keeps only
     the TLS server name the client sent: when it names another host than the request, it is the one asked.
+    The live proxy and the flow-file reader both decide it here.
     """
-    target = f"{_text(req.get('scheme'))}://{_text(req.get('host'))}:{req.get('port')}"
-    if meta.get("client_host"):
-        host, port = _split_host(meta["client_host"], meta.get("client_port", req.get("port")))
-        return host, port, meta.get("client_scheme") or "https", target
-    sni = _text(client_conn.get("sni"))
-    if sni and client_conn.get("tls") and sni.lower() != _text(req.get("host")).lower():
-        return sni, 443, "https", target
-    host, port = _split_host(_text(req.get("authority")) or headers.get("host") or _text(req.get("host")),
-                             req.get("port"))
-    return host, port, _text(req.get("scheme")) or "http", None
+    upstream = f"{target.scheme}://{target.host}:{target.port}"
+    if meta.client_host:
+        host, port = _split_host(meta.client_host, meta.client_port or target.port)
+        return host, port, meta.client_scheme or "https", upstream
+    if sni and tls and sni.lower() != target.host.lower():
+        return sni, 443, "https", upstream
+    host, port = _split_host(target.authority or headers.get("host") or target.host, target.port)
+    return host, port, target.scheme or "http", None
 
 
-def _split_host(authority: str, fallback_port: Any) -> tuple[str, int | None]:
-    port = fallback_port if isinstance(fallback_port, int) else None
+def _split_host(authority: str, fallback_port: int | None) -> tuple[str, int | None]:
+    port = fallback_port
     if authority.startswith("["):  # [::1]:5000
         host, _, rest = authority[1:].partition("]")
         return host, int(rest[1:]) if rest.startswith(":") and rest[1:].isdigit() else port
@@ -207,24 +246,26 @@ def read_flow_file(path: str | Path) -> Iterator[Call]:
                 if call is not None:
                     yield call
         except _Truncated:
-            raise CaptureError(name, f"truncated after {count} flows (byte {offset} of {size})") from None
-        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
-            raise CaptureError(name, f"damaged after {count} flows (byte {offset} of {size}): {exc}") from None
+            raise CaptureError(name, "capture-truncated", flows=count, offset=offset, size=size) from None
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError, UnicodeDecodeError,
+                RecursionError) as exc:
+            raise CaptureError(name, "capture-damaged", flows=count, offset=offset, size=size,
+                               detail=type(exc).__name__) from None
 
 
 # --- HAR (as mitmproxy's save.har and browsers write it) ---
 
-def _har_body(content: Mapping[str, Any] | None) -> bytes | None:
-    if not content:
+def _har_body(content: Any) -> bytes | None:
+    if not isinstance(content, Mapping):
         return None
-    text = content.get("text")
-    if text is None:
-        return b"" if not content.get("size") else None
+    text, size = content.get("text"), _int(content.get("size")) or 0
+    if not isinstance(text, str):
+        return b"" if not size else None
     if content.get("encoding") == "base64":
         return base64.b64decode(text)
     data = text.encode("utf-8", "surrogateescape")
     # A body saved empty while its size says otherwise was streamed past the recorder.
-    return None if not data and content.get("size", 0) > 0 else data
+    return None if not data and size > 0 else data
 
 
 def _har_time(value: Any) -> float | None:
@@ -242,94 +283,176 @@ def _unless_lost(body: bytes | None, headers: Headers) -> bytes | None:
     return body
 
 
+def _har_headers(items: Any) -> Headers:
+    if not isinstance(items, list):
+        return Headers()
+    return Headers((_text(h["name"]), _text(h["value"])) for h in items if isinstance(h, Mapping))
+
+
 def call_from_har_entry(entry: Mapping[str, Any], source: str = "") -> Call:
-    req, resp = entry["request"], entry.get("response") or {}
+    req, resp = entry["request"], _mapping(entry.get("response"))
     url = urlsplit(req["url"])
-    status = resp.get("status")
-    headers = Headers((h["name"], h["value"]) for h in req.get("headers", ()))
-    resp_headers = Headers((h["name"], h["value"]) for h in resp.get("headers", ()))
+    status = _int(resp.get("status"))
+    headers = _har_headers(req.get("headers"))
+    resp_headers = _har_headers(resp.get("headers"))
     host = next((v for k, v in headers if k.lower() in (":authority", "host")), url.netloc)
     host, port = _split_host(host, url.port or {"https": 443, "http": 80}.get(url.scheme))
     post = req.get("postData")
-    if post:
+    if isinstance(post, Mapping):
         request_body = _har_body({"text": post.get("text"), "size": req.get("bodySize", 0)})
     else:
         request_body = b"" if req.get("bodySize", 0) in (0, -1) else None
+    error = resp.get("_error")
     return Call(
-        method=str(req["method"]).upper(),
+        method=_text(req["method"]).upper(),
         scheme=url.scheme,
         host=host,
         port=port,
         path=url.path or "/",
         query=url.query,
-        status=status if isinstance(status, int) and status > 0 else None,
+        status=status if status is not None and status > 0 else None,
         request_headers=headers,
         response_headers=resp_headers,
         request_body=_unless_lost(request_body, headers),
         response_body=_unless_lost(_har_body(resp.get("content")), resp_headers),
         timestamp=_har_time(entry.get("startedDateTime")),
-        error=resp.get("_error") or (None if isinstance(status, int) and status > 0 else "no response"),
+        error=_text(error) if error else (None if status is not None and status > 0 else "no response"),
         source=source,
     )
 
 
-def read_har_file(path: str | Path) -> Iterator[Call]:
-    name = str(path)
+def _json_document(path: str | Path, name: str) -> Any:
     try:
         with open(path, "rb") as fh:
-            har = json.loads(fh.read().decode("utf-8-sig"))
-        entries = har["log"]["entries"]
+            return json.loads(fh.read().decode("utf-8-sig"))
     except UnicodeDecodeError:
-        raise CaptureError(name, "is not UTF-8 text, so not a HAR file") from None
+        raise CaptureError(name, "capture-not-utf8") from None
     except json.JSONDecodeError as exc:
-        raise CaptureError(name, f"is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
-    except (KeyError, TypeError):
-        raise CaptureError(name, "is JSON but not HAR (no log.entries)") from None
+        raise CaptureError(name, "capture-invalid-json", line=exc.lineno, column=exc.colno) from None
+    except (RecursionError, ValueError):
+        raise CaptureError(name, "capture-invalid-json", line=0, column=0) from None
+
+
+def read_har_file(path: str | Path) -> Iterator[Call]:
+    name = str(path)
+    har = _json_document(path, name)
+    entries = _mapping(_mapping(har).get("log")).get("entries")
+    if not isinstance(entries, list):
+        raise CaptureError(name, "capture-not-har")
     for i, entry in enumerate(entries):
         try:
             yield call_from_har_entry(entry, name)
-        except (KeyError, TypeError, ValueError, AttributeError, binascii.Error) as exc:
-            raise CaptureError(name, f"entry {i} is not a HAR request/response ({exc!r})") from None
+        except (KeyError, TypeError, ValueError, AttributeError, binascii.Error):
+            raise CaptureError(name, "capture-bad-entry", entry=i) from None
+
+
+# --- events.jsonl (what `ocitrace proxy` logs, one call per line: see report.call_record) ---
+
+def call_from_event(record: Mapping[str, Any], source: str = "") -> Call:
+    """A Call from an event record. Bodies are not in events: what was measured of them comes back as taps."""
+    url = urlsplit(_text(record["url"]))
+    codes = {f.get("code") for f in record.get("findings") or () if isinstance(f, Mapping)}
+    digest = record.get("body_digest") if isinstance(record.get("body_digest"), str) else None
+    body = _int(record.get("body_bytes"))
+
+    def tap(size: Any, aborted: str) -> BodyTap | None:
+        size = _int(size)
+        return None if size is None else BodyTap(digest, size, aborted not in codes)
+
+    return Call(
+        method=_text(record["method"]).upper(),
+        scheme=url.scheme,
+        host=_text(record.get("host")) or (url.hostname or ""),
+        port=url.port,
+        path=_text(record.get("path")) or url.path,
+        query=_text(record.get("query")),
+        status=_int(record.get("status")),
+        request_headers=headers_from_pairs(record.get("request_headers")),
+        response_headers=headers_from_pairs(record.get("response_headers")),
+        timestamp=_float(record.get("timestamp")),
+        error=_text(record["error"]) if record.get("error") else None,
+        source=source,
+        request_tap=tap(record.get("request_bytes"), "upload-aborted"),
+        response_tap=tap(record.get("response_bytes"), "download-aborted"),
+        session_tap=BodyTap(digest, body) if digest and body is not None else None,
+        upstream=_text(record["upstream"]) if record.get("upstream") else None,
+    )
+
+
+def read_events_file(path: str | Path) -> Iterator[Call]:
+    name = str(path)
+    with open(path, "rb") as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line.decode("utf-8"))
+                if not isinstance(record, Mapping):
+                    raise TypeError
+                yield call_from_event(record, name)
+            except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+                raise CaptureError(name, "capture-bad-entry", entry=number) from None
 
 
 # --- any capture ---
 
 def capture_format(path: str | Path) -> str:
-    """'har', 'flows' or 'empty', by the file's first meaningful byte. Raises CaptureError otherwise."""
+    """'har', 'events', 'flows' or 'empty', by the file's content. Raises CaptureError otherwise."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(64)
+            first = head + fh.readline(1 << 20) if head[:64].lstrip()[:1] == b"{" else head
     except OSError as exc:
-        raise CaptureError(str(path), f"cannot be read ({exc.strerror})") from None
+        raise CaptureError(str(path), "capture-unreadable", detail=exc.strerror or str(exc)) from None
     head = head.removeprefix(b"\xef\xbb\xbf").lstrip()
     if not head:
         return "empty"
     if head[:1] == b"{":
-        return "har"
+        try:
+            record = json.loads(first.removeprefix(b"\xef\xbb\xbf").split(b"\n", 1)[0])
+        except (ValueError, RecursionError):
+            return "har"  # a document over several lines
+        return "events" if isinstance(record, Mapping) and "method" in record and "log" not in record else "har"
     if head[:1].isdigit():
         return "flows"
-    raise CaptureError(str(path), "is neither a mitmproxy flow file nor a HAR file")
+    raise CaptureError(str(path), "capture-unknown-format")
 
 
-_READERS = {"har": read_har_file, "flows": read_flow_file, "empty": lambda path: iter(())}
+_READERS = {"har": read_har_file, "events": read_events_file, "flows": read_flow_file,
+            "empty": lambda path: iter(())}
 
 
 def read_capture(path: str | Path) -> Iterator[Call]:
     return _READERS[capture_format(path)](path)
 
 
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    try:
+        return Path(a).samefile(b)
+    except OSError:
+        return False
+
+
 def read_captures(paths: Iterable[str | Path]) -> CaptureSet:
     """All calls of several captures as one session in time order. Each file keeps its own order (the
-    order its calls completed in), and files are interleaved by when their calls started."""
+    order its calls completed in), and files are interleaved by when their calls started. A file given
+    twice is read once."""
     result = CaptureSet()
     per_file: list[list[tuple[float, Call]]] = []
+    read: list[str | Path] = []
     for path in paths:
+        if any(_same_file(path, earlier) for earlier in read):
+            result.notices.append((str(path), Finding.of("capture-given-twice")))
+            continue
+        read.append(path)
         calls: list[Call] = []
         try:
             calls.extend(read_capture(path))
         except CaptureError as exc:
             exc.calls = calls
             result.errors.append(exc)
+        if not calls and not any(e.path == str(path) for e in result.errors):
+            result.notices.append((str(path), Finding.of("capture-empty")))
         keyed, last = [], 0.0
         for call in calls:
             last = call.timestamp if call.timestamp is not None else last

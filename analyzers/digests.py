@@ -1,36 +1,100 @@
-"""Content digests: computing them over whole bodies or chunk by chunk, and printing them short."""
+"""Content digests as the image spec defines them: a type that parses, prints short, and hashes.
+
+`algorithm:encoded` (descriptor.md "Digests"); sha256 and sha512 are registered, other algorithms are
+valid by the grammar and compared as text.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 
 # The article prints digests as "sha256:520ce6d85...": the algorithm and nine hex digits.
 SHORT_HEX = 9
 
+_GRAMMAR = re.compile(r"(?P<algorithm>[a-z0-9]+(?:[+._-][a-z0-9]+)*):(?P<encoded>[a-zA-Z0-9=_-]+)")
+# Registered algorithms and the form of their encoded part.
+_ENCODED = {"sha256": re.compile(r"[a-f0-9]{64}"), "sha512": re.compile(r"[a-f0-9]{128}"),
+            "blake3": re.compile(r"[a-f0-9]{64}")}
+
+
+class DigestError(ValueError):
+    """A string that is not a digest; `reason` is a code: `grammar` or `encoded` (wrong form for its algorithm)."""
+
+    def __init__(self, text: str, reason: str):
+        super().__init__(f"{text!r} is not a digest ({reason})")
+        self.text = text
+        self.reason = reason
+
+
+@dataclass(frozen=True, order=True)
+class Digest:
+    algorithm: str
+    encoded: str
+
+    @classmethod
+    def parse(cls, text: str) -> Digest:
+        match = _GRAMMAR.fullmatch(text or "")
+        if match is None:
+            raise DigestError(text, "grammar")
+        algorithm, encoded = match["algorithm"], match["encoded"]
+        rule = _ENCODED.get(algorithm)
+        if rule is not None and rule.fullmatch(encoded) is None:
+            raise DigestError(text, "encoded")
+        return cls(algorithm, encoded)
+
+    @classmethod
+    def of(cls, data: bytes, algorithm: str = "sha256") -> Digest:
+        """The digest of `data`; an algorithm hashlib does not know is computed as sha256."""
+        try:
+            return cls(algorithm, hashlib.new(algorithm, data).hexdigest())
+        except (ValueError, TypeError):
+            return cls("sha256", hashlib.sha256(data).hexdigest())
+
+    def __str__(self) -> str:
+        return f"{self.algorithm}:{self.encoded}"
+
+    @property
+    def short(self) -> str:
+        if len(self.encoded) <= SHORT_HEX:
+            return str(self)
+        return f"{self.algorithm}:{self.encoded[:SHORT_HEX]}..."
+
+
+def parse_digest(text: str | None) -> Digest | None:
+    """The digest `text` names, or None when it names none."""
+    try:
+        return Digest.parse(text or "")
+    except DigestError:
+        return None
+
+
+def algorithm_of(text: str | None) -> str | None:
+    digest = parse_digest(text)
+    return digest.algorithm if digest else None
+
 
 def sha256_digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+    return str(Digest.of(data))
 
 
-def short_digest(digest: str | None) -> str:
-    if not digest:
+def short_digest(text: str | None) -> str:
+    """A digest as the article prints it; anything else unchanged."""
+    if not text:
         return ""
-    algorithm, sep, encoded = digest.partition(":")
-    if not sep or len(encoded) <= SHORT_HEX:
-        return digest
-    return f"{algorithm}:{encoded[:SHORT_HEX]}..."
+    digest = parse_digest(text)
+    return digest.short if digest else text
 
 
-@dataclass
 class Hasher:
     """sha256 over a body that arrives in chunks, with its length."""
 
-    size: int = 0
-    whole: bool = True  # False once a part of the body was not seen
+    __slots__ = ("_sha", "size")
 
-    def __post_init__(self) -> None:
+    def __init__(self) -> None:
         self._sha = hashlib.sha256()
+        self.size = 0
 
     def update(self, chunk: bytes) -> None:
         self._sha.update(chunk)
@@ -39,30 +103,3 @@ class Hasher:
     @property
     def digest(self) -> str:
         return "sha256:" + self._sha.hexdigest()
-
-
-class UploadSessions:
-    """The bytes of each blob upload session, hashed across its PATCH and PUT bodies.
-
-    A blob pushed in chunks has its digest over all of them, so no single request can be checked
-    alone: the session's running hash is checked when the closing PUT names the digest.
-    """
-
-    def __init__(self) -> None:
-        self._sessions: dict[str, Hasher] = {}
-
-    def hasher(self, session: str) -> Hasher:
-        """The session's running hash, for a caller that feeds it chunk by chunk."""
-        return self._sessions.setdefault(session, Hasher())
-
-    def feed(self, session: str, chunk: bytes | None) -> None:
-        """Add a chunk to a session; None for a chunk that passed unseen (its hash can no longer be known)."""
-        hasher = self.hasher(session)
-        if chunk is None:
-            hasher.whole = False
-        else:
-            hasher.update(chunk)
-
-    def close(self, session: str) -> Hasher:
-        """The session's hash so far; the session is forgotten."""
-        return self._sessions.pop(session, None) or Hasher()

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from urllib.parse import parse_qs
 
 import yaml
+
+from .digests import Digest, DigestError
+from .findings import Finding
 
 TABLE_PATH = Path(__file__).with_name("endpoints.yaml")
 
@@ -49,7 +52,19 @@ class Endpoint:
     when_none: frozenset[str] = frozenset()
     keep: frozenset[str] = frozenset()
     carries: Mapping[str, str] = field(default_factory=dict)
+    opens_session: bool = False
     closes_session: bool = False
+    teaches: str | None = None
+
+    def status_class(self, status: int | None) -> str | None:
+        """success, failure (a status the spec names for this endpoint) or off-spec; None without an answer."""
+        if status is None:
+            return None
+        if status in self.success:
+            return STATUS_SUCCESS
+        if status in self.failure:
+            return STATUS_FAILURE
+        return STATUS_OFF_SPEC
 
     def describe(self, method: str, lang: str = "en") -> str:
         text = self.meaning.get(lang) or self.meaning["en"]
@@ -70,13 +85,23 @@ class Classification:
     session: str | None = None
     mount_from: str | None = None
     status_class: str | None = None
-    problems: tuple[str, ...] = field(default=())
+    findings: tuple[Finding, ...] = field(default=())
     # For a tag that names another manifest (referrers tag schema, cosign): what it is, per language.
     tag_meaning: Mapping[str, str] | None = None
 
     @property
     def endpoint_id(self) -> str | None:
         return self.endpoint.id if self.endpoint else None
+
+    def answered(self, status: int | None) -> Classification:
+        """This classification for a call answered with `status`."""
+        if self.endpoint is None:
+            return self
+        return replace(self, status_class=self.endpoint.status_class(status))
+
+    def opens_session(self, status: int | None) -> bool:
+        """Whether this call, answered with `status`, opened an upload session (202 Accepted)."""
+        return self.endpoint is not None and self.endpoint.opens_session and status == 202
 
     def closes_session(self, status: int | None) -> bool:
         """Whether this call, answered with `status`, completed its upload session (the blob is whole)."""
@@ -93,8 +118,6 @@ class Grammar:
     def __init__(self, spec: Mapping[str, object]):
         self._name = re.compile(f"(?:{spec['name']})")
         self._tag = re.compile(f"(?:{spec['tag']})")
-        self._digest = re.compile(f"(?:{spec['digest']})")
-        self._encoded = {alg: re.compile(f"(?:{rx})") for alg, rx in spec["digest_encoded"].items()}
 
     def valid_name(self, name: str) -> bool:
         return self._name.fullmatch(name) is not None
@@ -102,12 +125,13 @@ class Grammar:
     def valid_tag(self, tag: str) -> bool:
         return self._tag.fullmatch(tag) is not None
 
-    def valid_digest(self, digest: str) -> bool:
-        if self._digest.fullmatch(digest) is None:
+    @staticmethod
+    def valid_digest(digest: str) -> bool:
+        try:
+            Digest.parse(digest)
+        except DigestError:
             return False
-        algorithm, _, encoded = digest.partition(":")
-        rule = self._encoded.get(algorithm)
-        return rule is None or rule.fullmatch(encoded) is not None
+        return True
 
 
 def _compile_path(template: str) -> re.Pattern[str]:
@@ -119,14 +143,14 @@ def _compile_path(template: str) -> re.Pattern[str]:
     return re.compile(f"^{regex}$")
 
 
-def _endpoint(row: Mapping) -> Endpoint:
+def _endpoint(row: Mapping, any_endpoint_failures: frozenset[int]) -> Endpoint:
     query = row.get("query") or {}
     return Endpoint(
         id=row["id"],
         methods=frozenset(m.upper() for m in row["methods"]),
         oci=row["oci"],
         success=frozenset(row["success"]),
-        failure=frozenset(row["failure"]),
+        failure=frozenset(row["failure"]) | any_endpoint_failures,
         spec=row["spec"],
         meaning=row["meaning"],
         pattern=_compile_path(row["path"]) if row.get("path") else None,
@@ -135,7 +159,9 @@ def _endpoint(row: Mapping) -> Endpoint:
         when_none=frozenset(query.get("when_none", ())),
         keep=frozenset(row.get("keep", ())),
         carries=row.get("carries") or {},
+        opens_session=bool(row.get("opens_session")),
         closes_session=bool(row.get("closes_session")),
+        teaches=row.get("teaches"),
     )
 
 
@@ -156,8 +182,9 @@ class EndpointTable:
 
     def __init__(self, spec: Mapping):
         self.grammar = Grammar(spec["grammar"])
-        self.endpoints: tuple[Endpoint, ...] = tuple(_endpoint(row) for row in spec["endpoints"])
-        self.any_endpoint_failures = frozenset(spec.get("any_endpoint_failures", ()))
+        # Statuses any endpoint may answer with are named failures of every row.
+        failures = frozenset(spec.get("any_endpoint_failures", ()))
+        self.endpoints: tuple[Endpoint, ...] = tuple(_endpoint(row, failures) for row in spec["endpoints"])
         self.tag_schemas = tuple((re.compile(t["pattern"]), t["meaning"]) for t in spec.get("tag_schemas", ()))
         self._by_id = {e.id: e for e in self.endpoints}
         by_method: dict[str, list[Endpoint]] = {}
@@ -194,7 +221,7 @@ class EndpointTable:
         for endpoint in self._by_method.get(method.upper(), ()):
             if endpoint.pattern is None:
                 if _was_named(endpoint, path, keys, url, learned or {}):
-                    return Classification(endpoint=endpoint, status_class=self._status_class(endpoint, status))
+                    return Classification(endpoint=endpoint, status_class=endpoint.status_class(status))
                 continue
             if endpoint.when_any and not endpoint.when_any & keys:
                 continue
@@ -209,24 +236,24 @@ class EndpointTable:
         self, endpoint: Endpoint, groups: Mapping[str, str | None], params: Mapping[str, list[str]],
         status: int | None,
     ) -> Classification:
-        problems: list[str] = []
+        findings: list[Finding] = []
         name, reference = groups.get("name"), groups.get("reference")
         digest, session = groups.get("digest"), groups.get("session")
         tag = None
         if name is not None and not self.grammar.valid_name(name):
-            problems.append(f"invalid repository name {name!r}")
+            findings.append(Finding.of("invalid-name", value=name))
         if reference is not None:
             if ":" in reference:
                 digest = reference
             elif self.grammar.valid_tag(reference):
                 tag = reference
             else:
-                problems.append(f"invalid reference {reference!r}")
+                findings.append(Finding.of("invalid-reference", value=reference))
         for key in ("digest", "mount"):
             if digest is None and params.get(key):
                 digest = params[key][0]
         if digest is not None and not self.grammar.valid_digest(digest):
-            problems.append(f"invalid digest {digest!r}")
+            findings.append(Finding.of("invalid-digest", value=digest))
         mount_from = params["from"][0] if "mount" in params and params.get("from") else None
         # In the spec's upload templates the session id is the path's <reference>.
         reference = reference if reference is not None else session
@@ -239,8 +266,8 @@ class EndpointTable:
             digest=digest,
             session=session,
             mount_from=mount_from,
-            status_class=self._status_class(endpoint, status),
-            problems=tuple(problems),
+            status_class=endpoint.status_class(status),
+            findings=tuple(findings),
         )
 
     def _tag_meaning(self, tag: str | None) -> Mapping[str, str] | None:
@@ -250,15 +277,6 @@ class EndpointTable:
                 digest = f"{match['algorithm']}:{match['encoded']}"
                 return {lang: text.format(digest=digest) for lang, text in meaning.items()}
         return None
-
-    def _status_class(self, endpoint: Endpoint, status: int | None) -> str | None:
-        if status is None:
-            return None
-        if status in endpoint.success:
-            return STATUS_SUCCESS
-        if status in endpoint.failure or status in self.any_endpoint_failures:
-            return STATUS_FAILURE
-        return STATUS_OFF_SPEC
 
 
 def _was_named(endpoint: Endpoint, path: str, keys: Iterable[str], url: str | None,

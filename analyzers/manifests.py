@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .findings import Finding
+
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -67,27 +69,37 @@ def bare_media_type(content_type: str | None) -> str | None:
 
 
 class ShapeError(ValueError):
-    """A body whose JSON does not have the shape its media type requires."""
+    """A body whose JSON does not have the shape its media type requires; `finding` says how."""
+
+    def __init__(self, code: str, **values: Any):
+        self.finding = Finding.of(code, **values)
+        super().__init__(code)
 
 
-def _get(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str, required: bool = False):
+def _get(obj: Mapping[str, Any], key: str, expected: type | tuple[type, ...], where: str, required: bool = False):
     value = obj.get(key)
     if value is None:
         if required:
-            raise ShapeError(f"{where}: '{key}' is missing")
+            raise ShapeError("decode-missing-field", where=where, field=key)
         return None
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        wanted = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
-        raise ShapeError(f"{where}: '{key}' should be {_JSON_NAMES.get(wanted, wanted)}, not {_json_type(value)}")
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        wanted = expected if isinstance(expected, type) else expected[0]
+        raise ShapeError("decode-wrong-type", where=where, field=key, expected=_json_type_name(wanted),
+                         actual=_json_type(value))
     return value
 
 
-_JSON_NAMES = {"str": "a string", "int": "an integer", "dict": "an object", "list": "a list"}
+# JSON's own names for the types, the words a reader of the body knows (they are not translated).
+_JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean", dict: "object", list: "array",
+               type(None): "null"}
+
+
+def _json_type_name(json_type: type) -> str:
+    return _JSON_TYPES.get(json_type, json_type.__name__)
 
 
 def _json_type(value: Any) -> str:
-    return {str: "a string", int: "an integer", float: "a number", bool: "a boolean", dict: "an object",
-            list: "a list"}.get(type(value), type(value).__name__)
+    return _json_type_name(type(value))
 
 
 def _str_map(obj: Mapping[str, Any], key: str, where: str) -> Mapping[str, str]:
@@ -106,18 +118,26 @@ class Platform:
     def __str__(self) -> str:
         return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
 
+    @classmethod
+    def parse(cls, text: str) -> Platform:
+        """`linux/arm/v7` -> Platform("linux", "arm", "v7"). Raises ValueError unless os/arch[/variant]."""
+        parts = text.split("/")
+        if not 2 <= len(parts) <= 3 or not all(parts):
+            raise ValueError(f"{text!r} is not os/architecture[/variant]")
+        return cls(parts[0], parts[1], parts[2] if len(parts) == 3 else None)
+
     @property
     def unknown(self) -> bool:
         return self.os == "unknown" and self.architecture == "unknown"
 
     @classmethod
-    def parse(cls, obj: Mapping[str, Any], where: str) -> Platform:
+    def from_json(cls, obj: Mapping[str, Any], where: str) -> Platform:
         return cls(
             os=_get(obj, "os", str, where) or "",
             architecture=_get(obj, "architecture", str, where) or "",
             variant=_get(obj, "variant", str, where),
             os_version=_get(obj, "os.version", str, where),
-            os_features=tuple(_get(obj, "os.features", list, where) or ()),
+            os_features=tuple(str(f) for f in _get(obj, "os.features", list, where) or ()),
         )
 
 
@@ -147,18 +167,18 @@ class Descriptor:
         return media_kind(self.media_type) or self.media_type
 
     @classmethod
-    def parse(cls, obj: Any, where: str) -> Descriptor:
+    def from_json(cls, obj: Any, where: str) -> Descriptor:
         if not isinstance(obj, dict):
-            raise ShapeError(f"{where} should be an object, not {_json_type(obj)}")
+            raise ShapeError("decode-not-object", what=where, actual=_json_type(obj))
         platform = _get(obj, "platform", dict, where)
         return cls(
             media_type=_get(obj, "mediaType", str, where, required=True),
             digest=_get(obj, "digest", str, where, required=True),
             size=_get(obj, "size", int, where, required=True),
-            platform=Platform.parse(platform, f"{where}.platform") if platform is not None else None,
+            platform=Platform.from_json(platform, f"{where}.platform") if platform is not None else None,
             annotations=_str_map(obj, "annotations", where),
             artifact_type=_get(obj, "artifactType", str, where),
-            urls=tuple(_get(obj, "urls", list, where) or ()),
+            urls=tuple(str(u) for u in _get(obj, "urls", list, where) or ()),
         )
 
 
@@ -251,8 +271,10 @@ class InTotoStatement:
 
 @dataclass(frozen=True)
 class DecodeFailure:
+    """A body that is not what it claims to be; `finding` says why (a `decode-*` code and its values)."""
+
     media_type: str | None
-    reason: str
+    finding: Finding
     kind: str = "undecodable"
 
 
@@ -263,9 +285,11 @@ def _load_json(body: bytes) -> Any:
     try:
         return json.loads(body.decode("utf-8"))
     except UnicodeDecodeError:
-        raise ShapeError("not UTF-8 text") from None
+        raise ShapeError("decode-not-utf8") from None
     except json.JSONDecodeError as exc:
-        raise ShapeError(f"invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+        raise ShapeError("decode-invalid-json", line=exc.lineno, column=exc.colno) from None
+    except (RecursionError, ValueError):  # nested past the parser's depth, or an integer past its digit limit
+        raise ShapeError("decode-too-complex") from None
 
 
 def _infer_manifest_type(obj: Mapping[str, Any], content_type: str | None) -> str | None:
@@ -285,12 +309,12 @@ def _infer_manifest_type(obj: Mapping[str, Any], content_type: str | None) -> st
 
 def _descriptors(obj: Mapping[str, Any], key: str, where: str) -> tuple[Descriptor, ...]:
     items = _get(obj, key, list, where, required=True)
-    return tuple(Descriptor.parse(item, f"{key}[{i}]") for i, item in enumerate(items))
+    return tuple(Descriptor.from_json(item, f"{key}[{i}]") for i, item in enumerate(items))
 
 
 def _subject(obj: Mapping[str, Any]) -> Descriptor | None:
     subject = obj.get("subject")
-    return Descriptor.parse(subject, "subject") if subject is not None else None
+    return Descriptor.from_json(subject, "subject") if subject is not None else None
 
 
 def _index(obj: Mapping[str, Any], media_type: str) -> Index:
@@ -306,7 +330,7 @@ def _index(obj: Mapping[str, Any], media_type: str) -> Index:
 def _image_manifest(obj: Mapping[str, Any], media_type: str) -> ImageManifest:
     return ImageManifest(
         media_type=media_type,
-        config=Descriptor.parse(_get(obj, "config", dict, "manifest", required=True), "config"),
+        config=Descriptor.from_json(_get(obj, "config", dict, "manifest", required=True), "config"),
         layers=_descriptors(obj, "layers", "manifest"),
         annotations=_str_map(obj, "annotations", "manifest"),
         artifact_type=_get(obj, "artifactType", str, "manifest"),
@@ -319,7 +343,7 @@ def _schema1(obj: Mapping[str, Any], media_type: str) -> Schema1Manifest:
     sums = []
     for i, layer in enumerate(layers):
         if not isinstance(layer, dict):
-            raise ShapeError(f"fsLayers[{i}] should be an object, not {_json_type(layer)}")
+            raise ShapeError("decode-not-object", what=f"fsLayers[{i}]", actual=_json_type(layer))
         sums.append(_get(layer, "blobSum", str, f"fsLayers[{i}]", required=True))
     return Schema1Manifest(
         media_type=media_type,
@@ -341,14 +365,14 @@ def decode_manifest(body: bytes, content_type: str | None = None) -> Decoded:
     try:
         obj = _load_json(body)
         if not isinstance(obj, dict):
-            raise ShapeError(f"a manifest is a JSON object, not {_json_type(obj)}")
+            raise ShapeError("decode-not-object", what="manifest", actual=_json_type(obj))
         media_type = _infer_manifest_type(obj, content_type)
         decoder = _MANIFEST_DECODERS.get(media_kind(media_type) or "")
         if decoder is None:
-            return DecodeFailure(media_type, f"unknown manifest media type {media_type!r}")
+            return DecodeFailure(media_type, Finding.of("decode-unknown-media-type", media_type=media_type))
         return decoder(obj, media_type)
     except ShapeError as exc:
-        return DecodeFailure(content_type, str(exc))
+        return DecodeFailure(content_type, exc.finding)
 
 
 def decode_config(body: bytes, media_type: str | None = None) -> Decoded:
@@ -357,29 +381,29 @@ def decode_config(body: bytes, media_type: str | None = None) -> Decoded:
     try:
         obj = _load_json(body)
         if not isinstance(obj, dict):
-            raise ShapeError(f"an image config is a JSON object, not {_json_type(obj)}")
+            raise ShapeError("decode-not-object", what="config", actual=_json_type(obj))
         rootfs = _get(obj, "rootfs", dict, "config") or {}
         return ImageConfig(
             media_type=media_type,
-            platform=Platform.parse(obj, "config"),
+            platform=Platform.from_json(obj, "config"),
             created=_get(obj, "created", str, "config"),
             history_length=len(_get(obj, "history", list, "config") or ()),
-            diff_ids=tuple(_get(rootfs, "diff_ids", list, "rootfs") or ()),
+            diff_ids=tuple(str(d) for d in _get(rootfs, "diff_ids", list, "rootfs") or ()),
         )
     except ShapeError as exc:
-        return DecodeFailure(media_type, str(exc))
+        return DecodeFailure(media_type, exc.finding)
 
 
 def decode_in_toto(body: bytes, media_type: str = IN_TOTO) -> Decoded:
     try:
         obj = _load_json(body)
         if not isinstance(obj, dict):
-            raise ShapeError(f"an in-toto statement is a JSON object, not {_json_type(obj)}")
+            raise ShapeError("decode-not-object", what="statement", actual=_json_type(obj))
         subjects = _get(obj, "subject", list, "statement") or []
         names = tuple(str(s.get("name", "")) for s in subjects if isinstance(s, dict))
         return InTotoStatement(media_type, _get(obj, "predicateType", str, "statement") or "", names)
     except ShapeError as exc:
-        return DecodeFailure(media_type, str(exc))
+        return DecodeFailure(media_type, exc.finding)
 
 
 _BLOB_DECODERS = {"config": decode_config, "in-toto": decode_in_toto}
@@ -407,5 +431,5 @@ def canonical_bytes(body: bytes, media_type: str | None) -> bytes:
         signatures = json.loads(body).get("signatures") or []
         protected = json.loads(_b64url(signatures[0]["protected"]))
         return body[: int(protected["formatLength"])] + _b64url(protected["formatTail"])
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError, binascii.Error):
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError, binascii.Error):
         return body

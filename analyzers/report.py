@@ -10,11 +10,9 @@ import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
 from tabulate import tabulate
 
 from . import redact
@@ -22,6 +20,7 @@ from .analysis import Analysis, AnalyzedCall, DecodedObject
 from .captures import CaptureError
 from .digests import short_digest
 from .endpoints import STATUS_FAILURE, STATUS_OFF_SPEC, STATUS_SUCCESS
+from .findings import Finding
 from .manifests import (
     Decoded,
     DecodeFailure,
@@ -34,22 +33,24 @@ from .manifests import (
     Schema1Manifest,
     media_kind,
 )
+from .strings import LANGUAGES, os_error_text, text
 
-LANGUAGES = ("en", "zh")
 FORMATS = ("markdown", "json", "jsonl")
+# The version of the call record (events.jsonl, --format json/jsonl). Raised when a field changes meaning
+# or goes away; new fields may be added within a version.
+EVENT_VERSION = 1
 _DIGEST_IN_TEXT = re.compile(r"\b([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-f0-9]{32,})")
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|<>])")
 
 
-@cache
-def _strings() -> dict[str, dict[str, str]]:
-    with open(Path(__file__).with_name("strings.yaml"), encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
-
-
-def text(key: str, lang: str, **values: Any) -> str:
-    entry = _strings()[key]
-    return (entry.get(lang) or entry["en"]).format(**values)
+def finding_text(finding: Finding, lang: str) -> str:
+    """A finding in words: its `finding_<code>` string filled with its values."""
+    values = {k: short_digest(v) if isinstance(v, str) else v for k, v in finding.values.items()}
+    if "bytes" in values:
+        values["bytes"] = _size(values["bytes"])
+    if "against" in values:
+        values["against"] = text(f"check_{values['against']}", lang)
+    return text(f"finding_{finding.code}", lang, **values)
 
 
 def cell(value: Any) -> str:
@@ -101,7 +102,7 @@ def object_summary(value: Decoded, lang: str, platform: Platform | None = None) 
         return text("config_summary", lang, platform=value.platform)
     if isinstance(value, InTotoStatement):
         return text("in_toto_summary", lang, predicate_type=value.predicate_type)
-    return text("undecodable_summary", lang, reason=value.reason)
+    return finding_text(value.finding, lang)
 
 
 def _descriptor_summary(d: Descriptor, lang: str) -> str:
@@ -134,11 +135,12 @@ def meaning(item: AnalyzedCall, lang: str = "en", analysis: Analysis | None = No
         parts.append(text("from_repo", lang, repo=item.classification.mount_from))
     if endpoint.carries.get("request") in ("blob", "chunk") and item.body_size:
         parts.append(text("upload_bytes", lang, size=_size(item.body_size)))
-    verified = item.digest_verified
-    if verified is not None:
-        parts.append(text("digest_ok" if verified else "digest_bad", lang))
-    for note in item.notes:
-        parts.append(text("body_not_captured", lang) if note == "body not captured" else note)
+    if item.digest_verified:
+        parts.append(text("digest_ok", lang))
+    decoded_failure = item.object.value if item.object and isinstance(item.object.value, DecodeFailure) else None
+    for finding in item.findings:
+        if decoded_failure is None or finding != decoded_failure.finding:  # already said by the summary
+            parts.append(finding_text(finding, lang))
     return "; ".join(p for p in parts if p)
 
 
@@ -192,16 +194,17 @@ def object_record(obj: DecodedObject) -> dict[str, Any]:
     if isinstance(value, InTotoStatement):
         record.update(predicate_type=value.predicate_type, subjects=list(value.subjects))
     if isinstance(value, DecodeFailure):
-        record["error"] = value.reason
+        record["error"] = value.finding.record()
     return record
 
 
-def call_record(item: AnalyzedCall, analysis: Analysis | None = None) -> dict[str, Any]:
-    call, cls = item.call, item.classification
-    platform = analysis.platform_of(item) if analysis is not None else item.platform
-    endpoint = cls.endpoint
+def call_record(item: AnalyzedCall) -> dict[str, Any]:
+    """A call as an event: what was known of it when it completed, the same live and offline."""
+    call, classification = item.call, item.classification
+    endpoint = classification.endpoint
     query = redact.query(call.query)
     return {
+        "version": EVENT_VERSION,
         "index": item.index + 1,
         "timestamp": call.timestamp,
         "source": call.source,
@@ -212,42 +215,59 @@ def call_record(item: AnalyzedCall, analysis: Analysis | None = None) -> dict[st
         "query": query,
         "status": call.status,
         "error": call.error,
-        "endpoint": cls.endpoint_id,
+        "endpoint": classification.endpoint_id,
         "oci": endpoint.oci if endpoint else None,
-        "status_class": cls.status_class,
-        "meaning": meaning(item, "en", analysis),
-        "repository": cls.repository,
-        "reference": cls.reference,
-        "tag": cls.tag,
-        "digest": cls.digest,
+        "status_class": classification.status_class,
+        "meaning": meaning(item, "en"),
+        "repository": classification.repository,
+        "reference": classification.reference,
+        "tag": classification.tag,
+        "digest": classification.digest,
         "session": item.session,
-        "mount_from": cls.mount_from,
-        "platform": str(platform) if platform is not None else None,
+        "mount_from": classification.mount_from,
+        "platform": str(item.platform) if item.platform is not None else None,
         "body_digest": item.body_digest,
+        "body_bytes": item.body_size,
         "request_bytes": call.request_size,
         "response_bytes": call.response_size,
         "digest_verified": item.digest_verified,
         "checks": [{"against": c.against, "expected": c.expected, "actual": c.actual, "ok": c.ok}
                    for c in item.checks],
         "object": item.object.digest if item.object else None,
-        "notes": list(item.notes),
+        "findings": [finding.record() for finding in item.findings],
         "request_headers": redact.headers(call.request_headers),
         "response_headers": redact.headers(call.response_headers),
         "upstream": call.upstream,
     }
 
 
-def render_json(analysis: Analysis, errors: Sequence[CaptureError] = ()) -> str:
+def _capture_findings(errors: Sequence[CaptureError], notices: Sequence[tuple[str, Finding]]) -> list[dict]:
+    return ([{"source": e.path, **e.finding.record()} for e in errors]
+            + [{"source": path, **finding.record()} for path, finding in notices])
+
+
+def render_json(analysis: Analysis, errors: Sequence[CaptureError] = (),
+                notices: Sequence[tuple[str, Finding]] = ()) -> str:
     document = {
-        "calls": [call_record(item, analysis) for item in analysis.calls],
+        "version": EVENT_VERSION,
+        "calls": [call_record(item) for item in analysis.calls],
         "objects": [object_record(obj) for obj in analysis.objects],
-        "warnings": [str(e) for e in errors] + analysis.warnings,
+        "findings": _capture_findings(errors, notices)
+        + [{"call": item.index + 1, **finding.record()} for item, finding in analysis.warnings],
     }
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
+__all__ = ["FORMATS", "LANGUAGES", "call_line", "call_record", "event_line", "os_error_text", "render",
+           "render_json", "render_jsonl", "render_markdown", "text"]
+
+
+def event_line(item: AnalyzedCall) -> str:
+    return json.dumps(call_record(item), ensure_ascii=False) + "\n"
+
+
 def render_jsonl(analysis: Analysis) -> str:
-    return "".join(json.dumps(call_record(item, analysis), ensure_ascii=False) + "\n" for item in analysis.calls)
+    return "".join(event_line(item) for item in analysis.calls)
 
 
 # --- markdown ---
@@ -264,7 +284,7 @@ def _calls_table(analysis: Analysis, lang: str) -> str:
         call = item.call
         endpoint = item.classification.endpoint
         oci = f"{endpoint.id} {endpoint.oci}" if endpoint else ""
-        status = call.status if call.status is not None else (call.error or "")
+        status = call.status if call.status is not None else "—"
         rows.append([item.index + 1, call.method, call.host, shorten_digests(call.path), status,
                      meaning(item, lang, analysis), oci])
     return _table([text(k, lang) for k in keys], rows)
@@ -323,7 +343,8 @@ def _fields(value: Decoded, lang: str) -> list[list[Any]]:
         return [[text("field_predicate", lang), value.predicate_type], [text("subject", lang),
                 ", ".join(value.subjects)]]
     if isinstance(value, DecodeFailure):
-        return [[text("col_media_type", lang), value.media_type or ""], [text("field_reason", lang), value.reason]]
+        return [[text("col_media_type", lang), value.media_type or ""],
+                [text("field_reason", lang), finding_text(value.finding, lang)]]
     return []
 
 
@@ -345,8 +366,17 @@ def _endpoint_table(analysis: Analysis, lang: str) -> str:
     return _table([text(k, lang) for k in keys], rows)
 
 
+def _where(item: AnalyzedCall, lang: str) -> str:
+    return text("in_call", lang, index=item.index + 1, method=item.call.method, path=shorten_digests(item.call.path))
+
+
+def capture_problem(path: str, finding: Finding, lang: str) -> str:
+    """`flows.mitm: truncated after 12 flows (byte 4096 of 5000)`: a capture's finding in words."""
+    return f"{Path(path).name}: {finding_text(finding, lang)}"
+
+
 def render_markdown(analysis: Analysis, sources: Sequence[str] = (), errors: Sequence[CaptureError] = (),
-                    lang: str = "en") -> str:
+                    lang: str = "en", notices: Sequence[tuple[str, Finding]] = ()) -> str:
     registry = sum(1 for item in analysis.calls if item.endpoint_id)
     sent = sum(item.call.request_size or 0 for item in analysis.calls)
     received = sum(item.call.response_size or 0 for item in analysis.calls)
@@ -355,8 +385,10 @@ def render_markdown(analysis: Analysis, sources: Sequence[str] = (), errors: Seq
         out += [f"{text('captures', lang)}: " + ", ".join(cell(Path(s).name) for s in sources), ""]
     out += [text("summary", lang, calls=len(analysis.calls), registry=registry,
                  unclassified=len(analysis.calls) - registry), ""]
-    if errors:
-        out += [f"## {text('capture_errors_heading', lang)}", ""] + [f"- {cell(e)}" for e in errors] + [""]
+    if errors or notices:
+        problems = [(e.path, e.finding) for e in errors] + list(notices)
+        out += [f"## {text('capture_errors_heading', lang)}", ""]
+        out += [f"- {cell(capture_problem(path, finding, lang))}" for path, finding in problems] + [""]
     out += [f"## {text('calls_heading', lang)}", "", _calls_table(analysis, lang), ""]
     out += [f"## {text('objects_heading', lang)}", ""]
     if analysis.objects:
@@ -367,15 +399,18 @@ def render_markdown(analysis: Analysis, sources: Sequence[str] = (), errors: Seq
     out += [f"## {text('endpoints_heading', lang)}", "", _endpoint_table(analysis, lang), ""]
     out += [f"## {text('bytes_heading', lang)}", "", text("bytes_line", lang, sent=_size(sent),
                                                           received=_size(received)), ""]
-    if analysis.warnings:
-        out += [f"## {text('warnings_heading', lang)}", ""] + [f"- {cell(w)}" for w in analysis.warnings] + [""]
+    warnings = analysis.warnings
+    if warnings:
+        out += [f"## {text('warnings_heading', lang)}", ""]
+        out += [f"- {cell(_where(item, lang))}: {cell(finding_text(finding, lang))}" for item, finding in warnings]
+        out += [""]
     return "\n".join(out)
 
 
 def render(analysis: Analysis, fmt: str = "markdown", lang: str = "en", sources: Sequence[str] = (),
-           errors: Sequence[CaptureError] = ()) -> str:
+           errors: Sequence[CaptureError] = (), notices: Sequence[tuple[str, Finding]] = ()) -> str:
     if fmt == "json":
-        return render_json(analysis, errors)
+        return render_json(analysis, errors, notices)
     if fmt == "jsonl":
         return render_jsonl(analysis)
-    return render_markdown(analysis, sources, errors, lang)
+    return render_markdown(analysis, sources, errors, lang, notices)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from analyzers.endpoints import EndpointTable, default_table  # noqa: E402
+from ocitrace.analyzers.endpoints import EndpointTable, default_table  # noqa: E402
 
 D = "sha256:" + "ab" * 32
 MIX = [

@@ -1,74 +1,154 @@
-"""The `ocitrace` command: analyze captures, run the live proxy, run the demo."""
+"""The `ocitrace` command: analyze captures, run the live proxy, run the demo.
+
+Each command imports what it uses when it runs: `--version` and `analyze` never load the proxy machinery.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
-from importlib.metadata import version
+from collections.abc import Callable, Sequence
+from importlib import import_module
 from pathlib import Path
 
-from analyzers.analysis import analyze
-from analyzers.captures import read_captures
-from analyzers.report import FORMATS, LANGUAGES, render
+from ocitrace.analyzers.strings import LANGUAGES
 
-from . import demo, proxy
+EXIT_BAD_INPUT = 2
+FORMATS = ("markdown", "json", "jsonl")
+# A folder ocitrace proxy recorded holds its session in these, best first (events.jsonl says less).
+SESSION_FILES = ("flows.mitm", "events.jsonl")
+CAPTURE_SUFFIXES = (".mitm", ".flows", ".har")
 
-EXIT_DAMAGED = 2
+ANALYZE_EXAMPLE = """examples:
+  ocitrace analyze ocitrace-out                 the session a proxy recorded there
+  ocitrace analyze captures/demo --lang zh      every session under a folder, as one, in Chinese
+  ocitrace analyze flows.mitm --format jsonl    one JSON record per call"""
+DEMO_EXAMPLE = "example:\n  ocitrace demo --out /tmp/demo"
 
 
-def fail(message: str, status: int = EXIT_DAMAGED) -> int:
+def fail(message: str, status: int = EXIT_BAD_INPUT) -> int:
     print(f"ocitrace: {message}", file=sys.stderr)
     return status
 
 
-def capture_paths(names: Sequence[str]) -> list[str] | str:
-    """The files to read: each name, or the flow file in a folder `ocitrace proxy` wrote; else what is wrong."""
-    paths = []
+def _session_in(folder: Path) -> Path | None:
+    return next((folder / name for name in SESSION_FILES if (folder / name).is_file()), None)
+
+
+def _captures_under(folder: Path) -> list[Path]:
+    """The captures a folder holds: its own session if it is one, else every capture below it."""
+    session = _session_in(folder)
+    if session is not None:
+        return [session]
+    found: list[Path] = []
+    for entry in sorted(folder.iterdir()):
+        if entry.is_dir():
+            found += _captures_under(entry)
+        elif entry.suffix in CAPTURE_SUFFIXES:
+            found.append(entry)
+    return found
+
+
+def capture_paths(names: Sequence[str], lang: str) -> list[str] | str:
+    """The files to read for the names given (files, or folders searched for captures); else what is wrong."""
+    from ocitrace.analyzers.strings import text
+
+    paths: list[str] = []
     for name in names:
         path = Path(name)
-        if path.is_dir() and (path / "flows.mitm").is_file():
-            path = path / "flows.mitm"
-        if not path.is_file():
-            return f"{name}: no such capture file"
-        paths.append(str(path))
+        if path.is_dir():
+            found = _captures_under(path)
+            if not found:
+                return text("error_no_capture_in", lang, path=name)
+            paths += [str(p) for p in found]
+        elif path.is_file():
+            paths.append(str(path))
+        else:
+            return text("error_no_capture", lang, path=name)
     return paths
 
 
+def _write(output: str, destination: str | None) -> None:
+    """Text as UTF-8 wherever it goes; bytes that were not UTF-8 in the capture come out escaped."""
+    data = output.encode("utf-8", "backslashreplace")
+    if destination is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    else:
+        Path(destination).write_bytes(data)
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
-    paths = capture_paths(args.captures)
+    from ocitrace.analyzers.analysis import analyze
+    from ocitrace.analyzers.captures import read_captures
+    from ocitrace.analyzers.report import capture_problem, render
+    from ocitrace.analyzers.strings import os_error_text, text
+
+    lang = args.lang
+    paths = capture_paths(args.captures, lang)
     if isinstance(paths, str):
         return fail(paths)
     captures = read_captures(paths)
     analysis = analyze(captures.calls)
-    output = render(analysis, args.format, args.lang, sources=paths, errors=captures.errors)
-    if args.output:
-        try:
-            Path(args.output).write_text(output, encoding="utf-8")
-        except OSError as exc:
-            return fail(f"cannot write {args.output}: {exc.strerror}")
-    else:
-        sys.stdout.write(output)
-    for error in captures.errors:
-        print(f"ocitrace: {error}; the {len(error.calls)} calls read before it were analysed", file=sys.stderr)
-    return EXIT_DAMAGED if captures.errors else 0
+    output = render(analysis, args.format, lang, sources=paths, errors=captures.errors, notices=captures.notices)
+    try:
+        _write(output, args.output)
+    except OSError as exc:
+        return fail(text("error_cannot_write", lang, path=args.output, reason=os_error_text(exc, lang)))
+    for path, finding in [(e.path, e.finding) for e in captures.errors] + captures.notices:
+        print(f"ocitrace: {capture_problem(path, finding, lang)}", file=sys.stderr)
+    return EXIT_BAD_INPUT if captures.errors else 0
+
+
+def _lazy(module: str, function: str) -> Callable[[argparse.Namespace], int]:
+    return lambda args: getattr(import_module(module), function)(args)
+
+
+def _version() -> str:
+    from importlib.metadata import version
+
+    return version("ocitrace")
+
+
+class _Version(argparse.Action):
+    """--version, looked up only when asked for."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"ocitrace {_version()}")
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ocitrace", description="What your container client says to a registry.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {version('ocitrace')}")
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("analyze", help="analyse saved captures (mitmproxy flow files, HAR)")
+    p = sub.add_parser("analyze", help="analyse saved captures (mitmproxy flow files, HAR, events.jsonl)",
+                       description="Analyse captures as one session: classify every call, decode the manifests, "
+                                   "check the digests, and write the report.",
+                       epilog=ANALYZE_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("captures", nargs="+", metavar="CAPTURE",
-                   help="flow files or HAR files (or a folder ocitrace proxy wrote), read as one session")
-    p.add_argument("--format", choices=FORMATS, default="markdown")
-    p.add_argument("--lang", choices=LANGUAGES, default="en")
+                   help="flow files, HAR files, events.jsonl, or folders (a folder ocitrace proxy wrote is its "
+                        "session; any other is searched for captures)")
+    p.add_argument("--format", choices=FORMATS, default="markdown", help="output format (default markdown)")
+    p.add_argument("--lang", choices=LANGUAGES, default="en", help="language of the report and messages (default en)")
     p.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
     p.set_defaults(func=cmd_analyze)
 
+    from . import proxy  # its module imports nothing heavy; mitmproxy is loaded when the proxy runs
+
     proxy.register(sub)
-    demo.register(sub)
+
+    p = sub.add_parser("demo", help="replay the article with a local registry and real clients",
+                       description="Start a local registry, put ocitrace proxy in front of it, and replay the "
+                                   "article's stories with real clients; each is recorded with its reports.",
+                       epilog=DEMO_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=Path("captures/demo"),
+                   help="where captures and reports go (default captures/demo)")
+    p.set_defaults(func=_lazy("ocitrace.demo", "cmd_demo"))
     return parser
 
 

@@ -14,9 +14,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from analyzers.analysis import analyze
-from analyzers.captures import read_captures
-from analyzers.report import render_markdown
+from ocitrace.analyzers.analysis import analyze
+from ocitrace.analyzers.captures import read_captures
+from ocitrace.analyzers.report import render_markdown
 
 from .lab import REGISTRY_NAME, LabError, PlainMitmdump, Proxy, Registry, require, run_client
 from .layout import ARTICLE_PLATFORMS, write_base_image
@@ -164,15 +164,13 @@ def run_scenarios(out: Path, work: Path, scenarios=SCENARIOS, progress=print) ->
 
 def write_reports(folder: Path, english: bool) -> None:
     """report.zh.md, and report.md where the proxy did not write it: what `ocitrace analyze` gives."""
-    captures = read_captures([folder / "flows.mitm"])
-    analysis = analyze(captures.calls)
     for lang, name in (("en", "report.md"), ("zh", "report.zh.md")):
         if lang == "zh" or english:
-            report = render_markdown(analysis, [str(folder / "flows.mitm")], captures.errors, lang=lang)
-            (folder / name).write_text(report, encoding="utf-8")
+            (folder / name).write_text(report_text(folder / "flows.mitm", lang), encoding="utf-8")
 
 
-def write_index(out: Path, folders: dict[str, Path]) -> Path:
+def index_text(folders: dict[str, Path]) -> str:
+    """captures/demo/README.md: each story's commands and links to what it recorded."""
     lines = ["# ocitrace demo captures", "",
              "Recorded by `make demo` (`ocitrace demo`): Debian's `docker-registry` (CNCF distribution 2.8) on "
              f"loopback, named `{REGISTRY_NAME}` for the clients, behind `ocitrace proxy`; real clients "
@@ -190,9 +188,20 @@ def write_index(out: Path, folders: dict[str, Path]) -> Path:
         links.append(f"[flows]({scenario.name}/flows.mitm)")
         lines += [f"## {scenario.title}", "", "```sh", *scenario.commands, "```", "",
                   f"{len(analysis.calls)} calls, {verified} with a verified digest: " + " · ".join(links), ""]
+    return "\n".join(lines)
+
+
+def write_index(out: Path, folders: dict[str, Path]) -> Path:
     index = out / "README.md"
-    index.write_text("\n".join(lines), encoding="utf-8")
+    index.write_text(index_text(folders), encoding="utf-8")
     return index
+
+
+def report_text(flows: Path, lang: str) -> str:
+    """The report of a recorded session, as `ocitrace analyze` writes it."""
+    captures = read_captures([flows])
+    return render_markdown(analyze(captures.calls), [str(flows)], captures.errors, lang=lang,
+                           notices=captures.notices)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -206,9 +215,3 @@ def cmd_demo(args: argparse.Namespace) -> int:
             return fail(f"demo: {exc}", 1)
     print(f"Index of the captures: {write_index(args.out, folders)}")
     return 0
-
-
-def register(sub) -> None:
-    p = sub.add_parser("demo", help="replay the article with a local registry and real clients")
-    p.add_argument("--out", type=Path, default=Path("captures/demo"), help="where captures and reports go")
-    p.set_defaults(func=cmd_demo)

@@ -14,7 +14,7 @@ import json
 import tarfile
 from pathlib import Path
 
-from analyzers.manifests import IN_TOTO, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, PREDICATE_TYPE
+from ocitrace.analyzers.manifests import IN_TOTO, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, PREDICATE_TYPE
 
 # The article's eight platforms.
 ARTICLE_PLATFORMS = ("linux/386", "linux/amd64", "linux/arm/v5", "linux/arm/v7", "linux/arm64",

@@ -1,18 +1,21 @@
-"""`ocitrace proxy`: mitmproxy with the ocitrace addon, and what the client must set to use it."""
+"""`ocitrace proxy`: mitmproxy with the ocitrace addons, and what the client must set to use it."""
 
 from __future__ import annotations
 
 import argparse
+import errno
+import ipaddress
+import socket
 import sys
 from pathlib import Path
 
-import addons
-from addons.registry_trace import writable_problem
-from addons.upstream_map import parse_map_spec
-from analyzers.report import LANGUAGES
+from ocitrace.analyzers.strings import LANGUAGES, os_error_text, text
 
-ADDON = Path(addons.__file__).with_name("registry_trace.py")
+DEFAULT_PORT = 8080
 DEFAULT_CONFDIR = Path("~/.mitmproxy").expanduser()
+EXAMPLE = ("example:\n  ocitrace proxy --map registry.test=http://127.0.0.1:5000\n"
+           "  HTTPS_PROXY=http://127.0.0.1:8080 SSL_CERT_FILE=~/.mitmproxy/mitmproxy-ca-cert.pem "
+           "skopeo inspect docker://registry.test/app:latest")
 
 
 def ensure_ca(confdir: Path) -> Path:
@@ -23,8 +26,20 @@ def ensure_ca(confdir: Path) -> Path:
     return confdir / "mitmproxy-ca-cert.pem"
 
 
+def port_problem(host: str, port: int) -> OSError | None:
+    """Why the proxy could not listen on host:port, found before any file is touched; None when it can."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        return exc
+    return None
+
+
 def mitmdump_args(args: argparse.Namespace) -> list[str]:
-    argv = ["--listen-host", args.host, "--listen-port", str(args.port), "-s", str(ADDON),
+    argv = ["--listen-host", args.host, "--listen-port", str(args.port),
             "--set", f"ocitrace_out={args.out}", "--set", f"ocitrace_lang={args.lang}",
             "--set", f"confdir={args.confdir}",
             # Mapped names need not resolve: connect upstream only once the request says where to.
@@ -37,48 +52,103 @@ def mitmdump_args(args: argparse.Namespace) -> list[str]:
     return argv + (extra[1:] if extra[:1] == ["--"] else extra)
 
 
+def _reachable(host: str) -> str:
+    """An address a client on this machine can use for a proxy listening on `host`."""
+    try:
+        if ipaddress.ip_address(host).is_unspecified:
+            return "127.0.0.1" if ":" not in host else "[::1]"
+    except ValueError:
+        pass
+    return f"[{host}]" if ":" in host else host
+
+
 def banner(args: argparse.Namespace, ca: Path) -> str:
-    where = f"{args.host}:{args.port}"
-    head = (f"ocitrace proxy on {where}; writing {args.out}/ (flows.mitm, events.jsonl; report.md when stopped;"
-            " a previous run's files there are replaced)\n")
+    lang = args.lang
+    where = f"{_reachable(args.host)}:{args.port}"
+    lines = [text("proxy_banner", lang, where=f"{args.host}:{args.port}", out=args.out)]
     if any(a.startswith("reverse:") or a.startswith("--mode=reverse:") for a in args.extra):
-        return head + f"Reverse mode: use {where} as the registry's address in the client.\nStop with Ctrl-C."
-    return head + ("In the client's environment:\n"
-                   f"  export HTTPS_PROXY=http://{where}\n"
-                   f"  export SSL_CERT_FILE={ca}   # Go clients: docker CLI, skopeo, buildah, crane, oras\n"
-                   "Stop with Ctrl-C.")
+        lines.append(text("proxy_reverse", lang, where=where))
+    else:
+        lines += [text("proxy_env", lang), f"  export HTTPS_PROXY=http://{where}",
+                  f"  export SSL_CERT_FILE={ca}   # " + text("proxy_go_clients", lang)]
+    lines.append(text("proxy_stop", lang))
+    return "\n".join(lines)
+
+
+def run_mitmdump(argv: list[str]) -> None:
+    """mitmdump with the ocitrace addons loaded once, as objects (no script reload, no second import)."""
+    from mitmproxy.tools import cmdline
+    from mitmproxy.tools.dump import DumpMaster
+    from mitmproxy.tools.main import run
+
+    from ocitrace.addons.registry_trace import RegistryTrace
+    from ocitrace.addons.upstream_map import UpstreamMap
+
+    class TraceMaster(DumpMaster):
+        def __init__(self, options, **kwargs) -> None:
+            super().__init__(options, **kwargs)
+            # The upstream map first: it chooses where a call goes before its body streams.
+            self.addons.add(UpstreamMap(), RegistryTrace())
+
+    run(TraceMaster, cmdline.mitmdump, argv)
 
 
 def cmd_proxy(args: argparse.Namespace) -> int:
+    from ocitrace.addons.recording import writable_problem
+    from ocitrace.addons.upstream_map import parse_map_spec
+
     from .cli import fail
 
+    lang = args.lang
     for spec in args.map:
         try:
             parse_map_spec(spec)
-        except ValueError as exc:
-            return fail(f"--map: {exc}")
-    problem = writable_problem(Path(args.out))
-    if problem:
-        return fail(problem)
+        except ValueError:
+            return fail(text("error_map", lang, spec=spec))
+    problem = port_problem(args.host, args.port)
+    if problem is not None:
+        key = "error_port_in_use" if problem.errno == errno.EADDRINUSE else "error_listen"
+        return fail(text(key, lang, where=f"{args.host}:{args.port}", reason=os_error_text(problem, lang)))
+    problem = writable_problem(args.out)
+    if problem is not None:
+        return fail(text("error_cannot_write", lang, path=args.out, reason=os_error_text(problem, lang)))
     try:
         ca = ensure_ca(args.confdir)
     except OSError as exc:
-        return fail(f"cannot create the mitmproxy CA in {args.confdir}: {exc.strerror}")
+        return fail(text("error_ca", lang, path=args.confdir, reason=os_error_text(exc, lang)))
+    if not _loopback(args.host):
+        print(text("warning_open_proxy", lang, host=args.host), file=sys.stderr, flush=True)
     print(banner(args, ca), flush=True)
-    from mitmproxy.tools.main import mitmdump
+    sys.argv = ["ocitrace proxy"]  # mitmproxy names itself by argv[0] in its messages
+    try:
+        run_mitmdump(mitmdump_args(args))
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    return 0
 
-    sys.argv = ["mitmdump"]
-    return mitmdump(mitmdump_args(args)) or 0
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def register(sub) -> None:
-    p = sub.add_parser("proxy", help="run the live proxy: one line per registry call, a report at the end")
-    p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--out", type=Path, default=Path("ocitrace-out"), help="output folder (default ./ocitrace-out)")
+    p = sub.add_parser("proxy", help="run the live proxy: one line per registry call, a report at the end",
+                       description="Run mitmproxy with the ocitrace addons. Each registry call is printed as it "
+                                   "completes and recorded into --out; report.md is written when it stops.",
+                       epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; any other makes an open proxy, with a warning)")
+    p.add_argument("--out", type=Path, default=Path("ocitrace-out"),
+                   help="output folder (default ./ocitrace-out); a session already there moves to its earlier/")
     p.add_argument("--map", action="append", default=[], metavar="HOST=URL",
                    help="send HOST to another upstream, e.g. registry.test=http://127.0.0.1:5000 (repeatable)")
-    p.add_argument("--lang", choices=LANGUAGES, default="en")
-    p.add_argument("--confdir", type=Path, default=DEFAULT_CONFDIR, help="mitmproxy's folder for its CA")
+    p.add_argument("--lang", choices=LANGUAGES, default="en", help="language of the log lines and report "
+                   "(default en)")
+    p.add_argument("--confdir", type=Path, default=DEFAULT_CONFDIR,
+                   help="mitmproxy's folder for its CA (default ~/.mitmproxy)")
     p.add_argument("extra", nargs=argparse.REMAINDER, help="after --: more mitmdump arguments")
     p.set_defaults(func=cmd_proxy)

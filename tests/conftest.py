@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,18 @@ def index_body(*platforms: str, attest: bool = False) -> bytes:
                                               "vnd.docker.reference.digest": f"sha256:{i:064x}"}})
     return json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
                        "manifests": manifests}).encode()
+
+
+# Words of an English sentence. Terms the article keeps in English (manifest, blob, digest, index, tag,
+# config, platform names, media types) are not among them.
+_ENGLISH = re.compile(r"\b(the|is|are|was|not|no|of|after|before|with|from|for|and|or|this|that|fetch|push|"
+                      r"upload|download|report|call|calls|body|bodies|cannot|invalid|check|does|exist|list|open|"
+                      r"close|seen|bytes|failed|answer|verified|mismatch|captured|layer|layers|attestation)\b",
+                      re.IGNORECASE)
+# Captured values and names: paths, URLs, digests, media types, identifiers.
+_VALUE = re.compile(r"\S*[/.:_\\=@\d]\S*|`[^`]*`")
+
+
+def english_in(text: str) -> list[str]:
+    """English words in `text`, outside paths, URLs, digests and other captured values."""
+    return _ENGLISH.findall(_VALUE.sub(" ", text))

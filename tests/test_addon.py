@@ -1,29 +1,38 @@
 """The live addons, driven by mitmproxy's own test helpers: streaming taps, events, report, faults."""
 
 import json
+import logging
+from pathlib import Path
 
 import pytest
-from conftest import index_body, make_flow, sha256
+from conftest import ARTICLE_MANIFEST, english_in, index_body, make_flow, sha256
 from mitmproxy import exceptions
 from mitmproxy.test import taddons
-
-from addons.registry_trace import EVENTS_FILE, FLOWS_FILE, REPORT_FILE, RegistryTrace, Tap
-from addons.upstream_map import UpstreamMap, parse_map_spec
-from analyzers.analysis import analyze
-from analyzers.captures import call_from_state, read_captures
-from analyzers.manifests import OCI_INDEX
-from analyzers.report import render_markdown
+from ocitrace.addons.recording import EARLIER, EVENTS_FILE, FLOWS_FILE, REPORT_FILE
+from ocitrace.addons.registry_trace import RegistryTrace
+from ocitrace.addons.tap import BATCH, Tap
+from ocitrace.addons.upstream_map import UpstreamMap, parse_map_spec
+from ocitrace.analyzers.analysis import analyze
+from ocitrace.analyzers.captures import call_from_state, read_captures
+from ocitrace.analyzers.manifests import DOCKER_CONFIG, OCI_INDEX, OCI_MANIFEST
+from ocitrace.analyzers.report import render_jsonl, render_markdown
 
 R = "https://registry.test"
+
+
+def start(addon, tctx, out, **options):
+    tctx.configure(addon, ocitrace_out=str(out), **options)
+    addon.running()
+    return addon
 
 
 @pytest.fixture
 def trace(tmp_path):
     addon = RegistryTrace()
     with taddons.context(addon) as tctx:
-        tctx.configure(addon, ocitrace_out=str(tmp_path / "out"))
-        yield addon
-    addon.close()
+        yield start(addon, tctx, tmp_path / "out")
+    if addon.recording is not None:
+        addon.recording.close()
 
 
 def events(addon):
@@ -37,16 +46,26 @@ def stream(tap, data: bytes, chunk: int = 7, finish: bool = True) -> bytes:
     return out
 
 
+def exchange(addon, flow, request_body: bytes | None = None, response_body: bytes | None = None):
+    """Drive one flow through the hooks as mitmproxy would: bodies given here pass through the taps."""
+    addon.requestheaders(flow)
+    if request_body is not None:
+        flow.request.content = None
+        assert stream(flow.request.stream, request_body) == request_body
+    if flow.response is not None:
+        addon.responseheaders(flow)
+    if response_body is not None:
+        flow.response.content = None
+        assert stream(flow.response.stream, response_body) == response_body
+    (addon.error if flow.error else addon.response)(flow)
+    return flow
+
+
 def test_blob_download_streams_through_untouched_and_is_verified(trace):
     blob = b"layer bytes " * 10_000
     flow = make_flow("GET", f"{R}/v2/app/blobs/{sha256(blob)}", 200,
                      resp_headers={"Docker-Content-Digest": sha256(blob)})
-    flow.response.content = None
-    trace.requestheaders(flow)
-    trace.responseheaders(flow)
-    assert isinstance(flow.response.stream, Tap)
-    assert stream(flow.response.stream, blob) == blob
-    trace.response(flow)
+    exchange(trace, flow, response_body=blob)
     [event] = events(trace)
     assert event["endpoint"] == "end-2" and event["digest_verified"] is True and event["response_bytes"] == len(blob)
     assert flow.response.raw_content is None  # a large blob is never kept
@@ -55,47 +74,62 @@ def test_blob_download_streams_through_untouched_and_is_verified(trace):
 def test_manifests_are_kept_whole_for_decoding(trace):
     index = index_body("linux/amd64", "linux/arm64")
     flow = make_flow("PUT", f"{R}/v2/hj-public/test1/manifests/new", 201, req_body=index,
-                     req_headers={"Content-Type": OCI_INDEX}, resp_headers={"Docker-Content-Digest": sha256(index)})
+                     req_headers={"Content-Type": OCI_INDEX, "Content-Length": str(len(index))},
+                     resp_headers={"Docker-Content-Digest": sha256(index)})
     trace.requestheaders(flow)
     trace.responseheaders(flow)
-    assert not flow.request.stream and not flow.response.stream
+    assert not flow.request.stream
     trace.response(flow)
     [event] = events(trace)
     assert event["digest_verified"] is True and "index: 2 platforms" in event["meaning"]
 
 
-def test_chunked_upload_is_hashed_across_the_session(trace):
-    blob = b"z" * 100_000
+def test_a_manifest_answer_of_unknown_length_streams_and_is_still_decoded(trace):
+    flow = make_flow("GET", f"{R}/v2/app/manifests/{sha256(ARTICLE_MANIFEST)}", 200,
+                     resp_headers={"Content-Type": OCI_MANIFEST})
+    assert "content-length" not in flow.response.headers
+    exchange(trace, flow, response_body=ARTICLE_MANIFEST)
+    [event] = events(trace)
+    assert event["object"] == sha256(ARTICLE_MANIFEST) and event["digest_verified"] is True
+
+
+def chunked_upload(addon, blob: bytes, session: str = "u-7"):
     d = sha256(blob)
-    up = f"{R}/v2/app/blobs/uploads/u-7"
-    parts = [make_flow("PATCH", f"{up}?_state=a", 202), make_flow("PATCH", f"{up}?_state=b", 202),
-             make_flow("PUT", f"{up}?_state=c&digest={d}", 201, resp_headers={"Docker-Content-Digest": d})]
-    for flow, body in zip(parts, (blob[:60_000], blob[60_000:], b""), strict=True):
-        flow.request.content = None
-        trace.requestheaders(flow)
-        assert stream(flow.request.stream, body) == body
-        trace.responseheaders(flow)
-        trace.response(flow)
+    up = f"{R}/v2/app/blobs/uploads/{session}"
+    exchange(addon, make_flow("POST", f"{R}/v2/app/blobs/uploads/", 202,
+                              resp_headers={"Location": f"{up}?_state=a", "Docker-Upload-UUID": session}))
+    exchange(addon, make_flow("PATCH", f"{up}?_state=a", 202), request_body=blob[:60_000])
+    exchange(addon, make_flow("PATCH", f"{up}?_state=b", 202), request_body=blob[60_000:])
+    # The closing PUT has no body: mitmproxy reads it with the headers and never calls the tap.
+    exchange(addon, make_flow("PUT", f"{up}?_state=c&digest={d}", 201, resp_headers={"Docker-Content-Digest": d}))
+    return d
+
+
+def test_chunked_upload_is_hashed_across_the_session(trace):
+    d = chunked_upload(trace, b"z" * 100_000)
     put = events(trace)[-1]
     assert put["endpoint"] == "end-6" and put["body_digest"] == d and put["digest_verified"] is True
+    assert put["body_bytes"] == 100_000
+
+
+def test_a_clean_upload_has_no_finding_on_any_call(trace):
+    chunked_upload(trace, b"z" * 100_000)
+    assert [e["findings"] for e in events(trace)] == [[], [], [], []]
+    assert all("aborted" not in e["meaning"] for e in events(trace))
 
 
 def test_small_streamed_bodies_are_kept(trace):
     config = b'{"architecture": "arm64", "os": "linux"}'
     flow = make_flow("GET", f"{R}/v2/app/blobs/{sha256(config)}", 200)
-    flow.response.content = None
-    trace.responseheaders(flow)
-    stream(flow.response.stream, config)
-    trace.response(flow)
+    exchange(trace, flow, response_body=config)
     assert flow.response.raw_content == config
 
 
 def test_registry_down_is_recorded_with_the_error(trace):
-    flow = make_flow("GET", f"{R}/v2/app/manifests/v1", None, error="Connection refused")
-    trace.requestheaders(flow)
-    trace.error(flow)
+    exchange(trace, make_flow("GET", f"{R}/v2/app/manifests/v1", None, error="Connection refused"))
     [event] = events(trace)
     assert event["status"] is None and event["error"] == "Connection refused" and event["endpoint"] == "end-3"
+    assert event["findings"] == [{"code": "call-failed", "severity": "warning", "error": "Connection refused"}]
 
 
 def test_client_abort_mid_upload_is_recorded_with_the_bytes_seen(trace):
@@ -105,22 +139,81 @@ def test_client_abort_mid_upload_is_recorded_with_the_bytes_seen(trace):
     stream(flow.request.stream, b"q" * 5000, finish=False)
     trace.error(flow)
     [event] = events(trace)
-    assert "aborted after 5000 bytes" in event["notes"] and event["request_bytes"] == 5000
+    assert {"code": "upload-aborted", "severity": "warning", "bytes": 5000} in event["findings"]
+    assert event["request_bytes"] == 5000
+
+
+def a_session(addon):
+    """What a client pulling one platform and pushing a chunked blob does, through the hooks."""
+    config = json.dumps({"architecture": "arm64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}})
+    config = config.encode()
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                           "config": {"mediaType": DOCKER_CONFIG, "digest": sha256(config), "size": len(config)},
+                           "layers": []}).encode()
+    exchange(addon, make_flow("GET", f"{R}/v2/", 200))
+    exchange(addon, make_flow("GET", f"{R}/v2/app/manifests/{sha256(manifest)}", 200, resp_body=manifest,
+                              resp_headers={"Content-Type": OCI_MANIFEST, "Content-Length": str(len(manifest))}))
+    exchange(addon, make_flow("GET", f"{R}/v2/app/blobs/{sha256(config)}", 200), response_body=config)
+    chunked_upload(addon, b"y" * 70_000)
+    exchange(addon, make_flow("HEAD", f"{R}/v2/app/blobs/{sha256(b'x')}", 404))
+
+
+def test_events_are_what_an_offline_analysis_of_the_flow_file_says_line_for_line(trace):
+    a_session(trace)
+    live = (trace.out / EVENTS_FILE).read_text()
+    offline = render_jsonl(analyze(read_captures([trace.out / FLOWS_FILE]).calls))
+    assert live.splitlines() == offline.splitlines() and len(live.splitlines()) == 8
+
+
+def test_the_live_analysis_keeps_no_call(trace):
+    for _ in range(3):
+        a_session(trace)
+    assert trace.analyzer.analysis.calls == [] and trace.analyzer.analysis.objects == []
+    assert trace.in_flight == {} and len(trace.analyzer.sessions) == 0
 
 
 def test_flow_file_and_report_at_shutdown_match_an_offline_analysis(trace):
-    index = index_body("linux/amd64")
-    for flow in (make_flow("GET", f"{R}/v2/", 200),
-                 make_flow("GET", f"{R}/v2/app/manifests/v1", 200, resp_body=index,
-                           resp_headers={"Content-Type": OCI_INDEX})):
-        trace.requestheaders(flow)
-        trace.responseheaders(flow)
-        trace.response(flow)
-    out = trace.out
+    a_session(trace)
+    assert not (trace.out / REPORT_FILE).exists()  # never an empty report while the proxy runs
     trace.done()
-    captures = read_captures([out / FLOWS_FILE])
-    offline = render_markdown(analyze(captures.calls), [str(out / FLOWS_FILE)])
-    assert (out / REPORT_FILE).read_text() == offline
+    captures = read_captures([trace.out / FLOWS_FILE])
+    offline = render_markdown(analyze(captures.calls), [str(trace.out / FLOWS_FILE)])
+    assert (trace.out / REPORT_FILE).read_text() == offline
+
+
+def test_log_lines_and_report_in_chinese_hold_no_english_sentence(tmp_path, caplog):
+    caplog.set_level(logging.INFO)  # mitmproxy's ALERT, the level of ocitrace's lines, is just above INFO
+    addon = RegistryTrace()
+    with taddons.context(addon) as tctx:
+        start(addon, tctx, tmp_path / "out", ocitrace_lang="zh")
+        a_session(addon)
+        exchange(addon, make_flow("GET", f"{R}/v2/app/manifests/.bad", None, error="Connection refused"))
+        addon.done()
+        lines = [r.getMessage() for r in caplog.records if r.name.startswith("ocitrace")]
+    assert len(lines) == 10  # nine calls and where the report is
+    for line in lines + (tmp_path / "out" / REPORT_FILE).read_text().splitlines():
+        assert english_in(line) == [], line
+
+
+def test_a_new_run_keeps_the_earlier_session(tmp_path):
+    out = tmp_path / "out"
+    for _ in range(2):
+        addon = RegistryTrace()
+        with taddons.context(addon) as tctx:
+            start(addon, tctx, out)
+            exchange(addon, make_flow("GET", f"{R}/v2/", 200))
+            addon.done()
+    [earlier] = (out / EARLIER).iterdir()
+    assert sorted(p.name for p in earlier.iterdir()) == [EVENTS_FILE, FLOWS_FILE, REPORT_FILE]
+    assert len(read_captures([earlier / FLOWS_FILE]).calls) == 1
+    assert len(read_captures([out / FLOWS_FILE]).calls) == 1
+
+
+def test_configuring_touches_no_file(tmp_path):
+    addon = RegistryTrace()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, ocitrace_out=str(tmp_path / "new" / "out"))
+    assert not (tmp_path / "new").exists()
 
 
 def test_an_unwritable_output_folder_fails_at_start(tmp_path):
@@ -132,11 +225,19 @@ def test_an_unwritable_output_folder_fails_at_start(tmp_path):
             tctx.configure(addon, ocitrace_out=str(blocker / "out"))
 
 
+def test_a_full_disk_stops_the_recording_once_and_traffic_goes_on(trace, caplog):
+    caplog.set_level(logging.INFO)
+    trace.recording._events = open("/dev/full", "w")  # every write fails with ENOSPC
+    exchange(trace, make_flow("GET", f"{R}/v2/", 200))
+    exchange(trace, make_flow("GET", f"{R}/v2/", 200))
+    stopped = [r for r in caplog.records if "stopped" in r.getMessage()]
+    assert len(stopped) == 1 and "no space left" in stopped[0].getMessage()
+    assert trace.recording is None
+
+
 def test_no_credential_reaches_the_events(trace):
     flow = make_flow("GET", f"{R}/v2/app/manifests/v1", 401, req_headers={"Authorization": "Bearer s3cr3t-t0ken"})
-    trace.requestheaders(flow)
-    trace.responseheaders(flow)
-    trace.response(flow)
+    exchange(trace, flow)
     assert "s3cr3t-t0ken" not in (trace.out / EVENTS_FILE).read_text()
 
 
@@ -167,14 +268,15 @@ def test_bad_map_specs_are_refused_with_a_reason(spec):
             tctx.configure(addon, ocitrace_map=[spec])
 
 
-def test_the_addon_loads_as_a_mitmproxy_script(tmp_path):
-    from pathlib import Path
+def test_the_addons_load_as_a_mitmproxy_script_and_write_where_told(tmp_path, monkeypatch):
+    import ocitrace.addons as addons
 
-    import addons
-    script = Path(addons.__file__).with_name("registry_trace.py")
+    monkeypatch.chdir(tmp_path)  # the default output folder is relative: it must not land in the repository
+    script = Path(addons.__file__).with_name("script.py")
     with taddons.context() as tctx:
         loaded = tctx.script(str(script))
-        assert {type(a).__name__ for a in loaded.addons} == {"UpstreamMap", "RegistryTrace"}
+        assert [type(a).__name__ for a in loaded.addons] == ["UpstreamMap", "RegistryTrace"]
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_an_oversized_manifest_answer_streams_instead_of_being_held(trace):
@@ -185,7 +287,6 @@ def test_an_oversized_manifest_answer_streams_instead_of_being_held(trace):
 
 
 def test_a_blob_larger_than_a_hashing_batch_is_hashed_in_order(trace):
-    from addons.registry_trace import BATCH
     blob = bytes(range(256)) * ((2 * BATCH + 12345) // 256)
     flow = make_flow("GET", f"{R}/v2/app/blobs/{sha256(blob)}", 200)
     flow.response.content = None
@@ -195,3 +296,4 @@ def test_a_blob_larger_than_a_hashing_batch_is_hashed_in_order(trace):
     trace.response(flow)
     [event] = events(trace)
     assert event["body_digest"] == sha256(blob) and event["digest_verified"] is True
+

@@ -3,12 +3,12 @@
 import json
 
 from conftest import ARTICLE_INDEX, index_body, make_flow, sha256
+from ocitrace.analyzers.analysis import analyze
+from ocitrace.analyzers.calls import METADATA_KEY
+from ocitrace.analyzers.captures import call_from_state
+from ocitrace.analyzers.findings import Finding
+from ocitrace.analyzers.manifests import OCI_INDEX, OCI_MANIFEST, SCHEMA1_SIGNED
 from test_manifests import signed_schema1
-
-from analyzers.analysis import analyze
-from analyzers.calls import METADATA_KEY
-from analyzers.captures import call_from_state
-from analyzers.manifests import OCI_INDEX, OCI_MANIFEST, SCHEMA1_SIGNED
 
 R = "https://registry.test"
 CONFIG = json.dumps({"architecture": "arm64", "os": "linux", "rootfs": {"diff_ids": []}}).encode()
@@ -39,7 +39,9 @@ def test_a_mismatch_is_reported_loudly():
     a = run(make_flow("GET", f"{R}/v2/app/manifests/sha256:{'0' * 64}", 200, resp_body=MANIFEST,
                       resp_headers={"Content-Type": OCI_MANIFEST}))
     assert a.calls[0].digest_verified is False
-    assert a.warnings and a.warnings[0].startswith("DIGEST MISMATCH")
+    [(item, finding)] = a.warnings
+    assert finding.code == "digest-mismatch" and finding.severity == "error"
+    assert finding.values == {"against": "url", "expected": f"sha256:{'0' * 64}", "actual": sha256(MANIFEST)}
 
 
 def test_manifest_by_tag_is_checked_against_docker_content_digest_only():
@@ -106,21 +108,22 @@ def test_aborted_stream_is_recorded_with_the_bytes_seen():
                      metadata={METADATA_KEY: {"response": {"digest": None, "size": 512, "complete": False}}})
     flow.response.raw_content = None
     [item] = run(flow).calls
-    assert "aborted after 512 bytes" in item.notes and item.digest_verified is None
+    assert Finding.of("download-aborted", bytes=512) in item.findings and item.digest_verified is None
 
 
 def test_body_not_captured_still_classifies():
     flow = make_flow("GET", f"{R}/v2/app/manifests/v1", 200, resp_headers={"Content-Type": OCI_MANIFEST})
     flow.response.raw_content = None
     [item] = run(flow).calls
-    assert item.endpoint_id == "end-3" and "body not captured" in item.notes and item.object is None
+    assert item.endpoint_id == "end-3" and item.object is None
+    assert [f.code for f in item.findings] == ["body-not-captured"]
 
 
 def test_undecodable_manifest_still_classifies_and_says_why():
     [item] = run(make_flow("PUT", f"{R}/v2/app/manifests/v1", 201, req_body=b"{oops",
                            req_headers={"Content-Type": OCI_MANIFEST})).calls
     assert item.endpoint_id == "end-7" and item.object.kind == "undecodable"
-    assert any(n.startswith("cannot decode: invalid JSON") for n in item.notes)
+    assert item.findings == [Finding.of("decode-invalid-json", line=1, column=2)]
 
 
 def test_pushed_index_is_decoded_from_the_request_body():

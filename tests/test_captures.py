@@ -5,8 +5,7 @@ import json
 import pytest
 from conftest import make_flow
 from mitmproxy.addons.savehar import SaveHar
-
-from analyzers.captures import CaptureError, capture_format, read_capture, read_captures
+from ocitrace.analyzers.captures import CaptureError, capture_format, read_capture, read_captures
 
 D = "sha256:" + "a" * 64
 
@@ -76,7 +75,8 @@ def test_truncated_flow_file_names_how_far_it_got(flow_file):
     path.write_bytes(data[: len(data) - 40])
     result = read_captures([path])
     [error] = result.errors
-    assert "truncated after 2 flows" in str(error) and str(path) in str(error)
+    assert error.path == str(path) and error.finding.code == "capture-truncated"
+    assert error.finding.values["flows"] == 2 and error.finding.values["size"] == len(data) - 40
     assert len(result.calls) == 2
 
 
@@ -84,25 +84,39 @@ def test_corrupt_flow_file_keeps_what_came_before(flow_file):
     path = flow_file(make_flow("GET", "https://r.test/v2/", 200))
     path.write_bytes(path.read_bytes() + b"12x:garbage")
     result = read_captures([path])
-    assert len(result.calls) == 1 and "damaged after 1 flows" in str(result.errors[0])
+    [error] = result.errors
+    assert len(result.calls) == 1 and error.finding.code == "capture-damaged" and error.finding.values["flows"] == 1
 
 
-@pytest.mark.parametrize("content,message", [
-    (b"\x89PNG\r\n", "neither a mitmproxy flow file nor a HAR file"),
-    (b'{"log": ', "is not valid JSON"),
-    (b'{"entries": []}', "not HAR"),
+@pytest.mark.parametrize("content,code", [
+    (b"\x89PNG\r\n", "capture-unknown-format"),
+    (b'{"log": ', "capture-invalid-json"),
+    (b'{"entries": []}', "capture-not-har"),
+    (b'{"log": {"entries": 5}}', "capture-not-har"),
+    (b'{"log": {"entries": null}}', "capture-not-har"),
+    (b'{"log": {"entries": [{"request": 3}]}}', "capture-bad-entry"),
+    (b'{"method": "GET"}\n[1]\n', "capture-bad-entry"),
 ])
-def test_unreadable_captures_say_what_they_are_not(tmp_path, content, message):
+def test_unreadable_captures_say_what_they_are_not(tmp_path, content, code):
     path = tmp_path / "bad"
     path.write_bytes(content)
-    with pytest.raises(CaptureError, match=message):
+    with pytest.raises(CaptureError) as caught:
         list(read_capture(path))
+    assert caught.value.finding.code == code
 
 
-def test_empty_capture_has_no_calls(tmp_path):
+def test_empty_capture_has_no_calls_and_says_so(tmp_path):
     path = tmp_path / "empty.mitm"
     path.write_bytes(b"")
-    assert read_captures([path]).calls == [] and read_captures([path]).errors == []
+    result = read_captures([path])
+    assert result.calls == [] and result.errors == []
+    assert [(p, f.code) for p, f in result.notices] == [(str(path), "capture-empty")]
+
+
+def test_a_capture_given_twice_is_read_once_and_says_so(flow_file):
+    path = flow_file(make_flow("GET", "https://r.test/v2/", 200))
+    result = read_captures([path, path.parent / ".." / path.parent.name / path.name])
+    assert len(result.calls) == 1 and [f.code for _, f in result.notices] == ["capture-given-twice"]
 
 
 def test_non_http_flows_are_skipped(flow_file):

@@ -4,11 +4,10 @@ import random
 from pathlib import Path
 
 import pytest
-
-from analyzers.analysis import analyze
-from analyzers.captures import read_captures
-from analyzers.manifests import decode_manifest
-from analyzers.report import render
+from ocitrace.analyzers.analysis import analyze
+from ocitrace.analyzers.captures import read_captures
+from ocitrace.analyzers.manifests import decode_manifest
+from ocitrace.analyzers.report import render
 
 CAPTURE = Path(__file__).resolve().parent.parent / "captures" / "demo" / "pull" / "flows.mitm"
 
@@ -55,4 +54,4 @@ def test_garbage_manifest_bodies_decode_to_failures_not_exceptions():
         decoded = decode_manifest(bytes(damaged), None)
         assert decoded.kind in ("index", "undecodable")
         if decoded.kind == "undecodable":
-            assert decoded.reason
+            assert decoded.finding.code.startswith("decode-")

@@ -12,10 +12,11 @@ import time
 from urllib.parse import urlsplit
 
 import pytest
+from conftest import english_in
+from ocitrace.analyzers.analysis import analyze
+from ocitrace.analyzers.captures import read_captures
+from ocitrace.analyzers.report import render_json, render_jsonl, render_markdown
 
-from analyzers.analysis import analyze
-from analyzers.captures import read_captures
-from analyzers.report import render_json, render_markdown
 from ocitrace.demo import SCENARIOS, run_scenarios, write_index
 from ocitrace.lab import REGISTRY_NAME, LabError, Proxy, Registry, free_port, run_client
 
@@ -124,6 +125,32 @@ def test_pull_one_platform_fetches_only_that_platform(demo):
 
 
 @pytest.mark.parametrize("scenario", LIVE)
+def test_events_are_the_offline_analysis_of_the_flow_file_line_for_line(demo, scenario):
+    flows = demo[scenario] / "flows.mitm"
+    offline = [json.loads(line) for line in render_jsonl(analyze(read_captures([flows]).calls)).splitlines()]
+    live = events(demo[scenario])
+    assert len(live) == len(offline) > 0
+    for a, b in zip(live, offline, strict=True):
+        assert {**a, "source": "", "timestamp": 0} == {**b, "source": "", "timestamp": 0}
+
+
+@pytest.mark.parametrize("scenario", [s.name for s in SCENARIOS])
+def test_a_clean_session_has_no_warning_and_nothing_aborted(demo, scenario):
+    analysis = analyze(read_captures([demo[scenario] / "flows.mitm"]).calls)
+    assert analysis.warnings == []
+    for name in ("report.md", "report.zh.md"):
+        report = (demo[scenario] / name).read_text()
+        assert "aborted" not in report and "中断" not in report
+    assert "## Warnings" not in (demo[scenario] / "report.md").read_text()
+
+
+@pytest.mark.parametrize("scenario", [s.name for s in SCENARIOS])
+def test_a_chinese_report_holds_no_english_sentence(demo, scenario):
+    for line in (demo[scenario] / "report.zh.md").read_text().splitlines():
+        assert english_in(line) == [], line
+
+
+@pytest.mark.parametrize("scenario", LIVE)
 def test_live_report_is_the_offline_report(demo, scenario):
     folder = demo[scenario]
     captures = read_captures([folder / "flows.mitm"])
@@ -176,6 +203,23 @@ def test_proxy_refuses_an_unwritable_output_folder_before_any_traffic(tmp_path):
     assert done.stderr.startswith("ocitrace: cannot write to")
 
 
+def test_a_proxy_that_cannot_listen_fails_before_touching_the_earlier_session(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    for name, content in (("flows.mitm", b"earlier flows"), ("events.jsonl", b"{}\n"), ("report.md", b"# r\n")):
+        (out / name).write_bytes(content)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        done = subprocess.run([sys.executable, "-m", "ocitrace", "proxy", "--port", str(taken.getsockname()[1]),
+                               "--out", str(out), "--confdir", str(tmp_path / "conf")],
+                              capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "--port" in done.stderr
+    assert "already in use" in done.stderr and "--mode" not in done.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["events.jsonl", "flows.mitm", "report.md"]
+    assert (out / "flows.mitm").read_bytes() == b"earlier flows"
+
+
 def test_a_client_aborting_mid_upload_is_recorded_as_aborted_with_the_bytes_seen(tmp_path):
     with Registry(tmp_path / "registry") as registry, \
             Proxy(tmp_path / "out", {REGISTRY_NAME: registry.upstream}, tmp_path / "conf") as proxy:
@@ -192,7 +236,8 @@ def test_a_client_aborting_mid_upload_is_recorded_as_aborted_with_the_bytes_seen
         wait_for(lambda: len(events(tmp_path / "out")) == 2)
     patch = events(tmp_path / "out")[1]
     assert (patch["method"], patch["endpoint"], patch["status"]) == ("PATCH", "end-5", None)
-    assert patch["request_bytes"] == 4 * 0x10000 and f"aborted after {4 * 0x10000} bytes" in patch["notes"]
+    assert patch["request_bytes"] == 4 * 0x10000
+    assert {"code": "upload-aborted", "severity": "warning", "bytes": 4 * 0x10000} in patch["findings"]
 
 
 def wait_for(condition, timeout=20.0):

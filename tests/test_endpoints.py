@@ -1,8 +1,7 @@
 """The endpoint table, one spec row per case (distribution-spec v1.1.1 and the Docker extras)."""
 
 import pytest
-
-from analyzers.endpoints import EndpointTable, default_table
+from ocitrace.analyzers.endpoints import EndpointTable, default_table
 
 D = "sha256:" + "a" * 64
 D2 = "sha256:" + "b" * 64
@@ -69,26 +68,27 @@ def test_names_may_hold_blobs_and_manifests_as_components():
     assert (c.endpoint_id, c.repository, c.session) == ("end-5", "uploads/blobs/uploads", "abc")
 
 
-@pytest.mark.parametrize("reference,problem", [
-    (".INVALID_MANIFEST_NAME", "invalid reference"),
-    ("sha256:totallywrong", "invalid digest"),
-    ("sha256:" + "A" * 64, "invalid digest"),
-    ("t" * 129, "invalid reference"),
+@pytest.mark.parametrize("reference,code", [
+    (".INVALID_MANIFEST_NAME", "invalid-reference"),
+    ("sha256:totallywrong", "invalid-digest"),
+    ("sha256:" + "A" * 64, "invalid-digest"),
+    ("t" * 129, "invalid-reference"),
 ])
-def test_malformed_references_are_still_end_3_and_flagged(reference, problem):
+def test_malformed_references_are_still_end_3_and_flagged(reference, code):
     c = default_table().classify("GET", f"/v2/app/manifests/{reference}", "", 400)
     assert c.endpoint_id == "end-3"
-    assert any(p.startswith(problem) for p in c.problems)
+    assert [(f.code, f.values["value"]) for f in c.findings] == [(code, reference)]
 
 
 def test_invalid_repository_name_is_flagged():
     c = default_table().classify("GET", "/v2/Team/App/manifests/latest")
-    assert c.endpoint_id == "end-3" and c.problems[0].startswith("invalid repository name")
+    assert c.endpoint_id == "end-3" and [(f.code, f.values["value"]) for f in c.findings] == [("invalid-name",
+                                                                                               "Team/App")]
 
 
-def test_valid_references_have_no_problems():
+def test_valid_references_have_no_findings():
     for ref in ("latest", "v1.2.3-rc_1", D, "sha512:" + "c" * 128):
-        assert default_table().classify("GET", f"/v2/app/manifests/{ref}").problems == ()
+        assert default_table().classify("GET", f"/v2/app/manifests/{ref}").findings == ()
 
 
 @pytest.mark.parametrize("method,query,endpoint", [
@@ -141,8 +141,7 @@ def test_non_registry_calls_have_no_endpoint(method, path):
 
 def test_adding_an_endpoint_is_adding_a_row():
     import yaml
-
-    from analyzers.endpoints import TABLE_PATH
+    from ocitrace.analyzers.endpoints import TABLE_PATH
     spec = yaml.safe_load(TABLE_PATH.read_text())
     spec["endpoints"].insert(0, {"id": "x-health", "methods": ["GET"], "path": "/v2/_health", "oci": "/v2/_health",
                                  "success": [200], "failure": [503], "spec": "test",

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ARTICLE_INDEX, ARTICLE_MANIFEST, sha256
-
-from analyzers import manifests as m
+from ocitrace.analyzers import manifests as m
 
 D = "sha256:" + "1" * 64
 CFG = {"mediaType": m.OCI_CONFIG, "digest": "sha256:" + "c" * 64, "size": 579}
@@ -171,25 +170,46 @@ def test_layer_media_types_are_known_layers_and_not_decoded(media_type):
     assert m.decode_blob(b"\x1f\x8b binary", media_type) is None
 
 
-@pytest.mark.parametrize("raw,reason", [
-    (b"{not json", "invalid JSON"),
-    (b"\xff\xfe", "not UTF-8"),
-    (b"[1, 2]", "a manifest is a JSON object, not a list"),
-    (body({"schemaVersion": 2, "mediaType": m.OCI_INDEX, "manifests": "none"}), "'manifests' should be a list"),
+@pytest.mark.parametrize("raw,code,values", [
+    (b"{not json", "decode-invalid-json", {"line": 1, "column": 2}),
+    (b"\xff\xfe", "decode-not-utf8", {}),
+    (b"[1, 2]", "decode-not-object", {"what": "manifest", "actual": "array"}),
+    (body({"schemaVersion": 2, "mediaType": m.OCI_INDEX, "manifests": "none"}), "decode-wrong-type",
+     {"where": "index", "field": "manifests", "expected": "array", "actual": "string"}),
     (body({"schemaVersion": 2, "mediaType": m.OCI_MANIFEST, "config": CFG, "layers": [{**LAYER, "size": "9"}]}),
-     "layers[0]: 'size' should be an integer, not a string"),
-    (body({"schemaVersion": 2, "mediaType": m.OCI_MANIFEST, "layers": []}), "'config' is missing"),
-    (body({"schemaVersion": 2, "mediaType": "application/vnd.example.unknown+json"}), "unknown manifest media type"),
+     "decode-wrong-type", {"where": "layers[0]", "field": "size", "expected": "integer", "actual": "string"}),
+    (body({"schemaVersion": 2, "mediaType": m.OCI_MANIFEST, "layers": []}), "decode-missing-field",
+     {"where": "manifest", "field": "config"}),
+    (body({"schemaVersion": 2, "mediaType": "application/vnd.example.unknown+json"}), "decode-unknown-media-type",
+     {"media_type": "application/vnd.example.unknown+json"}),
+    (b"[" * 100_000 + b"]" * 100_000, "decode-too-complex", {}),
+    (b'{"schemaVersion": ' + b"9" * 5000 + b"}", "decode-too-complex", {}),
 ])
-def test_bad_bodies_decode_to_a_failure_that_says_why(raw, reason):
+def test_bad_bodies_decode_to_a_failure_that_says_why(raw, code, values):
     decoded = m.decode_manifest(raw, None)
-    assert isinstance(decoded, m.DecodeFailure) and reason in decoded.reason
+    assert isinstance(decoded, m.DecodeFailure)
+    assert (decoded.finding.code, dict(decoded.finding.values)) == (code, values)
+
+
+@pytest.mark.parametrize("text,platform", [
+    ("linux/amd64", m.Platform("linux", "amd64")),
+    ("linux/arm/v7", m.Platform("linux", "arm", "v7")),
+    ("windows/amd64", m.Platform("windows", "amd64")),
+])
+def test_a_platform_parses_from_and_prints_as_os_arch_variant(text, platform):
+    assert m.Platform.parse(text) == platform and str(platform) == text
+
+
+@pytest.mark.parametrize("text", ["linux", "linux//v7", "a/b/c/d", ""])
+def test_a_platform_that_is_not_os_arch_variant_is_refused(text):
+    with pytest.raises(ValueError):
+        m.Platform.parse(text)
 
 
 def test_unknown_media_type_is_kept_as_it_is():
     decoded = m.decode_manifest(body({"mediaType": "application/x-weird"}), None)
     assert decoded.media_type == "application/x-weird"
-    d = m.Descriptor.parse({"mediaType": "application/x-weird", "digest": D, "size": 1}, "d")
+    d = m.Descriptor.from_json({"mediaType": "application/x-weird", "digest": D, "size": 1}, "d")
     assert d.kind == "application/x-weird"
 
 

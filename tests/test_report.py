@@ -5,11 +5,10 @@ import re
 
 import pytest
 from conftest import ARTICLE_INDEX, index_body, make_flow, sha256
-
-from analyzers.analysis import analyze
-from analyzers.captures import call_from_state
-from analyzers.manifests import OCI_INDEX
-from analyzers.report import call_line, cell, render
+from ocitrace.analyzers.analysis import analyze
+from ocitrace.analyzers.captures import call_from_state
+from ocitrace.analyzers.manifests import OCI_INDEX
+from ocitrace.analyzers.report import call_line, cell, render
 
 R = "https://hub.example"
 ARM64 = "sha256:d15e83b3662501593be46a5a2aef02c2f5b4a1826aa5bef8cd21e7047a497af8"
@@ -75,7 +74,7 @@ def test_hostile_values_cannot_break_a_table():
 
 def test_json_lists_every_http_flow_with_the_public_fields():
     doc = json.loads(render(article_session(), "json"))
-    assert set(doc) == {"calls", "objects", "warnings"}
+    assert set(doc) == {"version", "calls", "objects", "findings"}
     assert [c["endpoint"] for c in doc["calls"]] == ["end-3", "end-3", "end-3", None]
     required = {"method", "url", "host", "path", "status", "endpoint", "repository", "reference", "digest",
                 "digest_verified"}

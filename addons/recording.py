@@ -1,0 +1,108 @@
+"""The folder a live session is recorded into: flows.mitm, events.jsonl and, at the end, report.md.
+
+A folder holds the current session at its top, so `ocitrace analyze DIR` reads it; a session found there
+when a new one starts is moved, whole, into `DIR/earlier/<when it started>/`: no run destroys another.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+from mitmproxy import http, io
+
+logger = logging.getLogger(__name__)
+
+FLOWS_FILE = "flows.mitm"
+EVENTS_FILE = "events.jsonl"
+REPORT_FILE = "report.md"
+EARLIER = "earlier"
+SESSION_FILES = (FLOWS_FILE, EVENTS_FILE, REPORT_FILE, "report.zh.md")
+
+
+def writable_problem(out: Path) -> OSError | None:
+    """Why ocitrace could not record into `out`, or None. Creates nothing: the folder (and its parents)
+    are made when recording starts, so a run that fails to start leaves no trace."""
+    folder = out
+    while not folder.exists():
+        if folder.is_symlink() or folder.parent == folder:
+            return FileNotFoundError(2, "No such file or directory", str(folder))
+        folder = folder.parent
+    if not folder.is_dir():
+        return NotADirectoryError(20, "Not a directory", str(folder))
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return PermissionError(13, "Permission denied", str(folder))
+    return None
+
+
+def _started(out: Path) -> str:
+    """When the session in `out` started (its first file), as a folder name: 20261129T135014Z."""
+    times = [(out / name).stat().st_mtime for name in (FLOWS_FILE, EVENTS_FILE) if (out / name).exists()]
+    when = datetime.fromtimestamp(min(times) if times else 0, UTC)
+    return when.strftime("%Y%m%dT%H%M%SZ")
+
+
+def keep_earlier_session(out: Path) -> Path | None:
+    """Move the session files found in `out` into `out/earlier/<start>/`; returns that folder, if any."""
+    present = [name for name in SESSION_FILES if (out / name).exists()]
+    if not present:
+        return None
+    base = out / EARLIER / _started(out)
+    folder, n = base, 1
+    while folder.exists():
+        n += 1
+        folder = base.with_name(f"{base.name}-{n}")
+    folder.mkdir(parents=True)
+    for name in present:
+        shutil.move(out / name, folder / name)
+    return folder
+
+
+def _private(path: Path, mode: str) -> IO:
+    """A new file only its owner can read: captures hold credentials."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    return os.fdopen(fd, mode, **({"encoding": "utf-8"} if "b" not in mode else {}))
+
+
+class Recording:
+    """Appends each finished flow to flows.mitm and its event to events.jsonl, flushed per call.
+
+    A write that fails (disk full, folder removed) stops the recording with one message; the proxy goes on
+    forwarding traffic.
+    """
+
+    def __init__(self, out: Path):
+        self.out = out
+        out.mkdir(parents=True, exist_ok=True)
+        self.earlier = keep_earlier_session(out)
+        self._flows = _private(out / FLOWS_FILE, "wb")
+        self._events = _private(out / EVENTS_FILE, "w")
+        self._writer = io.FlowWriter(self._flows)
+        self.failure: OSError | None = None
+
+    @property
+    def flows_path(self) -> Path:
+        return self.out / FLOWS_FILE
+
+    def write(self, flow: http.HTTPFlow, event: str) -> None:
+        if self.failure is not None:
+            return
+        try:
+            self._writer.add(flow)
+            self._flows.flush()
+            self._events.write(event)
+            self._events.flush()
+        except OSError as exc:
+            self.failure = exc
+            self.close()
+
+    def close(self) -> None:
+        for fh in (self._flows, self._events):
+            try:
+                fh.close()
+            except OSError:
+                pass

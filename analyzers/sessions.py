@@ -1,0 +1,86 @@
+"""Blob upload sessions: opened by a POST, fed by PATCH chunks, closed by the PUT that names the digest.
+
+A blob pushed in chunks has its digest over all of them, so no single request can be checked alone:
+the session keeps a running hash, checked when the closing PUT names the digest. This is the one place
+that state lives, for the live proxy and for `ocitrace analyze` alike.
+
+Live, a chunk streams through the proxy without being kept, so the proxy's stream tap feeds the session
+hash itself (`tap`); offline, the analysis feeds the bodies the capture kept (`chunk`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .digests import Hasher
+
+# Sessions left open (a client that never closed them) are forgotten oldest first past this many.
+MAX_OPEN = 4096
+
+
+@dataclass
+class UploadSession:
+    id: str
+    repository: str | None = None
+    hasher: Hasher = field(default_factory=Hasher)
+    whole: bool = True  # False once a chunk passed that was not hashed
+    tapped: bool = False  # a live stream tap feeds `hasher` as the chunks pass
+    chunks: int = 0
+    calls: list[int] = field(default_factory=list)
+
+    @property
+    def digest(self) -> str | None:
+        return self.hasher.digest if self.whole else None
+
+    @property
+    def size(self) -> int:
+        return self.hasher.size
+
+
+class UploadSessions:
+    def __init__(self) -> None:
+        self._open: dict[str, UploadSession] = {}
+
+    def _get(self, session_id: str, repository: str | None = None) -> UploadSession:
+        session = self._open.get(session_id)
+        if session is None:
+            session = self._open[session_id] = UploadSession(session_id, repository)
+            if len(self._open) > MAX_OPEN:
+                del self._open[next(iter(self._open))]
+        return session
+
+    def open(self, session_id: str, repository: str | None, call: int) -> UploadSession:
+        session = self._get(session_id, repository)
+        session.calls.append(call)
+        return session
+
+    def tap(self, session_id: str) -> Hasher:
+        """The running hash a live stream tap feeds with the chunks of this session as they pass."""
+        session = self._get(session_id)
+        session.tapped = True
+        return session.hasher
+
+    def chunk(self, session_id: str, call: int, body: bytes | None, streamed: bool, complete: bool) -> None:
+        """A call that carried a chunk of the session completed.
+
+        `body` is what the capture kept (None when nothing); `streamed`: it passed through a live tap;
+        `complete`: its body arrived whole.
+        """
+        session = self._get(session_id)
+        session.calls.append(call)
+        session.chunks += 1
+        if not complete:
+            session.whole = False
+        elif streamed and session.tapped:
+            return  # the live tap hashed these bytes as they passed
+        elif body is None:
+            session.whole = False
+        else:
+            session.hasher.update(body)
+
+    def close(self, session_id: str) -> UploadSession:
+        """The session, now complete; it is forgotten."""
+        return self._open.pop(session_id, None) or UploadSession(session_id, whole=False)
+
+    def __len__(self) -> int:
+        return len(self._open)
