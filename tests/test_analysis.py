@@ -1,11 +1,14 @@
 """Digest checks, decoded objects and their links, as a session of calls unfolds."""
 
+import hashlib
 import json
 
+import pytest
 from conftest import ARTICLE_INDEX, index_body, make_flow, sha256
 from ocitrace.analyzers.analysis import analyze
 from ocitrace.analyzers.calls import METADATA_KEY
 from ocitrace.analyzers.captures import call_from_state
+from ocitrace.analyzers.endpoints import default_table
 from ocitrace.analyzers.findings import Finding
 from ocitrace.analyzers.manifests import OCI_INDEX, OCI_MANIFEST, SCHEMA1_SIGNED
 from test_manifests import signed_schema1
@@ -81,6 +84,31 @@ def test_chunked_upload_session_is_verified_at_the_closing_put():
     assert [c.session for c in a.calls] == ["u-1"] * 4
     put = a.calls[3]
     assert put.body_digest == d and put.body_size == 1000 and put.digest_verified is True
+
+
+OPENERS = [e for e in default_table().endpoints if e.opens_session]
+
+
+@pytest.mark.parametrize("endpoint", OPENERS, ids=[e.id for e in OPENERS])
+def test_a_202_from_every_row_that_opens_a_session_opens_one(endpoint):
+    query = {"end-11": f"mount={sha256(b'm')}&from=base", "end-4b": f"digest={sha256(b'm')}",
+             "end-4c": "digest-algorithm=sha512"}.get(endpoint.id, "")
+    flow = make_flow("POST", f"{R}/v2/app/blobs/uploads/?{query}".rstrip("?"), 202,
+                     resp_headers={"Location": f"{R}/v2/app/blobs/uploads/s-9?_state=x"})
+    [item] = run(flow).calls
+    assert item.endpoint_id == endpoint.id and item.session == "s-9"
+    assert run(make_flow("POST", f"{R}/v2/app/blobs/uploads/?{query}".rstrip("?"), 404)).calls[0].session is None
+
+
+def test_a_session_in_another_algorithm_is_not_checked_against_sha256():
+    d512 = "sha512:" + hashlib.sha512(b"abc").hexdigest()
+    up = f"{R}/v2/app/blobs/uploads/s-5"
+    a = run(make_flow("POST", f"{R}/v2/app/blobs/uploads/?digest-algorithm=sha512", 202,
+                      resp_headers={"Location": f"{up}?_state=x"}),
+            make_flow("PATCH", f"{up}?_state=x", 202, req_body=b"abc"),
+            make_flow("PUT", f"{up}?_state=y&digest={d512}", 201, resp_headers={"Docker-Content-Digest": d512}))
+    assert [c.session for c in a.calls] == ["s-5"] * 3
+    assert a.calls[2].digest_verified is None and a.warnings == []
 
 
 def test_streamed_upload_uses_the_digest_the_live_proxy_measured():

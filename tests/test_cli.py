@@ -3,9 +3,10 @@
 import json
 import subprocess
 import sys
+import tempfile
 
 import pytest
-from conftest import ARTICLE_INDEX, make_flow, sha256
+from conftest import ARTICLE_INDEX, make_flow, sha256, write_flows
 from ocitrace.analyzers.manifests import OCI_INDEX
 
 from ocitrace.cli import main
@@ -66,3 +67,80 @@ def test_a_folder_the_proxy_wrote_can_be_analysed_by_its_name(capture, capsys):
     capture.rename(capture.with_name("flows.mitm"))
     assert main(["analyze", str(capture.parent), "--format", "jsonl"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 2
+
+
+def test_a_folder_of_session_folders_is_searched(capture, tmp_path, capsys):
+    for name in ("a", "b/c"):
+        (tmp_path / "tree" / name).mkdir(parents=True)
+        (tmp_path / "tree" / name / "flows.mitm").write_bytes(capture.read_bytes())
+        (tmp_path / "tree" / name / "events.jsonl").write_text("not read: the flow file says more\n")
+    assert main(["analyze", str(tmp_path / "tree"), "--format", "jsonl"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(records) == 4 and {r["source"].split("tree/")[1] for r in records} == {"a/flows.mitm",
+                                                                                     "b/c/flows.mitm"}
+
+
+def test_a_folder_without_captures_says_so(tmp_path, capsys):
+    assert main(["analyze", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith(f"ocitrace: {tmp_path}: no capture in this folder")
+
+
+def test_the_proxy_events_can_be_analysed_again(capture, tmp_path, capsys):
+    assert main(["analyze", str(capture), "--format", "jsonl"]) == 0
+    events = tmp_path / "events.jsonl"
+    events.write_text(capsys.readouterr().out)
+    assert main(["analyze", str(events), "--format", "jsonl"]) == 0
+    again = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    first = [json.loads(line) for line in events.read_text().splitlines()]
+    keys = ("method", "url", "status", "endpoint", "repository", "reference", "body_digest", "request_bytes",
+            "response_bytes")
+    assert [[r[k] for k in keys] for r in again] == [[r[k] for k in keys] for r in first]
+
+
+def test_an_empty_capture_says_it_holds_no_calls(tmp_path, capsys):
+    empty = tmp_path / "empty.mitm"
+    empty.write_bytes(b"")
+    assert main(["analyze", str(empty)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "ocitrace: empty.mitm: holds no calls\n" and "holds no calls" in captured.out
+
+
+def test_the_same_capture_given_twice_is_counted_once_and_said(capture, capsys):
+    assert main(["analyze", str(capture), str(capture), "--format", "jsonl"]) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.splitlines()) == 2 and "given more than once" in captured.err
+
+
+def test_errors_speak_the_chosen_language(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "ocitrace", "analyze", "--lang", "zh", str(tmp_path / "x")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and result.stderr == f"ocitrace: {tmp_path / 'x'}: 没有这个抓包文件或目录\n"
+
+
+def test_bytes_that_are_not_utf8_come_out_escaped_never_raw(tmp_path):
+    bad = make_flow("GET", "https://registry.test/v2/", 200, resp_headers={"Content-Type": "x"})
+    bad.request.headers["User-Agent"] = b"ev\xfeil".decode("utf-8", "surrogateescape")
+    path = write_flows(tmp_path / "c.mitm", [bad])
+    for fmt in ("markdown", "json", "jsonl"):
+        out = tmp_path / f"out.{fmt}"
+        assert main(["analyze", str(path), "--format", fmt, "-o", str(out)]) == 0
+        text = out.read_bytes().decode("utf-8")  # valid UTF-8, or this raises
+        assert fmt == "markdown" or "ev\\udcfeil" in text
+
+
+@pytest.mark.parametrize("command,default", [("analyze", "default markdown"), ("proxy", "default 8080"),
+                                             ("demo", "default captures/demo")])
+def test_help_of_every_command_shows_defaults_and_an_example(command, default):
+    result = subprocess.run([sys.executable, "-m", "ocitrace", command, "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and default in result.stdout and "example" in result.stdout
+    assert f"ocitrace {command} " in result.stdout.split("example", 1)[1]
+
+
+def test_version_and_analyze_do_not_load_the_proxy():
+    code = ("import sys; from ocitrace.cli import main\n"
+            "try: main(['--version'])\nexcept SystemExit: pass\n"
+            "main(['analyze', '--format', 'jsonl', sys.argv[1]])\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'mitmproxy'}))")
+    with tempfile.NamedTemporaryFile(suffix=".mitm") as fh:
+        result = subprocess.run([sys.executable, "-c", code, fh.name], capture_output=True, text=True)
+    assert result.stdout.splitlines()[-1] == "[]"

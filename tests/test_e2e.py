@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -18,7 +19,7 @@ from ocitrace.analyzers.captures import read_captures
 from ocitrace.analyzers.report import render_json, render_jsonl, render_markdown
 
 from ocitrace.demo import SCENARIOS, run_scenarios, write_index
-from ocitrace.lab import REGISTRY_NAME, LabError, Proxy, Registry, free_port, run_client
+from ocitrace.lab import REGISTRY_NAME, LabError, Proxy, Registry, free_port, port_open, run_client
 
 pytestmark = pytest.mark.e2e
 LIVE = [s.name for s in SCENARIOS if not s.plain]
@@ -201,6 +202,31 @@ def test_proxy_refuses_an_unwritable_output_folder_before_any_traffic(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.startswith("ocitrace: cannot write to")
+
+
+def test_plain_mitmdump_loads_the_addons_from_the_script(tmp_path):
+    import ocitrace.addons
+
+    script = Path(ocitrace.addons.__file__).with_name("script.py")
+    out, port = tmp_path / "out", free_port()
+    with Registry(tmp_path / "registry") as registry:
+        argv = [str(Path(sys.executable).with_name("mitmdump")), "--listen-host", "127.0.0.1", "--listen-port",
+                str(port), "-s", str(script), "--set", f"ocitrace_out={out}", "--set", f"confdir={tmp_path / 'conf'}",
+                "--set", "connection_strategy=lazy", "--set", f"ocitrace_map={REGISTRY_NAME}={registry.upstream}"]
+        with open(tmp_path / "mitmdump.log", "wb") as log:
+            process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_for(lambda: port_open(port))
+            opened = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            opened.request("GET", f"http://{REGISTRY_NAME}/v2/")
+            assert opened.getresponse().status == 200
+            wait_for(lambda: (out / "events.jsonl").exists() and events(out))
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    [call] = events(out)
+    assert (call["endpoint"], call["host"], call["upstream"]) == ("end-1", REGISTRY_NAME, registry.upstream)
+    assert "end-1" in (out / "report.md").read_text()
 
 
 def test_a_proxy_that_cannot_listen_fails_before_touching_the_earlier_session(tmp_path):

@@ -117,19 +117,25 @@ def test_the_v2_root_without_slash_is_end_1():
     assert default_table().classify("GET", "/v2").endpoint_id == "end-1"
 
 
-def test_a_token_realm_named_by_a_challenge_is_recognised_on_any_host():
+# Rows matched by a URL an earlier answer named: kind learned, URL, query, expected endpoint id.
+LEARNED = [
+    ("challenge", "https://auth.example.com/oauth/issue", "", "token"),
+    ("redirect", "https://cdn.example.net/blobs/abc", "X-Amz-Signature=s", "blob-redirect"),
+]
+
+
+@pytest.mark.parametrize("kind,url,query,endpoint", LEARNED, ids=[r[3] for r in LEARNED])
+def test_a_url_an_earlier_answer_named_is_recognised_on_any_host(kind, url, query, endpoint):
     table = default_table()
-    learned = {"challenge": {"https://auth.example.com/oauth/issue"}}
-    c = table.classify("GET", "/oauth/issue", "", 200, url="https://auth.example.com/oauth/issue", learned=learned)
-    assert c.endpoint_id == "token"
-    assert table.classify("GET", "/oauth/issue", "", 200).endpoint_id is None
+    path = "/" + url.split("/", 3)[3]
+    c = table.classify("GET", path, query, 200, url=url, learned={kind: {url}})
+    assert c.endpoint_id == endpoint and c.status_class == "success"
+    assert table.classify("GET", path, "", 200, url=url).endpoint_id is None
 
 
-def test_a_storage_url_a_blob_redirect_named_is_a_blob_fetch():
-    learned = {"redirect": {"https://cdn.example.net/blobs/abc"}}
-    c = default_table().classify("GET", "/blobs/abc", "X-Amz-Signature=s", 200,
-                                 url="https://cdn.example.net/blobs/abc", learned=learned)
-    assert c.endpoint_id == "blob-redirect" and c.status_class == "success"
+def test_every_row_of_the_table_has_a_classification_case():
+    cased = {row[5] for row in ROWS} | {row[3] for row in LEARNED}
+    assert cased == {endpoint.id for endpoint in default_table().endpoints}
 
 
 @pytest.mark.parametrize("method,path", [("GET", "/"), ("GET", "/index.html"), ("POST", "/v2/app/tags/list"),
