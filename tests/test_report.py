@@ -4,7 +4,7 @@ import json
 import re
 
 import pytest
-from conftest import ARTICLE_INDEX, index_body, make_flow, sha256
+from conftest import ARTICLE_INDEX, english_in, index_body, make_flow, sha256
 from ocitrace.analyzers.analysis import analyze
 from ocitrace.analyzers.captures import call_from_state
 from ocitrace.analyzers.manifests import OCI_INDEX
@@ -145,3 +145,37 @@ def test_referrers_list_shows_artifact_types_and_an_index_its_subject():
                                       resp_headers={"Content-Type": OCI_INDEX})), "markdown")
     assert "application/vnd.dev.sigstore.bundle.v0.3+json" in md
     assert "| subject " in md and "sha256:555555555..." in md
+
+
+def test_every_finding_code_has_words_in_each_language_and_a_row_in_the_readme():
+    from pathlib import Path
+
+    from ocitrace.analyzers.findings import SEVERITIES
+    from ocitrace.analyzers.strings import LANGUAGES, strings
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for code in SEVERITIES:
+        assert all(strings()[f"finding_{code}"].get(lang) for lang in LANGUAGES), code
+        assert f"`{code}`" in readme, code
+
+
+def test_a_chinese_report_of_a_troubled_session_holds_no_english_sentence():
+    d = sha256(b"blob")
+    troubled = [
+        make_flow("GET", f"{R}/v2/app/manifests/sha256:{'0' * 64}", 200, resp_body=ARTICLE_INDEX,
+                  resp_headers={"Content-Type": OCI_INDEX}),  # digest mismatch
+        make_flow("GET", f"{R}/v2/app/manifests/.bad", 400),  # malformed reference
+        make_flow("PATCH", f"{R}/v2/app/blobs/uploads/u-1", None, error="client disconnected",
+                  metadata={"ocitrace": {"request": {"digest": None, "size": 5000, "complete": False}}}),
+        make_flow("PUT", f"{R}/v2/app/manifests/v1", 201, req_body=b"{oops", req_headers={"Content-Type": OCI_INDEX}),
+        make_flow("GET", f"{R}/v2/app/blobs/{d}", 200, resp_headers={"Docker-Content-Digest": d}),
+    ]
+    troubled[-1].response.raw_content = None
+    analysis = analyze([call_from_state(f.get_state()) for f in troubled])
+    codes = {finding.code for item in analysis.calls for finding in item.findings}
+    assert {"digest-mismatch", "invalid-reference", "upload-aborted", "call-failed", "decode-invalid-json",
+            "body-not-captured"} <= codes
+    md = render(analysis, "markdown", "zh")
+    for line in md.splitlines():
+        assert english_in(line) == [], line
+    assert "DIGEST 不一致" in md and "上传在 5,000 字节后中断" in md
