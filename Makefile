@@ -2,11 +2,14 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-# Debian packages the demo and the end-to-end tests drive: a real registry and real clients.
-APT_PACKAGES := docker-registry skopeo buildah
-APT_COMMANDS := docker-registry skopeo buildah
+# Debian packages the demo and the end-to-end tests drive: a real registry, real clients, and a browser
+# that draws the reports' Mermaid diagrams (with mermaid.js packed from the npm registry, never a CDN).
+APT_PACKAGES := docker-registry skopeo buildah chromium npm
+APT_COMMANDS := docker-registry skopeo buildah chromium npm
+MERMAID_VERSION := 11.17.2
+MERMAID_JS := .cache/mermaid/package/dist/mermaid.min.js
 
-.PHONY: test demo venv system-deps lint bench clean
+.PHONY: test demo venv system-deps lint bench clean diagrams
 
 $(VENV)/.installed: pyproject.toml
 	@python=$$(bin/find-python) || exit 1; \
@@ -30,13 +33,22 @@ system-deps:
 	    || { echo "Could not install$$missing: run 'apt-get install $$pkgs' as root." >&2; exit 1; }; \
 	fi
 
+$(MERMAID_JS): | system-deps
+	@mkdir -p .cache/mermaid
+	cd .cache/mermaid && npm pack --silent mermaid@$(MERMAID_VERSION) >/dev/null && \
+	  tar xzf mermaid-$(MERMAID_VERSION).tgz package/dist/mermaid.min.js && rm mermaid-$(MERMAID_VERSION).tgz
+
+# Draw every diagram of the committed reports in headless Chromium; fails on any Mermaid error.
+diagrams: venv system-deps $(MERMAID_JS)
+	$(PY) -m ocitrace.mermaid check captures/*/*.md captures/*/*/*.md
+
 lint: venv
 	$(VENV)/bin/ruff check .
 
-test: venv system-deps lint
+test: venv system-deps lint $(MERMAID_JS)
 	$(VENV)/bin/pytest -q
 
-demo: venv system-deps
+demo: venv system-deps $(MERMAID_JS)
 	$(VENV)/bin/ocitrace demo
 
 bench: venv system-deps
@@ -44,4 +56,4 @@ bench: venv system-deps
 	$(PY) bench/proxy_bench.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .cache .pytest_cache .ruff_cache *.egg-info

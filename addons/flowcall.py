@@ -31,6 +31,7 @@ def call_from_flow(flow: http.HTTPFlow, request_tap: BodyTap | None = None,
         request_body=req.raw_content,
         response_body=resp.raw_content if resp is not None else None,
         timestamp=float(req.timestamp_start or flow.timestamp_created),
+        end=_end(flow),
         error=flow.error.msg if flow.error else None,
         source=source,
         request_tap=request_tap,
@@ -38,3 +39,11 @@ def call_from_flow(flow: http.HTTPFlow, request_tap: BodyTap | None = None,
         session_tap=meta.session,
         upstream=upstream,
     )
+
+
+def _end(flow: http.HTTPFlow) -> float | None:
+    if flow.response is not None and flow.response.timestamp_end is not None:
+        return float(flow.response.timestamp_end)
+    if flow.error is not None:
+        return float(flow.error.timestamp)
+    return None

@@ -8,7 +8,6 @@ once, with one table.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from urllib.parse import urljoin, urlsplit
 
@@ -24,34 +23,16 @@ from .manifests import (
     ImageManifest,
     Index,
     Platform,
+    RegistryError,
     bare_media_type,
     canonical_bytes,
     decode_blob,
+    decode_errors,
     decode_manifest,
 )
+from .operations import Operation, Operations, Reason
+from .recent import Recent
 from .sessions import UploadSessions
-
-# What the analysis remembers of earlier calls (descriptors, platforms, objects, learned URLs) is bounded:
-# a proxy left up for weeks forgets the oldest first.
-MEMORY = 100_000
-
-class Recent[K, V](OrderedDict):
-    """A dict that forgets its oldest entries past `limit`."""
-
-    def __init__(self, limit: int = MEMORY):
-        super().__init__()
-        self.limit = limit
-
-    def __setitem__(self, key: K, value: V) -> None:
-        super().__setitem__(key, value)
-        if len(self) > self.limit:
-            self.popitem(last=False)
-
-    def setdefault(self, key: K, default: V) -> V:  # OrderedDict's own would not go through __setitem__
-        if key in self:
-            return self[key]
-        self[key] = default
-        return default
 
 
 @dataclass(frozen=True)
@@ -95,6 +76,10 @@ class AnalyzedCall:
     descriptor: Descriptor | None = None
     platform: Platform | None = None  # as known when the call completed
     findings: list[Finding] = field(default_factory=list)
+    registry_errors: tuple[RegistryError, ...] = ()
+    operation: int | None = None  # the id of the operation it belongs to
+    step: str | None = None  # its part in that operation
+    reason: Reason | None = None  # why it was made, where the capture shows it
 
     @property
     def endpoint_id(self) -> str | None:
@@ -116,6 +101,7 @@ class AnalyzedCall:
 class Analysis:
     calls: list[AnalyzedCall] = field(default_factory=list)
     objects: list[DecodedObject] = field(default_factory=list)
+    operations: list[Operation] = field(default_factory=list)
     # What the whole session tells of each manifest's platform (from indexes and from configs),
     # including what was learnt after the call that carried it.
     platforms: Recent[str, Platform] = field(default_factory=Recent)
@@ -170,6 +156,8 @@ class Analyzer:
         self.analysis = Analysis()
         self.count = 0
         self.sessions = UploadSessions()
+        self.operations = Operations(retain=retain)
+        self.analysis.operations = self.operations.all
         # URLs earlier answers named, by kind (`challenge`: token realms from 401s; the `teaches` of a row,
         # e.g. `redirect`: storage URLs from 307s), with the classification of the call that named them.
         self._learned: dict[str, Recent[str, Classification | None]] = {}
@@ -177,6 +165,8 @@ class Analyzer:
         self._platforms = self.analysis.platforms
         self._objects: Recent[str, DecodedObject] = Recent()
         self._manifests_of_config: Recent[str, list[str]] = Recent()
+        # Small blobs uploaded whole (configs, attestations): decoded once a manifest names them.
+        self._uploaded: Recent[str, tuple[bytes, int]] = Recent(4096)
 
     def classify(self, call: Call) -> Classification:
         """What a call is, from its request alone. Its status class comes with `add`."""
@@ -197,10 +187,13 @@ class Analyzer:
         self.count += 1
         if call.error:
             item.findings.append(Finding.of("call-failed", error=call.error))
+        if call.status is not None and call.status >= 400:
+            item.registry_errors = decode_errors(call.response_body)
         self._learn(call, classification)
         item.session = classification.session or self._opened_session(item)
         self._body(item)
         self._link_descriptor(item)
+        self.operations.add(item)
         if self.retain:
             self.analysis.calls.append(item)
         return item
@@ -302,6 +295,8 @@ class Analyzer:
         upload = self.sessions.close(session)
         if upload.digest is not None:
             item.body_digest, item.body_size = upload.digest, upload.size
+            if upload.body is not None:
+                self._uploaded[upload.digest] = (upload.body, item.index)
         elif call.session_tap is not None and call.session_tap.complete:
             # A live capture read offline: the proxy hashed the session's chunks as they passed.
             item.body_digest, item.body_size = call.session_tap.digest, call.session_tap.size
@@ -358,6 +353,7 @@ class Analyzer:
         elif isinstance(value, ImageManifest):
             for d in (value.config, *value.layers):
                 self._descriptors.setdefault(d.digest, d)
+                self._decode_uploaded(d)
             if digest:
                 self._manifests_of_config.setdefault(value.config.digest, []).append(digest)
                 config = self._objects.get(value.config.digest)
@@ -366,6 +362,20 @@ class Analyzer:
         elif isinstance(value, ImageConfig) and digest:
             for manifest in self._manifests_of_config.get(digest, ()):
                 self._learn_platform(manifest, value.platform)
+
+    def _decode_uploaded(self, descriptor: Descriptor) -> None:
+        """A config (or attestation) pushed before the manifest that says what it is."""
+        if descriptor.digest not in self._uploaded or descriptor.digest in self._objects:
+            return
+        body, index = self._uploaded.pop(descriptor.digest)
+        decoded = decode_blob(body, descriptor.media_type)
+        if decoded is None:
+            return
+        obj = DecodedObject(descriptor.digest, descriptor.media_type, decoded, None, [index] if self.retain else [])
+        self._objects[descriptor.digest] = obj
+        if self.retain:
+            self.analysis.objects.append(obj)
+        self._remember(decoded, descriptor.digest)
 
     def _learn_platform(self, manifest: str, platform: Platform) -> None:
         if not platform.unknown and platform.os:

@@ -123,6 +123,7 @@ class Call:
     request_body: bytes | None = None
     response_body: bytes | None = None
     timestamp: float | None = None
+    end: float | None = None  # when the answer (or the error) ended
     error: str | None = None
     source: str = ""
     request_tap: BodyTap | None = None
@@ -139,6 +140,13 @@ class Call:
     @property
     def url(self) -> str:
         return self.origin + self.path + (f"?{self.query}" if self.query else "")
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from the request's start to the end of its answer."""
+        if self.timestamp is None or self.end is None:
+            return None
+        return round(max(self.end - self.timestamp, 0.0), 6)
 
     @property
     def request_size(self) -> int | None:

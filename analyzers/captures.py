@@ -183,6 +183,7 @@ def call_from_state(state: Mapping[str, Any], source: str = "") -> Call | None:
         request_body=_body(req.get("content")),
         response_body=_body(resp.get("content")) if resp else None,
         timestamp=_float(req.get("timestamp_start")) or _float(state.get("timestamp_created")),
+        end=_float(resp.get("timestamp_end")) if resp else _float(err.get("timestamp")),
         error=_text(err.get("msg")) if err else None,
         source=source,
         request_tap=meta.request,
@@ -303,6 +304,7 @@ def call_from_har_entry(entry: Mapping[str, Any], source: str = "") -> Call:
     else:
         request_body = b"" if req.get("bodySize", 0) in (0, -1) else None
     error = resp.get("_error")
+    started, elapsed = _har_time(entry.get("startedDateTime")), _float(entry.get("time"))
     return Call(
         method=_text(req["method"]).upper(),
         scheme=url.scheme,
@@ -315,7 +317,8 @@ def call_from_har_entry(entry: Mapping[str, Any], source: str = "") -> Call:
         response_headers=resp_headers,
         request_body=_unless_lost(request_body, headers),
         response_body=_unless_lost(_har_body(resp.get("content")), resp_headers),
-        timestamp=_har_time(entry.get("startedDateTime")),
+        timestamp=started,
+        end=started + elapsed / 1000 if started is not None and elapsed is not None and elapsed >= 0 else None,
         error=_text(error) if error else (None if status is not None and status > 0 else "no response"),
         source=source,
     )
@@ -370,6 +373,8 @@ def call_from_event(record: Mapping[str, Any], source: str = "") -> Call:
         request_headers=headers_from_pairs(record.get("request_headers")),
         response_headers=headers_from_pairs(record.get("response_headers")),
         timestamp=_float(record.get("timestamp")),
+        end=_float(record["timestamp"]) + _float(record["duration"])
+        if _float(record.get("timestamp")) is not None and _float(record.get("duration")) is not None else None,
         error=_text(record["error"]) if record.get("error") else None,
         source=source,
         request_tap=tap(record.get("request_bytes"), "upload-aborted"),

@@ -55,6 +55,8 @@ class Endpoint:
     opens_session: bool = False
     closes_session: bool = False
     teaches: str | None = None
+    operation: str | Mapping[str, str] = "other"
+    step: str | Mapping[str, str] = "other"
 
     def status_class(self, status: int | None) -> str | None:
         """success, failure (a status the spec names for this endpoint) or off-spec; None without an answer."""
@@ -66,11 +68,23 @@ class Endpoint:
             return STATUS_FAILURE
         return STATUS_OFF_SPEC
 
+    def operation_for(self, method: str) -> str:
+        return _per_method(self.operation, method)
+
+    def step_for(self, method: str) -> str:
+        return _per_method(self.step, method)
+
     def describe(self, method: str, lang: str = "en") -> str:
         text = self.meaning.get(lang) or self.meaning["en"]
         if isinstance(text, Mapping):
             return text.get(method.upper()) or next(iter(text.values()))
         return text
+
+
+def _per_method(value: str | Mapping[str, str], method: str) -> str:
+    if isinstance(value, Mapping):
+        return value.get(method.upper()) or next(iter(value.values()))
+    return value
 
 
 @dataclass(frozen=True)
@@ -162,6 +176,8 @@ def _endpoint(row: Mapping, any_endpoint_failures: frozenset[int]) -> Endpoint:
         opens_session=bool(row.get("opens_session")),
         closes_session=bool(row.get("closes_session")),
         teaches=row.get("teaches"),
+        operation=row.get("operation", "other"),
+        step=row.get("step", "other"),
     )
 
 

@@ -433,3 +433,25 @@ def canonical_bytes(body: bytes, media_type: str | None) -> bytes:
         return body[: int(protected["formatLength"])] + _b64url(protected["formatTail"])
     except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError, binascii.Error):
         return body
+
+
+@dataclass(frozen=True)
+class RegistryError:
+    """One entry of an error answer's body (distribution-spec "Error Codes"): `{"errors": [{code, message}]}`."""
+
+    code: str
+    message: str
+
+
+def decode_errors(body: bytes | None) -> tuple[RegistryError, ...]:
+    """The errors an answer's body names; () when it is not the spec's error body."""
+    if not body or len(body) > 1 << 16:
+        return ()
+    try:
+        errors = _load_json(body).get("errors")
+    except (ShapeError, AttributeError):
+        return ()
+    if not isinstance(errors, list):
+        return ()
+    return tuple(RegistryError(str(e.get("code") or ""), str(e.get("message") or ""))
+                 for e in errors[:8] if isinstance(e, dict) and e.get("code"))

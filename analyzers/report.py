@@ -7,17 +7,15 @@ and every header or URL through `redact`, so a hostile tag cannot break a table 
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-from tabulate import tabulate
 
 from . import redact
 from .analysis import Analysis, AnalyzedCall, DecodedObject
 from .captures import CaptureError
+from .diagrams import image_graph, sequence, timeline
 from .digests import short_digest
 from .endpoints import STATUS_FAILURE, STATUS_OFF_SPEC, STATUS_SUCCESS
 from .findings import Finding
@@ -29,127 +27,27 @@ from .manifests import (
     ImageManifest,
     Index,
     InTotoStatement,
-    Platform,
     Schema1Manifest,
-    media_kind,
 )
+from .operations import Operation
+from .story import render_story
 from .strings import LANGUAGES, os_error_text, text
+from .words import (
+    call_line,
+    cell,
+    finding_text,
+    meaning,
+    object_summary,
+    platform_text,
+    shorten_digests,
+    size,
+    table,
+)
 
 FORMATS = ("markdown", "json", "jsonl")
 # The version of the call record (events.jsonl, --format json/jsonl). Raised when a field changes meaning
 # or goes away; new fields may be added within a version.
 EVENT_VERSION = 1
-_DIGEST_IN_TEXT = re.compile(r"\b([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-f0-9]{32,})")
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]|<>])")
-
-
-def finding_text(finding: Finding, lang: str) -> str:
-    """A finding in words: its `finding_<code>` string filled with its values."""
-    values = {k: short_digest(v) if isinstance(v, str) else v for k, v in finding.values.items()}
-    if "bytes" in values:
-        values["bytes"] = _size(values["bytes"])
-    if "against" in values:
-        values["against"] = text(f"check_{values['against']}", lang)
-    return text(f"finding_{finding.code}", lang, **values)
-
-
-def cell(value: Any) -> str:
-    """A captured value made safe for one markdown table cell."""
-    flat = " ".join(str(value).split())
-    return _MD_SPECIAL.sub(r"\\\1", flat)
-
-
-def shorten_digests(value: str) -> str:
-    """Digests inside a path or text, shortened as the article prints them."""
-    return _DIGEST_IN_TEXT.sub(lambda m: short_digest(m.group(0)), value)
-
-
-def _size(n: int | None) -> str:
-    return "" if n is None else f"{n:,}"
-
-
-def _platform(p: Platform | None) -> str:
-    return str(p) if p is not None else ""
-
-
-def _count(what: str, items: Sequence[object], lang: str) -> str:
-    """"1 layer", "2 layers", "2 层": the key names both forms (one_layers, n_layers)."""
-    return text(("one_" if len(items) == 1 else "n_") + what, lang, n=len(items))
-
-
-# --- one-line summaries (the meaning column, the live log) ---
-
-def object_summary(value: Decoded, lang: str, platform: Platform | None = None) -> str:
-    if isinstance(value, Index):
-        platforms = _count("platforms", value.images, lang)
-        if value.attestations:
-            return text("index_summary", lang, platforms=platforms,
-                        attestations=_count("attestations", value.attestations, lang))
-        return text("index_summary_plain", lang, platforms=platforms)
-    if isinstance(value, ImageManifest):
-        kind = value.kind
-        if kind == "attestation":
-            return text("attestation_for", lang, platform=_platform(platform) or "?")
-        if kind == "artifact":
-            return text("artifact_summary", lang, artifact_type=value.effective_artifact_type,
-                        layers=_count("layers", value.layers, lang))
-        prefix = f"{platform} " if platform is not None else ""
-        return text("manifest_summary", lang, platform=prefix, layers=_count("layers", value.layers, lang))
-    if isinstance(value, Schema1Manifest):
-        return text("schema1_summary", lang, architecture=value.architecture,
-                    layers=_count("layers", value.layers, lang))
-    if isinstance(value, ImageConfig):
-        return text("config_summary", lang, platform=value.platform)
-    if isinstance(value, InTotoStatement):
-        return text("in_toto_summary", lang, predicate_type=value.predicate_type)
-    return finding_text(value.finding, lang)
-
-
-def _descriptor_summary(d: Descriptor, lang: str) -> str:
-    """`layer tar+gzip 158 B`, `config 734 B`: a blob as the manifest that named it describes it."""
-    kind = media_kind(d.media_type)
-    if kind == "config":
-        return f"{text('config', lang)} {_size(d.size)} B"
-    if kind == "layer":
-        return f"{text('layer', lang)} {d.media_type.rsplit('.', 1)[-1]} {_size(d.size)} B"
-    return f"{d.media_type} {_size(d.size)} B"
-
-
-def meaning(item: AnalyzedCall, lang: str = "en", analysis: Analysis | None = None) -> str:
-    """What a call did, in words; with the whole `analysis`, also what was learnt of it later."""
-    endpoint = item.classification.endpoint
-    if endpoint is None:
-        return text("not_registry", lang)
-    platform = analysis.platform_of(item) if analysis is not None else item.platform
-    parts = [endpoint.describe(item.call.method, lang)]
-    if item.object is not None:
-        parts.append(object_summary(item.object.value, lang, platform))
-    elif platform is not None:
-        parts.append(str(platform))
-    elif item.descriptor is not None:
-        parts.append(_descriptor_summary(item.descriptor, lang))
-    tag_meaning = item.classification.tag_meaning
-    if tag_meaning:
-        parts.append(shorten_digests(tag_meaning.get(lang) or tag_meaning["en"]))
-    if item.classification.mount_from:
-        parts.append(text("from_repo", lang, repo=item.classification.mount_from))
-    if endpoint.carries.get("request") in ("blob", "chunk") and item.body_size:
-        parts.append(text("upload_bytes", lang, size=_size(item.body_size)))
-    if item.digest_verified:
-        parts.append(text("digest_ok", lang))
-    decoded_failure = item.object.value if item.object and isinstance(item.object.value, DecodeFailure) else None
-    for finding in item.findings:
-        if decoded_failure is None or finding != decoded_failure.finding:  # already said by the summary
-            parts.append(finding_text(finding, lang))
-    return "; ".join(p for p in parts if p)
-
-
-def call_line(item: AnalyzedCall, lang: str = "en") -> str:
-    """`PUT /v2/hj-public/test1/manifests/new 201 end-7 push manifest; index: 2 platforms + ...`"""
-    call = item.call
-    status = call.status if call.status is not None else "ERR"
-    endpoint = item.endpoint_id or "-"
-    return f"{call.method} {shorten_digests(call.path)} {status} {endpoint} {meaning(item, lang)}"
 
 
 # --- JSON ---
@@ -207,6 +105,7 @@ def call_record(item: AnalyzedCall) -> dict[str, Any]:
         "version": EVENT_VERSION,
         "index": item.index + 1,
         "timestamp": call.timestamp,
+        "duration": call.duration,
         "source": call.source,
         "method": call.method,
         "url": call.origin + call.path + (f"?{query}" if query else ""),
@@ -234,11 +133,22 @@ def call_record(item: AnalyzedCall) -> dict[str, Any]:
         "checks": [{"against": c.against, "expected": c.expected, "actual": c.actual, "ok": c.ok}
                    for c in item.checks],
         "object": item.object.digest if item.object else None,
+        "operation": item.operation,
+        "step": item.step,
+        "why": item.reason.record() if item.reason is not None else None,
         "findings": [finding.record() for finding in item.findings],
+        "registry_errors": [{"code": e.code, "message": e.message} for e in item.registry_errors],
         "request_headers": redact.headers(call.request_headers),
         "response_headers": redact.headers(call.response_headers),
         "upstream": call.upstream,
     }
+
+
+def operation_record(operation: Operation) -> dict[str, Any]:
+    return {"id": operation.id, "kind": operation.shown_kind, "client": operation.client,
+            "repository": operation.repository, "reference": operation.reference,
+            "platforms": list(operation.platforms), "calls": [i + 1 for i in operation.calls],
+            "summary": operation.summary()}
 
 
 def _capture_findings(errors: Sequence[CaptureError], notices: Sequence[tuple[str, Finding]]) -> list[dict]:
@@ -252,6 +162,7 @@ def render_json(analysis: Analysis, errors: Sequence[CaptureError] = (),
         "version": EVENT_VERSION,
         "calls": [call_record(item) for item in analysis.calls],
         "objects": [object_record(obj) for obj in analysis.objects],
+        "operations": [operation_record(op) for op in analysis.operations],
         "findings": _capture_findings(errors, notices)
         + [{"call": item.index + 1, **finding.record()} for item, finding in analysis.warnings],
     }
@@ -272,22 +183,20 @@ def render_jsonl(analysis: Analysis) -> str:
 
 # --- markdown ---
 
-def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    return tabulate([[cell(c) for c in row] for row in rows], headers=[cell(h) for h in headers],
-                    tablefmt="github", disable_numparse=True)
-
-
 def _calls_table(analysis: Analysis, lang: str) -> str:
-    keys = ("col_index", "col_method", "col_host", "col_path", "col_status", "col_meaning", "col_oci")
+    """Every call, as the article tabulates them; the host only when the capture holds more than one."""
+    hosts = len({item.call.host for item in analysis.calls}) > 1
+    keys = ("col_index", "col_method", *(("col_host",) if hosts else ()), "col_path", "col_status", "col_meaning",
+            "col_oci")
     rows = []
     for item in analysis.calls:
         call = item.call
         endpoint = item.classification.endpoint
         oci = f"{endpoint.id} {endpoint.oci}" if endpoint else ""
         status = call.status if call.status is not None else "—"
-        rows.append([item.index + 1, call.method, call.host, shorten_digests(call.path), status,
-                     meaning(item, lang, analysis), oci])
-    return _table([text(k, lang) for k in keys], rows)
+        rows.append([item.index + 1, call.method, *((call.host,) if hosts else ()), shorten_digests(call.path),
+                     status, meaning(item, lang, analysis), oci])
+    return table([text(k, lang) for k in keys], rows)
 
 
 def _object_section(obj: DecodedObject, analysis: Analysis, lang: str) -> str:
@@ -303,31 +212,117 @@ def _object_section(obj: DecodedObject, analysis: Analysis, lang: str) -> str:
         rows = []
         for d in value.images:
             attestation = value.attestation_for(d.digest)
-            rows.append([_platform(d.platform) or d.artifact_type or d.media_type, short_digest(d.digest),
-                         _size(d.size), short_digest(attestation.digest) if attestation else ""])
+            rows.append([platform_text(d.platform) or d.artifact_type or d.media_type, short_digest(d.digest),
+                         size(d.size), short_digest(attestation.digest) if attestation else ""])
         for d in value.attestations:
             if value.platform_of(d.attests or "") is None:
-                rows.append([_platform(d.platform), short_digest(d.digest), _size(d.size),
+                rows.append([platform_text(d.platform), short_digest(d.digest), size(d.size),
                              text("attestation_of", lang, digest=short_digest(d.attests))])
         if value.subject is not None:
-            rows.append([text("subject", lang), short_digest(value.subject.digest), _size(value.subject.size), ""])
-        lines.append(_table([text(k, lang) for k in ("col_platform", "col_manifest", "col_size",
+            rows.append([text("subject", lang), short_digest(value.subject.digest), size(value.subject.size), ""])
+        lines.append(table([text(k, lang) for k in ("col_platform", "col_manifest", "col_size",
                                                        "col_attestation")], rows))
     elif isinstance(value, ImageManifest):
         rows = [[text("config", lang), value.config.media_type, short_digest(value.config.digest),
-                 _size(value.config.size)]]
-        rows += [[text("layer", lang), d.media_type, short_digest(d.digest), _size(d.size)] for d in value.layers]
+                 size(value.config.size)]]
+        rows += [[text("layer", lang), d.media_type, short_digest(d.digest), size(d.size)] for d in value.layers]
         if value.subject is not None:
             rows.append([text("subject", lang), value.subject.media_type, short_digest(value.subject.digest),
-                         _size(value.subject.size)])
-        lines.append(_table([text(k, lang) for k in ("col_role", "col_media_type", "col_digest", "col_size")],
+                         size(value.subject.size)])
+        lines.append(table([text(k, lang) for k in ("col_role", "col_media_type", "col_digest", "col_size")],
                             rows))
     else:
-        lines.append(_table([text("col_field", lang), text("col_value", lang)], _fields(value, lang)))
+        lines.append(table([text("col_field", lang), text("col_value", lang)], _fields(value, lang)))
     annotations = getattr(value, "annotations", None)
     if annotations:
-        lines += ["", _table(["annotation", text("col_value", lang)], sorted(annotations.items()))]
+        lines += ["", table(["annotation", text("col_value", lang)], sorted(annotations.items()))]
     return "\n".join(lines)
+
+
+def _config_words(config: DecodedObject | None, lang: str) -> str:
+    value = config.value if config is not None else None
+    if not isinstance(value, ImageConfig) or value.platform.unknown:
+        return ""  # an attestation's config names no platform: nothing to say of it
+    words = [str(value.platform)]
+    if value.created:
+        words.append(text("tree_created", lang, created=value.created))
+    return ", ".join(words)
+
+
+def _manifest_branch(digest: str, label: str, objects: dict[str, DecodedObject], lang: str,
+                     depth: int) -> tuple[list[str], int]:
+    """A manifest and what it names, as nested list items; with the bytes it names."""
+    pad = "  " * depth
+    obj = objects.get(digest)
+    lines = [f"{pad}- {label}"]
+    if obj is None or not isinstance(obj.value, ImageManifest):
+        return lines, 0
+    manifest = obj.value
+    config = manifest.config
+    words = _config_words(objects.get(config.digest), lang)
+    lines.append(f"{pad}  - {cell(text('config', lang))} {cell(short_digest(config.digest))} {size(config.size)} B"
+                 + (f": {cell(words)}" if words else ""))
+    for layer in manifest.layers:
+        lines.append(f"{pad}  - {cell(text('layer', lang))} {cell(short_digest(layer.digest))} "
+                     f"{cell(layer.media_type.rsplit('.', 1)[-1])} {size(layer.size)} B")
+    return lines, config.size + sum(layer.size for layer in manifest.layers)
+
+
+def _images(analysis: Analysis, lang: str) -> tuple[list[str], set[str]]:
+    """One tree per image: index → platform manifests (attestations beside them) → config and layers."""
+    objects = {obj.digest: obj for obj in analysis.objects if obj.digest}
+    out: list[str] = []
+    shown: set[str] = set()
+    roots = [obj for obj in analysis.objects if isinstance(obj.value, Index) and obj.digest]
+    named = {d.digest for root in roots for d in root.value.manifests}
+    roots += [obj for obj in analysis.objects if isinstance(obj.value, ImageManifest) and obj.digest
+              and obj.digest not in named]
+    for root in roots:
+        value = root.value
+        where = f" ({cell(root.repository)})" if root.repository else ""
+        calls = text("seen_in", lang, calls=", ".join(str(i + 1) for i in root.calls)) if root.calls else ""
+        head = (f"- **{cell(text('kind_' + value.kind, lang))}** {cell(short_digest(root.digest))}{where}: "
+                f"{cell(value.media_type)}; {cell(object_summary(value, lang, analysis.platforms.get(root.digest)))}"
+                f" — {calls}")
+        out.append(head)
+        if value.annotations:
+            pairs = ", ".join(f"{k}={v}" for k, v in sorted(value.annotations.items()))
+            out.append(f"  - {cell(text('tree_annotations', lang, annotations=pairs))}")
+        shown.add(root.digest)
+        total, manifests = 0, 0
+        if isinstance(value, Index):
+            for d in value.images:
+                attestation = value.attestation_for(d.digest)
+                label = (f"**{cell(platform_text(d.platform) or d.artifact_type or d.media_type)}** "
+                         f"{cell(text('col_manifest', lang))} {cell(short_digest(d.digest))} {size(d.size)} B")
+                if attestation is not None:
+                    label += " — " + cell(text("tree_attested_by", lang, digest=short_digest(attestation.digest)))
+                    shown |= {attestation.digest} | _named_by(objects.get(attestation.digest))
+                    manifests += 1
+                    total += attestation.size
+                lines, named_bytes = _manifest_branch(d.digest, label, objects, lang, 1)
+                out += lines
+                shown |= {d.digest} | _named_by(objects.get(d.digest))
+                total += d.size + named_bytes
+                manifests += 1
+            for d in value.attestations:
+                if value.platform_of(d.attests or "") is None:
+                    out.append(f"  - {cell(text('attestation_of', lang, digest=short_digest(d.attests)))} "
+                               f"{cell(short_digest(d.digest))} {size(d.size)} B")
+                    shown.add(d.digest)
+        else:
+            lines, total = _manifest_branch(root.digest, "", objects, lang, 0)
+            out += [line[2:] for line in lines[1:]]
+            shown |= _named_by(root)
+        if manifests:
+            out.append("  - " + cell(text("tree_total", lang, manifests=manifests, bytes=size(total))))
+    return out, shown
+
+
+def _named_by(obj: DecodedObject | None) -> set[str]:
+    if obj is None or not isinstance(obj.value, ImageManifest):
+        return set()
+    return {obj.value.config.digest} | {layer.digest for layer in obj.value.layers}
 
 
 def _fields(value: Decoded, lang: str) -> list[list[Any]]:
@@ -360,10 +355,10 @@ def _endpoint_table(analysis: Analysis, lang: str) -> str:
         c["sent"] += item.call.request_size or 0
         c["received"] += item.call.response_size or 0
     rows = [[key, oci[key], c["calls"], c[STATUS_SUCCESS], c[STATUS_FAILURE], c[STATUS_OFF_SPEC],
-             _size(c["sent"]), _size(c["received"])] for key, c in counts.items()]
+             size(c["sent"]), size(c["received"])] for key, c in counts.items()]
     keys = ("col_endpoint", "col_oci", "col_count", "col_success", "col_failure", "col_off_spec", "col_sent",
             "col_received")
-    return _table([text(k, lang) for k in keys], rows)
+    return table([text(k, lang) for k in keys], rows)
 
 
 def _where(item: AnalyzedCall, lang: str) -> str:
@@ -389,21 +384,28 @@ def render_markdown(analysis: Analysis, sources: Sequence[str] = (), errors: Seq
         problems = [(e.path, e.finding) for e in errors] + list(notices)
         out += [f"## {text('capture_errors_heading', lang)}", ""]
         out += [f"- {cell(capture_problem(path, finding, lang))}" for path, finding in problems] + [""]
-    out += [f"## {text('calls_heading', lang)}", "", _calls_table(analysis, lang), ""]
+    out += [f"## {text('story_heading', lang)}", ""] + render_story(analysis, lang, sequence)
     out += [f"## {text('objects_heading', lang)}", ""]
-    if analysis.objects:
-        for obj in analysis.objects:
-            out += [_object_section(obj, analysis, lang), ""]
-    else:
+    trees, shown = _images(analysis, lang)
+    out += trees + [""] if trees else []
+    out += image_graph(analysis) + [""] if trees else []
+    rest = [obj for obj in analysis.objects if obj.digest not in shown]
+    for obj in rest:
+        out += [_object_section(obj, analysis, lang), ""]
+    if not trees and not rest:
         out += [text("no_objects", lang), ""]
+    gantt = timeline(analysis, lang)
+    if gantt:
+        out += [f"## {text('timeline_heading', lang)}", ""] + gantt + [""]
     out += [f"## {text('endpoints_heading', lang)}", "", _endpoint_table(analysis, lang), ""]
-    out += [f"## {text('bytes_heading', lang)}", "", text("bytes_line", lang, sent=_size(sent),
-                                                          received=_size(received)), ""]
+    out += [f"## {text('bytes_heading', lang)}", "", text("bytes_line", lang, sent=size(sent),
+                                                          received=size(received)), ""]
     warnings = analysis.warnings
     if warnings:
         out += [f"## {text('warnings_heading', lang)}", ""]
         out += [f"- {cell(_where(item, lang))}: {cell(finding_text(finding, lang))}" for item, finding in warnings]
         out += [""]
+    out += [f"## {text('calls_appendix', lang)}", "", _calls_table(analysis, lang), ""]
     return "\n".join(out)
 
 

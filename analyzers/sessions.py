@@ -16,6 +16,9 @@ from .digests import Hasher
 
 # Sessions left open (a client that never closed them) are forgotten oldest first past this many.
 MAX_OPEN = 4096
+# A blob this small is kept whole as it is uploaded (a config, an attestation), to be decoded once a
+# manifest says what it is.
+KEEP = 1 << 16
 
 
 @dataclass
@@ -27,6 +30,12 @@ class UploadSession:
     tapped: bool = False  # a live stream tap feeds `hasher` as the chunks pass
     chunks: int = 0
     calls: list[int] = field(default_factory=list)
+    kept: bytearray | None = field(default_factory=bytearray)  # the bytes, while the blob is small
+
+    @property
+    def body(self) -> bytes | None:
+        """The whole blob, when it was small and every chunk was captured."""
+        return bytes(self.kept) if self.kept is not None and self.whole and len(self.kept) == self.size else None
 
     @property
     def digest(self) -> str | None:
@@ -69,6 +78,10 @@ class UploadSessions:
         session = self._get(session_id)
         session.calls.append(call)
         session.chunks += 1
+        if body is None or session.kept is None or len(session.kept) + len(body) > KEEP:
+            session.kept = None
+        else:
+            session.kept += body
         if not complete:
             session.whole = False
         elif streamed and session.tapped:

@@ -23,6 +23,7 @@ ANALYZE_EXAMPLE = """examples:
   ocitrace analyze ocitrace-out                 the session a proxy recorded there
   ocitrace analyze captures/demo --lang zh      every session under a folder, as one, in Chinese
   ocitrace analyze flows.mitm --format jsonl    one JSON record per call"""
+DIFF_EXAMPLE = "example:\n  ocitrace diff captures/demo/build-push captures/demo/manual"
 DEMO_EXAMPLE = "example:\n  ocitrace demo --out /tmp/demo"
 
 
@@ -100,6 +101,33 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return EXIT_BAD_INPUT if captures.errors else 0
 
 
+def cmd_diff(args: argparse.Namespace) -> int:
+    from ocitrace.analyzers.analysis import analyze
+    from ocitrace.analyzers.captures import read_captures
+    from ocitrace.analyzers.diff import render_diff
+    from ocitrace.analyzers.report import capture_problem
+    from ocitrace.analyzers.strings import os_error_text, text
+
+    lang = args.lang
+    analyses = []
+    for name in (args.a, args.b):
+        paths = capture_paths([name], lang)
+        if isinstance(paths, str):
+            return fail(paths)
+        captures = read_captures(paths)
+        for path, finding in [(e.path, e.finding) for e in captures.errors] + captures.notices:
+            print(f"ocitrace: {capture_problem(path, finding, lang)}", file=sys.stderr)
+        if captures.errors:
+            return EXIT_BAD_INPUT
+        analyses.append(analyze(captures.calls))
+    output = render_diff(analyses[0], analyses[1], (args.a, args.b), lang)
+    try:
+        _write(output, args.output)
+    except OSError as exc:
+        return fail(text("error_cannot_write", lang, path=args.output, reason=os_error_text(exc, lang)))
+    return 0
+
+
 def _lazy(module: str, function: str) -> Callable[[argparse.Namespace], int]:
     return lambda args: getattr(import_module(module), function)(args)
 
@@ -137,6 +165,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lang", choices=LANGUAGES, default="en", help="language of the report and messages (default en)")
     p.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
     p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("diff", help="compare two captures: operations, calls, platforms, blobs",
+                       description="Compare two captures (files or folders, as analyze reads them) by operation, "
+                                   "call shape, endpoint counts, platforms and what became of each blob.",
+                       epilog=DIFF_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("a", metavar="A", help="the first capture")
+    p.add_argument("b", metavar="B", help="the second capture")
+    p.add_argument("--lang", choices=LANGUAGES, default="en", help="language of the comparison (default en)")
+    p.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
+    p.set_defaults(func=cmd_diff)
 
     from . import proxy  # its module imports nothing heavy; mitmproxy is loaded when the proxy runs
 

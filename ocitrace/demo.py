@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ocitrace.analyzers.analysis import analyze
 from ocitrace.analyzers.captures import read_captures
+from ocitrace.analyzers.diff import render_diff
 from ocitrace.analyzers.report import render_markdown
 
 from .lab import REGISTRY_NAME, LabError, PlainMitmdump, Proxy, Registry, require, run_client
@@ -188,6 +189,10 @@ def index_text(folders: dict[str, Path]) -> str:
         links.append(f"[flows]({scenario.name}/flows.mitm)")
         lines += [f"## {scenario.title}", "", "```sh", *scenario.commands, "```", "",
                   f"{len(analysis.calls)} calls, {verified} with a verified digest: " + " · ".join(links), ""]
+    lines += ["## How the push differs from the index stitched by hand", "",
+              f"`ocitrace diff captures/demo/{DIFF[0]} captures/demo/{DIFF[1]}`: "
+              f"[diff](diff-{DIFF[0]}-{DIFF[1]}.md) · [中文](diff-{DIFF[0]}-{DIFF[1]}.zh.md). "
+              f"The push as a browser draws it: [{SCREENSHOT}]({SCREENSHOT}).", ""]
     return "\n".join(lines)
 
 
@@ -204,6 +209,36 @@ def report_text(flows: Path, lang: str) -> str:
                            notices=captures.notices)
 
 
+DIFF = ("build-push", "manual")
+SCREENSHOT = "build-push/push-sequence.png"
+
+
+def diff_text(out: Path, lang: str) -> str:
+    """The demo's comparison of the article's buildx-style push with the index stitched by hand."""
+    a, b = (out / name for name in DIFF)
+    analyses = [analyze(read_captures([folder / "flows.mitm"]).calls) for folder in (a, b)]
+    return render_diff(analyses[0], analyses[1], (DIFF[0], DIFF[1]), lang)
+
+
+def write_diff(out: Path) -> Path:
+    path = out / f"diff-{DIFF[0]}-{DIFF[1]}.md"
+    path.write_text(diff_text(out, "en"), encoding="utf-8")
+    (out / f"diff-{DIFF[0]}-{DIFF[1]}.zh.md").write_text(diff_text(out, "zh"), encoding="utf-8")
+    return path
+
+
+def write_screenshot(out: Path, progress=print) -> None:
+    """The push's sequence diagram as a browser draws it (needs chromium and mermaid.js: `make diagrams`)."""
+    from . import mermaid
+
+    report = (out / "build-push" / "report.md").read_text(encoding="utf-8")
+    pushes = [d for d in mermaid.diagrams(report) if d.startswith("sequenceDiagram") and "PUT " in d]
+    try:
+        mermaid.screenshot(pushes[-1], out / SCREENSHOT)
+    except mermaid.BrowserMissing as exc:
+        progress(f"no screenshot: {exc}")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .cli import fail
 
@@ -214,4 +249,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
         except LabError as exc:
             return fail(f"demo: {exc}", 1)
     print(f"Index of the captures: {write_index(args.out, folders)}")
+    print(f"build-push compared with manual: {write_diff(args.out)}")
+    write_screenshot(args.out)
     return 0

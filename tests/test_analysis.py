@@ -233,3 +233,11 @@ def test_a_docker_hub_shaped_pull_is_classified_end_to_end():
     )
     assert [c.endpoint_id for c in a.calls] == ["end-1", "token", "end-3", "end-3", "end-2", "blob-redirect"]
     assert [c.digest_verified for c in a.calls] == [None, None, None, True, None, True]
+
+
+def test_a_registry_error_body_is_read_for_its_code_and_message():
+    body = b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{"Tag":"v9"}}]}'
+    [item] = run(make_flow("GET", f"{R}/v2/app/manifests/v9", 404, resp_body=body,
+                           resp_headers={"Content-Type": "application/json"})).calls
+    assert [(e.code, e.message) for e in item.registry_errors] == [("MANIFEST_UNKNOWN", "manifest unknown")]
+    assert run(make_flow("GET", f"{R}/v2/app/manifests/v9", 404, resp_body=b"<html>")).calls[0].registry_errors == ()

@@ -5,6 +5,7 @@ The demo's scenarios run once for the module; each test reads what they captured
 
 import http.client
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -157,7 +158,7 @@ def test_live_report_is_the_offline_report(demo, scenario):
     captures = read_captures([folder / "flows.mitm"])
     assert captures.errors == []
     assert (folder / "report.md").read_text() == render_markdown(analyze(captures.calls), [str(folder / "flows.mitm")])
-    assert "## 接口调用" in (folder / "report.zh.md").read_text()
+    assert "## 客户端做了什么" in (folder / "report.zh.md").read_text()
 
 
 def test_a_plain_mitmdump_capture_is_classified_decoded_and_verified(demo):
@@ -170,7 +171,7 @@ def test_a_plain_mitmdump_capture_is_classified_decoded_and_verified(demo):
     kinds = {o["kind"] for o in doc["objects"]}
     assert {"index", "manifest", "config"} <= kinds
     assert any(c["platform"] == "linux/arm/v7" for c in calls if c["endpoint"] == "end-3")
-    assert "## 接口调用" in (demo["mitmdump-w"] / "report.zh.md").read_text()
+    assert "## 客户端做了什么" in (demo["mitmdump-w"] / "report.zh.md").read_text()
 
 
 def test_flow_files_hold_no_large_blob_bodies(demo):
@@ -271,3 +272,42 @@ def wait_for(condition, timeout=20.0):
     while not condition():
         assert time.monotonic() < deadline, "the proxy did not record the call"
         time.sleep(0.05)
+
+
+def story_rows(report: str) -> list[str]:
+    story = report.split("## What the clients did", 1)[1].split("\n## ", 1)[0]
+    return [line for line in story.splitlines() if re.match(r"\| \d", line)]
+
+
+@pytest.mark.parametrize("scenario", ["build-push", "manual", "pull"])
+def test_the_article_stories_open_with_a_folded_story_of_about_ten_rows(demo, scenario):
+    report = (demo[scenario] / "report.md").read_text()
+    assert report.index("## What the clients did") < report.index("## All calls")
+    assert 0 < len(story_rows(report)) <= 12
+
+
+@pytest.mark.parametrize("scenario", [s.name for s in SCENARIOS])
+def test_every_call_belongs_to_exactly_one_operation_with_its_client(demo, scenario):
+    doc = json.loads(render_json_of(demo[scenario]))
+    members = sorted(n for op in doc["operations"] for n in op["calls"])
+    assert members == [c["index"] for c in doc["calls"]]
+    assert all(op["client"] for op in doc["operations"])
+    assert all(c["operation"] in {op["id"] for op in doc["operations"]} for c in doc["calls"])
+
+
+def test_the_build_push_story_says_why(demo):
+    doc = json.loads(render_json_of(demo["build-push"]))
+    why = {c["why"]["code"] for c in doc["calls"] if c["why"]}
+    assert {"ping", "named-by-index", "named-by-manifest", "diff-id", "absent", "source-has", "mounted",
+            "uploaded", "platform-manifest", "index-last"} <= why
+    [push] = [op for op in doc["operations"] if op["kind"] == "push"]
+    assert (push["repository"], push["reference"], push["summary"]["mounted"]) == ("hj-public/test1", "new", 2)
+    assert sorted(push["platforms"]) == ["linux/amd64", "linux/arm64"]
+
+
+def test_the_diff_of_build_push_and_manual_names_what_only_build_push_did(demo):
+    from ocitrace.analyzers.diff import Diff
+
+    a, b = (analyze(read_captures([demo[name] / "flows.mitm"]).calls) for name in ("build-push", "manual"))
+    only_a = {(method, step) for (method, _, step, _), na, nb in Diff(a, b).calls() if nb == 0}
+    assert {("HEAD", "blob-exists"), ("POST", "mount"), ("PATCH", "upload"), ("PUT", "push-manifest")} <= only_a

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ocitrace.demo import SCENARIOS, index_text, report_text
+from ocitrace.demo import DIFF, SCENARIOS, SCREENSHOT, diff_text, index_text, report_text
 
 CAPTURES = Path(__file__).resolve().parent.parent / "captures"
 SESSIONS = sorted(p.parent for p in CAPTURES.rglob("flows.mitm"))
@@ -29,3 +29,14 @@ def test_a_committed_report_is_what_the_code_writes_byte_for_byte(folder, name, 
 def test_the_demo_index_is_what_the_code_writes():
     folders = {s.name: CAPTURES / "demo" / s.name for s in SCENARIOS}
     assert (CAPTURES / "demo" / "README.md").read_text(encoding="utf-8") == index_text(folders)
+
+
+@pytest.mark.parametrize("lang,suffix", [("en", ".md"), ("zh", ".zh.md")])
+def test_the_demo_diff_is_what_the_code_writes(lang, suffix):
+    path = CAPTURES / "demo" / f"diff-{DIFF[0]}-{DIFF[1]}{suffix}"
+    assert path.read_text(encoding="utf-8") == diff_text(CAPTURES / "demo", lang)
+
+
+def test_the_push_diagram_screenshot_is_committed():
+    png = CAPTURES / "demo" / SCREENSHOT
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000

@@ -43,8 +43,9 @@ def test_markdown_has_the_article_table_row_per_call_with_host_and_short_digests
 def test_markdown_shows_the_index_as_a_platform_table_with_attestations():
     md = render(article_session(), "markdown")
     for platform in ("linux/386", "linux/arm/v5", "linux/arm64", "linux/s390x"):
-        assert f"| {platform} " in md
-    assert "sha256:fe2aa90b2..." in md  # the attestation for linux/arm64
+        assert f"  - **{platform}** manifest " in md
+    [arm64] = [line for line in md.splitlines() if line.startswith("  - **linux/arm64**")]
+    assert arm64.endswith("attestation sha256:fe2aa90b2...")  # the attestation beside its platform
     assert call_line(article_session().calls[2]).endswith("404 end-3 fetch manifest; linux/arm64")
 
 
@@ -68,13 +69,15 @@ def test_hostile_values_cannot_break_a_table():
                                       req_headers={"Content-Type": OCI_INDEX})), "markdown")
     assert "\n| injected" not in md and "<script>" not in md
     assert cell("a|b\nc") == "a\\|b c"
-    [row] = [line for line in md.splitlines() if line.startswith("| 1 ")]
-    assert len(re.findall(r"(?<!\\)\|", row)) == 8  # seven columns, whatever the values held
+    appendix = md.split("## All calls", 1)[1]
+    [row] = [line for line in appendix.splitlines() if line.startswith("| 1 ")]
+    assert len(re.findall(r"(?<!\\)\|", row)) == 7  # six columns, whatever the values held
+    assert "x \\| y \\| injected \\| row \\|" in md  # the annotation, shown, in its cell
 
 
 def test_json_lists_every_http_flow_with_the_public_fields():
     doc = json.loads(render(article_session(), "json"))
-    assert set(doc) == {"version", "calls", "objects", "findings"}
+    assert set(doc) == {"version", "calls", "objects", "operations", "findings"}
     assert [c["endpoint"] for c in doc["calls"]] == ["end-3", "end-3", "end-3", None]
     required = {"method", "url", "host", "path", "status", "endpoint", "repository", "reference", "digest",
                 "digest_verified"}

@@ -1,0 +1,148 @@
+"""`ocitrace diff A B`: what two captures did differently, by operation, call, endpoint, platform and blob.
+
+Calls are compared by their shape, not their names: the method, the path with its repository, digests and
+session ids left out, the step and the status. Two pushes of the same kind of image to two repositories
+then compare call for call.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+from .analysis import Analysis, AnalyzedCall
+from .digests import short_digest
+from .manifests import Index
+from .story import sections, title
+from .strings import text
+from .words import cell, table
+
+_DIGEST = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}")
+
+
+def shape(item: AnalyzedCall) -> tuple[str, str, str, str]:
+    """(method, path template, step, status) of a call."""
+    path = item.call.path
+    classification = item.classification
+    if classification.session:
+        path = path.replace(classification.session, "<session>")
+    if classification.repository:
+        path = path.replace(f"/{classification.repository}/", "/<name>/", 1)
+    if classification.tag:
+        path = path[: -len(classification.tag)] + "<tag>" if path.endswith(classification.tag) else path
+    path = _DIGEST.sub("<digest>", path)
+    status = "—" if item.call.status is None else str(item.call.status)
+    return item.call.method, path, item.step or "other", status
+
+
+def _outcomes(analysis: Analysis) -> dict[str, str]:
+    """What became of each blob a push named: uploaded, mounted or already there."""
+    outcome: dict[str, str] = {}
+    for operation in analysis.operations:
+        for digest in operation.present:
+            outcome.setdefault(digest, "present")
+        for digest in operation.mounted:
+            outcome[digest] = "mounted"
+        for upload in operation.uploads.values():
+            if upload.digest:
+                outcome[upload.digest] = "uploaded"
+    return outcome
+
+
+def _platforms(analysis: Analysis) -> set[str]:
+    return {p for operation in analysis.operations for p in operation.platforms}
+
+
+def _indexes(analysis: Analysis) -> dict[str, tuple[str, tuple[str, ...]]]:
+    return {obj.digest: (obj.value.media_type, tuple(sorted(str(d.platform) for d in obj.value.images
+                                                           if d.platform is not None)))
+            for obj in analysis.objects if isinstance(obj.value, Index) and obj.digest}
+
+
+@dataclass
+class Diff:
+    a: Analysis
+    b: Analysis
+
+    def calls(self) -> list[tuple[tuple[str, str, str, str], int, int]]:
+        """Call shapes whose counts differ: (shape, count in A, count in B), in the order first seen."""
+        ca, cb = Counter(shape(i) for i in self.a.calls), Counter(shape(i) for i in self.b.calls)
+        order = list(dict.fromkeys([shape(i) for i in self.a.calls] + [shape(i) for i in self.b.calls]))
+        return [(key, ca[key], cb[key]) for key in order if ca[key] != cb[key]]
+
+    def endpoints(self) -> list[tuple[str, int, int]]:
+        ca = Counter(i.endpoint_id or "-" for i in self.a.calls)
+        cb = Counter(i.endpoint_id or "-" for i in self.b.calls)
+        return [(key, ca[key], cb[key]) for key in sorted(set(ca) | set(cb)) if ca[key] != cb[key]]
+
+    def blobs(self) -> list[tuple[str, str, str]]:
+        oa, ob = _outcomes(self.a), _outcomes(self.b)
+        return [(digest, oa.get(digest, "-"), ob.get(digest, "-")) for digest in sorted(set(oa) | set(ob))
+                if oa.get(digest) != ob.get(digest) and digest in oa and digest in ob]
+
+    def blob_counts(self) -> tuple[Counter, Counter]:
+        return Counter(_outcomes(self.a).values()), Counter(_outcomes(self.b).values())
+
+
+def render_diff(a: Analysis, b: Analysis, names: tuple[str, str], lang: str = "en") -> str:
+    diff = Diff(a, b)
+    name_a, name_b = (cell(n) for n in names)
+    out = [f"# {text('diff_title', lang, a=name_a, b=name_b)}", ""]
+    out += [text("diff_summary", lang, name=name_a, calls=len(a.calls), operations=len(sections(a))),
+            text("diff_summary", lang, name=name_b, calls=len(b.calls), operations=len(sections(b))), ""]
+
+    out += [f"## {text('diff_operations', lang)}", ""]
+    rows = []
+    titles_a = [title(s, lang) for s in sections(a)]
+    titles_b = [title(s, lang) for s in sections(b)]
+    for n in range(max(len(titles_a), len(titles_b))):
+        rows.append([n + 1, titles_a[n] if n < len(titles_a) else "", titles_b[n] if n < len(titles_b) else ""])
+    out += [table(["#", name_a, name_b], rows), ""]
+
+    calls = diff.calls()
+    out += [f"## {text('diff_calls', lang)}", ""]
+    if calls:
+        only_a = [c for c in calls if c[2] == 0]
+        only_b = [c for c in calls if c[1] == 0]
+        out.append(text("diff_only", lang, name=name_a, n=sum(c[1] for c in only_a)) + " "
+                   + text("diff_only", lang, name=name_b, n=sum(c[2] for c in only_b)))
+        out += ["", table([text("col_request", lang), text("col_status", lang), text("col_meaning", lang), name_a,
+                           name_b],
+                          [[f"{method} {path}", status, text(f"step_{step}", lang), na, nb]
+                           for (method, path, step, status), na, nb in calls]), ""]
+    else:
+        out += [text("diff_same_calls", lang), ""]
+
+    endpoints = diff.endpoints()
+    if endpoints:
+        out += [f"## {text('endpoints_heading', lang)}", "",
+                table([text("col_endpoint", lang), name_a, name_b], endpoints), ""]
+
+    pa, pb = _platforms(a), _platforms(b)
+    out += [f"## {text('diff_platforms', lang)}", ""]
+    out += [text("diff_platform_line", lang, name=name_a, platforms=", ".join(sorted(pa)) or "-"),
+            text("diff_platform_line", lang, name=name_b, platforms=", ".join(sorted(pb)) or "-")]
+    if pa != pb:
+        out.append(text("diff_platforms_changed", lang, added=", ".join(sorted(pb - pa)) or "-",
+                        removed=", ".join(sorted(pa - pb)) or "-"))
+    out.append("")
+    ia, ib = _indexes(a), _indexes(b)
+    if ia or ib:
+        out += [table([text("col_digest", lang), text("col_media_type", lang), text("col_platform", lang),
+                       text("diff_in", lang)],
+                      [[short_digest(d), media, ", ".join(platforms), "/".join(
+                          n for n, side in ((name_a, ia), (name_b, ib)) if d in side)]
+                       for d, (media, platforms) in {**ia, **ib}.items()]), ""]
+
+    out += [f"## {text('diff_blobs', lang)}", ""]
+    counts_a, counts_b = diff.blob_counts()
+    out += [table([text("diff_outcome", lang), name_a, name_b],
+                  [[text(f"diff_outcome_{o}", lang), counts_a[o], counts_b[o]]
+                   for o in ("uploaded", "mounted", "present")]), ""]
+    blobs = diff.blobs()
+    if blobs:
+        out += [table([text("col_digest", lang), name_a, name_b],
+                      [[short_digest(d), text(f"diff_outcome_{x}", lang) if x != "-" else "-",
+                        text(f"diff_outcome_{y}", lang) if y != "-" else "-"] for d, x, y in blobs]), ""]
+    return "\n".join(out)

@@ -1,0 +1,346 @@
+"""Operations: the calls grouped into what a client did (a pull, a push, a login), each call with its step
+in the operation and, where the capture shows it, why it was made.
+
+Grouping is decided as each call completes, so the live proxy names a call's operation in the same event
+an offline analysis writes. A client is known by its User-Agent; within it, reads go to the pull of their
+repository and writes to the push of theirs, so a copy that reads one repository while it writes another,
+or parallel uploads, still come apart. A `GET /v2/` starts the client's next operation.
+
+A `Reason` is data (a code and its values), put in words by the report from strings.yaml.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from .endpoints import STATUS_SUCCESS
+from .manifests import ImageConfig, ImageManifest, Index
+from .recent import Recent
+
+if TYPE_CHECKING:
+    from .analysis import AnalyzedCall
+
+PULL, PUSH, AUTH, PING = "pull", "push", "auth", "ping"
+# Steps of a pull that moved image content; a pull with none of them only looked (an inspect).
+_CONTENT = frozenset({"layer", "blob"})
+# Writes to another repository than the push's: looking for a blob to mount from there.
+_ELSEWHERE = "blob-elsewhere"
+_PARAM = re.compile(r'(\w+)="([^"]*)"')
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why a call was made, or what its answer meant for its operation: `why_<code>` in strings.yaml."""
+
+    code: str
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    def record(self) -> dict[str, Any]:
+        return {"code": self.code, **self.values}
+
+
+@dataclass
+class Upload:
+    """One blob pushed in an upload session: POST, PATCH..., PUT, tied by the session id."""
+
+    session: str
+    digest: str | None = None
+    size: int | None = None
+    chunks: int = 0
+    calls: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Operation:
+    id: int  # 1-based, in the order operations started
+    kind: str  # pull, push, auth, ping, tags, catalog, delete, referrers, other
+    client: str
+    repository: str | None = None
+    reference: str | None = None
+    calls: list[int] = field(default_factory=list)  # 0-based call indexes
+    platforms: list[str] = field(default_factory=list)
+    steps: dict[str, int] = field(default_factory=dict)  # how many calls of each step
+    uploads: dict[str, Upload] = field(default_factory=dict)  # by session id
+    mounted: dict[str, str] = field(default_factory=dict)  # digest -> the repository it came from
+    present: set[str] = field(default_factory=set)  # digests the registry already had
+    manifests: list[str] = field(default_factory=list)  # digests of manifests pushed (or fetched)
+    scope: str | None = None  # what an auth operation asked for
+
+    @property
+    def shown_kind(self) -> str:
+        """`inspect` for a pull that fetched manifests (and configs) but no image content."""
+        if self.kind == PULL and not _CONTENT & self.steps.keys():
+            return "inspect"
+        return self.kind
+
+    def summary(self) -> dict[str, Any]:
+        summary: dict[str, Any] = {"steps": dict(self.steps)}
+        if self.kind == PUSH:
+            uploaded = [u for u in self.uploads.values() if u.digest]
+            summary.update(manifests=len(self.manifests), mounted=len(self.mounted),
+                           present=len(self.present - set(self.mounted)), uploaded=len(uploaded),
+                           uploaded_bytes=sum(u.size or 0 for u in uploaded))
+        elif self.kind == PULL:
+            summary.update(manifests=len(self.manifests), platforms=list(self.platforms))
+        elif self.kind == AUTH:
+            summary.update(scope=self.scope)
+        return summary
+
+
+def client_name(user_agent: str | None) -> str:
+    """`skopeo/1.9.3`, `Buildah/1.28.2`, `Docker-Client/28.2.2 (linux)`: the product a User-Agent names."""
+    if not user_agent:
+        return ""
+    upstream = re.search(r"UpstreamClient\((.*)\)\s*$", user_agent)
+    if upstream:
+        return upstream.group(1).replace("\\(", "(").replace("\\)", ")")
+    return user_agent.split(" ", 1)[0]
+
+
+def _challenge(header: str | None) -> dict[str, str]:
+    return dict(_PARAM.findall(header or ""))
+
+
+class Operations:
+    """Groups calls into operations as they complete (see the module's docstring)."""
+
+    def __init__(self, retain: bool = True):
+        self.retain = retain
+        self.all: list[Operation] = []
+        self.count = 0
+        self._pending: Recent[str, Operation] = Recent(1024)  # a client's GET /v2/, waiting for what it starts
+        self._open: Recent[tuple[str, str, str | None], Operation] = Recent(4096)
+        self._auth: Recent[str, Operation] = Recent(1024)  # a client's challenge waiting for its token
+        self._seen: Recent[tuple[str, str, str], int] = Recent()  # (client, method, url) -> first call
+        # (client, digest) -> (call that named it, how): the client's own index or manifest, else anyone's ("")
+        self._named: Recent[tuple[str, str], tuple[int, str]] = Recent()
+        self._touched: Recent[str, bool] = Recent()  # repositories this session read or wrote
+        self._found: Recent[tuple[str, str], tuple[str, int]] = Recent()  # (client, digest) -> (repo, call)
+
+    def add(self, item: AnalyzedCall) -> Operation:
+        call, classification = item.call, item.classification
+        client = client_name(call.request_headers.get("user-agent"))
+        endpoint = classification.endpoint
+        repository = classification.repository
+        if endpoint is None:
+            kind, step = "other", "other"
+        else:
+            kind, step = endpoint.operation_for(call.method), endpoint.step_for(call.method)
+        if call.status == 401:
+            kind, step = AUTH, "challenge"
+        step = self._refine(item, step)
+        operation = self._operation(item, client, kind, step, repository)
+        if step == "blob-exists" and repository != operation.repository:
+            step = _ELSEWHERE
+        item.operation, item.step = operation.id, step
+        again = self._seen.get((operation.client, call.method, call.url))
+        self._record(item, operation, step)
+        item.reason = self._reason(item, operation, step, again)
+        return operation
+
+    # --- which operation ---
+
+    def _new(self, kind: str, client: str, repository: str | None) -> Operation:
+        pending = self._pending.pop(client, None)
+        if pending is not None:  # the GET /v2/ that began it
+            pending.kind, pending.repository = kind, repository
+            operation = pending
+        else:
+            self.count += 1
+            operation = Operation(self.count, kind, client, repository)
+            if self.retain:
+                self.all.append(operation)
+        self._open[(client, kind, repository)] = operation
+        return operation
+
+    def _operation(self, item: AnalyzedCall, client: str, kind: str, step: str, repository: str | None) -> Operation:
+        if step == "ping":
+            pending = self._pending.get(client)
+            if pending is None:
+                self.count += 1
+                pending = self._pending[client] = Operation(self.count, PING, client)
+                if self.retain:
+                    self.all.append(pending)
+            return pending
+        if kind == AUTH:
+            operation = self._auth.get(client)
+            if operation is None or (step == "challenge" and operation.steps.get("token")):
+                operation = self._auth[client] = self._new(AUTH, client, repository)
+            if step == "token":
+                del self._auth[client]
+            return operation
+        push = self._open.get((client, PUSH, repository))
+        if kind == PULL and step == "manifest-exists" and push is not None and client not in self._pending:
+            return push  # "does the target manifest exist", just before pushing it
+        if kind == PUSH and step == "blob-exists" and push is None and client not in self._pending:
+            # A HEAD in another repository than the one being pushed: a mount source, or the client's cache.
+            elsewhere = self._last_push(client)
+            if elsewhere is not None:
+                return elsewhere
+        if client in self._pending:
+            return self._new(kind, client, repository)
+        current = self._open.get((client, kind, repository))
+        if current is None or (kind == PULL and self._restarts(item, step, current)):
+            return self._new(kind, client, repository)
+        return current
+
+    def _last_push(self, client: str) -> Operation | None:
+        pushes = [op for (c, kind, _), op in self._open.items() if c == client and kind == PUSH]
+        return max(pushes, key=lambda op: op.id) if pushes else None
+
+    @staticmethod
+    def _restarts(item: AnalyzedCall, step: str, current: Operation) -> bool:
+        """A manifest asked for by tag after the pull had moved on to blobs: the client reads the image anew."""
+        return (item.classification.tag is not None and step in ("index", "manifest", "manifest-exists")
+                and any(s not in ("ping", "index", "manifest", "manifest-exists") for s in current.steps))
+
+    # --- the step, refined by what the call carried ---
+
+    def _refine(self, item: AnalyzedCall, step: str) -> str:
+        value = item.object.value if item.object is not None else None
+        if step == "manifest":
+            if isinstance(value, Index):
+                return "index"
+            if isinstance(value, ImageManifest) and value.kind == "attestation":
+                return "attestation"
+        if step == "push-manifest":
+            if isinstance(value, Index):
+                return "push-index"
+            if isinstance(value, ImageManifest) and value.kind == "attestation":
+                return "push-attestation"
+        if step == "blob":
+            descriptor = item.descriptor
+            kind = descriptor.kind if descriptor is not None else None
+            if kind == "config" or isinstance(value, ImageConfig):
+                return "config"
+            if kind == "layer":
+                return "layer"
+            if kind == "in-toto":
+                return "attestation-layer"
+        return step
+
+    # --- why ---
+
+    def _reason(self, item: AnalyzedCall, operation: Operation, step: str, again: int | None) -> Reason | None:
+        call, classification = item.call, item.classification
+        digest = classification.digest
+        if item.registry_errors:
+            error = item.registry_errors[0]
+            return Reason("registry-error", {"code": error.code, "message": error.message})
+        if step == "challenge":
+            params = _challenge(call.response_headers.get("www-authenticate"))
+            return Reason("challenge", {k: params.get(k, "") for k in ("realm", "service", "scope")})
+        if step == "token":
+            query = parse_qs(call.query)
+            return Reason("token", {"scope": " ".join(query.get("scope", [])), "service":
+                                    ",".join(query.get("service", []))})
+        if step == "ping":
+            return Reason("ping")
+        if step == _ELSEWHERE:
+            repository = classification.repository
+            if call.status == 200:
+                return Reason("source-has", {"repository": repository})
+            if repository in self._touched:
+                return Reason("source-lacks", {"repository": repository})
+            return Reason("client-cache", {"repository": repository})
+        if again is not None and step not in ("upload", "mount"):
+            return Reason("again", {"call": again + 1})
+        named = self._named.get((operation.client, digest or "")) or self._named.get(("", digest or ""))
+        if step in ("manifest", "attestation") and named is not None:
+            return Reason("named-by-index", {"call": named[0] + 1,
+                                             "platform": str(item.platform) if item.platform else ""})
+        if step in ("config", "layer", "blob", "attestation-layer") and named is not None:
+            return Reason("named-by-manifest", {"call": named[0] + 1})
+        if step == "blob-exists":
+            if call.status == 200:
+                return Reason("present")
+            if named is not None and named[1] == "diff_id":
+                return Reason("diff-id", {"call": named[0] + 1})
+            return Reason("absent")
+        if step == "manifest-exists" and operation.kind == PUSH:
+            return Reason("target-exists" if call.status == 200 else "target-absent")
+        if step == "mount":
+            source = classification.mount_from
+            if call.status == 201:
+                found = self._found.get((operation.client, digest or ""))
+                return Reason("mounted", {"repository": source, "call": found[1] + 1 if found else 0})
+            return Reason("mount-refused", {"repository": source})
+        if step == "upload" and item.session is None and f"#{item.index}" in operation.uploads:
+            upload = operation.uploads[f"#{item.index}"]
+            return Reason("uploaded", {"digest": upload.digest, "bytes": upload.size, "chunks": 1})
+        if step == "upload" and classification.closes_session(call.status):
+            upload = operation.uploads.get(item.session or "")
+            return Reason("uploaded", {"digest": item.body_digest or digest, "bytes": item.body_size,
+                                       "chunks": upload.chunks if upload else 0})
+        if step in ("push-manifest", "push-attestation") and item.platform is not None:
+            return Reason("platform-manifest", {"platform": str(item.platform)})
+        if step == "push-index" and isinstance(item.object.value if item.object else None, Index):
+            named_here = {d.digest for d in item.object.value.manifests} & set(operation.manifests)
+            return Reason("index-last", {"manifests": len(named_here)})
+        return None
+
+    # --- what the operation learnt ---
+
+    def _record(self, item: AnalyzedCall, operation: Operation, step: str) -> None:
+        call, classification = item.call, item.classification
+        if self.retain:
+            operation.calls.append(item.index)
+        operation.steps[step] = operation.steps.get(step, 0) + 1
+        self._seen.setdefault((operation.client, call.method, call.url), item.index)
+        if operation.reference is None and classification.tag is not None and step != "upload":
+            operation.reference = classification.tag
+        platform = item.platform
+        if step == "config" and isinstance(item.object.value if item.object else None, ImageConfig):
+            platform = item.object.value.platform
+        platforms = [platform] if step in ("manifest", "push-manifest", "config") else []
+        if step == "push-index" and isinstance(item.object.value if item.object else None, Index):
+            platforms = [d.platform for d in item.object.value.images]
+        for platform in platforms:
+            if platform is not None and not platform.unknown and str(platform) not in operation.platforms:
+                operation.platforms.append(str(platform))
+        success = item.classification.status_class == STATUS_SUCCESS
+        if classification.repository and success and step not in ("blob-exists", _ELSEWHERE):
+            self._touched[classification.repository] = True
+        if step in (_ELSEWHERE, "blob-exists") and call.status == 200 and classification.digest:
+            self._found[(operation.client, classification.digest)] = (classification.repository, item.index)
+            if classification.repository == operation.repository:
+                operation.present.add(classification.digest)
+        if step == "mount" and call.status == 201 and classification.digest:
+            operation.mounted[classification.digest] = classification.mount_from or ""
+        if step == "upload" and item.session is None and call.status == 201 and item.body_digest:
+            # a blob in one POST (end-4b): a session of one call
+            operation.uploads[f"#{item.index}"] = Upload(f"#{item.index}", item.body_digest, item.body_size, 1,
+                                                         [item.index] if self.retain else [])
+        if step == "upload" and item.session:
+            upload = operation.uploads.setdefault(item.session, Upload(item.session))
+            if self.retain:
+                upload.calls.append(item.index)
+            if call.request_size:
+                upload.chunks += 1
+            if classification.closes_session(call.status):
+                upload.digest, upload.size = item.body_digest or classification.digest, item.body_size
+                self._touched[classification.repository or ""] = True
+        if success and step in ("manifest", "index", "attestation", "push-manifest", "push-attestation",
+                                "push-index"):
+            digest = item.body_digest or classification.digest
+            if digest and digest not in operation.manifests:
+                operation.manifests.append(digest)
+        self._learn_names(item, operation.client)
+
+    def _learn_names(self, item: AnalyzedCall, client: str) -> None:
+        value = item.object.value if item.object is not None else None
+        if isinstance(value, Index):
+            named = [(d.digest, "index") for d in value.manifests]
+        elif isinstance(value, ImageManifest):
+            named = [(d.digest, "manifest") for d in (value.config, *value.layers)]
+        elif isinstance(value, ImageConfig):
+            named = [(diff_id, "diff_id") for diff_id in value.diff_ids]
+        else:
+            return
+        for digest, how in named:
+            for who in (client, ""):
+                self._named.setdefault((who, digest), (item.index, how))

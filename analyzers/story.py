@@ -1,0 +1,259 @@
+"""The story of a capture: what each client did, as the article tells it.
+
+Operations that follow one another with the same client, kind and image are one section (a client that
+reads its base image once per platform); within a section, calls of one step, status and reason are one
+row of the folded table, with a count, whatever their order. Upload sessions (POST, PATCH..., PUT) fold
+into one row that lists each blob uploaded.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .digests import short_digest
+from .manifests import ImageManifest, Index
+from .operations import PUSH, Operation, Reason
+from .strings import strings, text
+from .words import cell, size, table
+
+if TYPE_CHECKING:
+    from .analysis import Analysis, AnalyzedCall
+
+_DIGEST = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}")
+# Reasons that differ call by call: each is said in full. Others are said once for the row, their values joined.
+_EACH = frozenset({"uploaded", "registry-error", "challenge", "token"})
+_MOST_REASONS = 3
+# Steps told as one row: the article's "fetch every blob the manifests name".
+_ROW_STEPS = {"config": "blobs", "layer": "blobs", "blob": "blobs", "attestation-layer": "blobs"}
+_MANIFEST_STEPS = frozenset({"index", "manifest", "attestation", "push-manifest", "push-attestation", "push-index"})
+
+
+@dataclass
+class Section:
+    """Operations in a row with the same client, kind and image: one part of the story."""
+
+    operations: list[Operation]
+    items: list[AnalyzedCall] = field(default_factory=list)
+
+    @property
+    def first(self) -> Operation:
+        return self.operations[0]
+
+    @property
+    def platforms(self) -> list[str]:
+        seen: list[str] = []
+        for operation in self.operations:
+            seen += [p for p in operation.platforms if p not in seen]
+        return seen
+
+
+@dataclass
+class Row:
+    step: str
+    items: list[AnalyzedCall]
+
+
+def _key(operation: Operation) -> tuple:
+    return operation.client, operation.shown_kind, operation.repository, operation.reference
+
+
+def sections(analysis: Analysis) -> list[Section]:
+    by_id = {operation.id: operation for operation in analysis.operations}
+    members: dict[int, list[AnalyzedCall]] = {}
+    for item in analysis.calls:
+        members.setdefault(item.operation, []).append(item)
+    ordered = sorted((op for op in by_id.values() if op.id in members), key=lambda op: members[op.id][0].index)
+    result: list[Section] = []
+    for operation in ordered:
+        if result and _key(result[-1].operations[-1]) == _key(operation):
+            result[-1].operations.append(operation)
+        else:
+            result.append(Section([operation]))
+        result[-1].items += members[operation.id]
+    for section in result:
+        section.items.sort(key=lambda item: item.index)
+    return result
+
+
+def fold(section: Section) -> list[Row]:
+    """Calls of one step, method and status are one row, whatever their order; its why lists each reason."""
+    rows: dict[tuple, Row] = {}
+    for item in section.items:
+        step = _ROW_STEPS.get(item.step or "other", item.step or "other")
+        key: tuple = (step,) if step == "upload" else (step, item.call.method, item.call.status)
+        rows.setdefault(key, Row(step, [])).items.append(item)
+    return sorted(rows.values(), key=lambda row: row.items[0].index)
+
+
+# --- words ---
+
+def ranges(indexes: list[int]) -> str:
+    """0-based indexes as 1-based call numbers: `1, 6, 12–14`."""
+    numbers = sorted({i + 1 for i in indexes})
+    parts, start = [], None
+    for n, nxt in zip(numbers, numbers[1:] + [None], strict=True):
+        start = n if start is None else start
+        if nxt != n + 1:
+            parts.append(str(n) if start == n else f"{start}–{n}")
+            start = None
+    return ", ".join(parts)
+
+
+def _template(item: AnalyzedCall) -> str:
+    path = item.call.path
+    session = item.classification.session
+    if session:
+        path = path.replace(session, "<session>")
+    return _DIGEST.sub("<digest>", path)
+
+
+def _request(row: Row) -> str:
+    items = row.items
+    if row.step == "upload":
+        methods = []
+        for item in items:
+            if item.call.method not in methods:
+                methods.append(item.call.method)
+        paths = sorted({_template(item).split("?")[0] for item in items}, key=len)
+        return f"{' → '.join(methods)} {paths[-1]}"
+    paths = list(dict.fromkeys(item.call.path for item in items))
+    if len(paths) == 1:
+        shown = [_DIGEST.sub(lambda m: short_digest(m.group(0)), paths[0])]
+    else:
+        shown = list(dict.fromkeys(_template(item) for item in items))
+    more = f" …(+{len(shown) - 2})" if len(shown) > 2 else ""
+    return f"{items[0].call.method} {' · '.join(shown[:2])}{more}"
+
+
+def _status(row: Row) -> str:
+    statuses = list(dict.fromkeys("—" if i.call.status is None else str(i.call.status) for i in row.items))
+    return (" → " if row.step == "upload" else ", ").join(statuses)
+
+
+def _count(row: Row) -> int:
+    if row.step == "upload":
+        return len({item.session for item in row.items}) or len(row.items)
+    return len(row.items)
+
+
+def _media_types(row: Row) -> list[str]:
+    types = []
+    for item in row.items:
+        value = item.object.value if item.object is not None else None
+        if isinstance(value, Index | ImageManifest) and value.media_type not in types:
+            types.append(value.media_type)
+    return types
+
+
+def _meaning(row: Row, lang: str) -> str:
+    words = text(f"step_{row.step}", lang)
+    if row.step == "blobs":
+        kinds = {}
+        for item in row.items:
+            kinds[item.step] = kinds.get(item.step, 0) + 1
+        words += " (" + ", ".join(f"{text(f'blob_kind_{kind}', lang)} ×{n}" for kind, n in kinds.items()) + ")"
+    if row.step in _MANIFEST_STEPS and _media_types(row):
+        words += f" ({', '.join(_media_types(row))})"
+    errors = list(dict.fromkeys(f"{e.code}" for item in row.items for e in item.registry_errors))
+    if errors:
+        words += f" — {', '.join(errors)}"
+    return words
+
+
+def answer(row: Row, lang: str) -> str:
+    """What the registry's answer meant, in a few words (for a picture): `404 absent`, `201 mounted`."""
+    codes = [item.reason.code for item in row.items if item.reason is not None]
+    code = codes[0] if codes else None
+    key = f"answer_{code}" if code is not None else ""
+    return f"{_status(row)} {text(key, lang)}" if key and key in strings() else _status(row)
+
+
+def reason_text(reason: Reason, lang: str) -> str:
+    values = {k: _value(k, v) for k, v in reason.values.items()}
+    return text(f"why_{reason.code}", lang, **values)
+
+
+def _value(key: str, value: Any) -> str:
+    if key == "bytes":
+        return size(value) if isinstance(value, int) else "?"
+    if isinstance(value, str) and _DIGEST.fullmatch(value):
+        return short_digest(value)
+    return str(value)
+
+
+def _why(row: Row, lang: str) -> str:
+    reasons = [item.reason for item in row.items if item.reason is not None]
+    said: list[str] = []
+    codes = list(dict.fromkeys(r.code for r in reasons))
+    for code in codes:
+        of_code = [r for r in reasons if r.code == code]
+        if code in _EACH:
+            texts = list(dict.fromkeys(reason_text(r, lang) for r in of_code))
+            more = len(texts) - _MOST_REASONS
+            said += texts[:_MOST_REASONS] + ([text("and_more", lang, n=more)] if more > 0 else [])
+        else:
+            joined: dict[str, list[str]] = {}
+            for r in of_code:
+                for key, value in r.values.items():
+                    shown = _value(key, value)
+                    if shown and shown not in joined.setdefault(key, []):
+                        joined[key].append(shown)
+            values = {key: ", ".join(vals[:8]) + ("…" if len(vals) > 8 else "") for key, vals in joined.items()}
+            for key in of_code[0].values:
+                values.setdefault(key, "")
+            said.append(text(f"why_{code}", lang, **values))
+    return "; ".join(said)
+
+
+def title(section: Section, lang: str) -> str:
+    operation = section.first
+    image = operation.repository or ""
+    if image and operation.reference:
+        image += f":{operation.reference}"
+    platforms = section.platforms
+    shown = text("for_platforms", lang, platforms=", ".join(platforms)) if platforms and operation.kind != PUSH \
+        else ""
+    scope = next((r.values.get("scope") for i in section.items if (r := i.reason) and r.code == "challenge"), "")
+    return text(f"op_{operation.shown_kind}", lang, image=image, platforms=shown, scope=scope or "")
+
+
+def push_summary(section: Section, lang: str) -> str:
+    steps: dict[str, int] = {}
+    mounted: set[str] = set()
+    present: set[str] = set()
+    uploaded: dict[str, int] = {}
+    for operation in section.operations:
+        for step, n in operation.steps.items():
+            steps[step] = steps.get(step, 0) + n
+        mounted |= set(operation.mounted)
+        present |= operation.present
+        uploaded.update({u.digest: u.size or 0 for u in operation.uploads.values() if u.digest})
+    present -= mounted | set(uploaded)
+    return text("push_summary", lang, indexes=steps.get("push-index", 0), manifests=steps.get("push-manifest", 0),
+                attestations=steps.get("push-attestation", 0),
+                blobs=len(mounted) + len(present) + len(uploaded), mounted=len(mounted), present=len(present),
+                uploaded=len(uploaded), bytes=size(sum(uploaded.values())))
+
+
+def render_story(analysis: Analysis, lang: str, diagram=None) -> list[str]:
+    """The story's markdown: a heading per section, who did it, the folded table and (optionally) a picture."""
+    out: list[str] = []
+    headers = [text(k, lang) for k in ("col_calls", "col_request", "col_times", "col_status", "col_meaning",
+                                       "col_why")]
+    for n, section in enumerate(sections(analysis), 1):
+        operation = section.first
+        out += [f"### {n}. {cell(title(section, lang))}", ""]
+        who = text("story_who", lang, client=operation.client or text("unknown_client", lang),
+                    calls=ranges([item.index for item in section.items]))
+        out += [cell(who), ""]
+        if operation.kind == PUSH:
+            out += [cell(push_summary(section, lang)), ""]
+        rows = fold(section)
+        out.append(table(headers, [[ranges([i.index for i in row.items]), _request(row), _count(row), _status(row),
+                                    _meaning(row, lang), _why(row, lang)] for row in rows]))
+        out.append("")
+        if diagram is not None:
+            out += diagram(section, rows, lang) + [""]
+    return out

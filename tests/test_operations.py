@@ -1,0 +1,192 @@
+"""Operations: calls grouped into what a client did, each call's step and the why of it, folded as the story."""
+
+import json
+
+from conftest import english_in, make_flow, sha256
+from ocitrace.analyzers.analysis import analyze
+from ocitrace.analyzers.captures import call_from_state
+from ocitrace.analyzers.manifests import DOCKER_CONFIG, OCI_INDEX, OCI_MANIFEST
+from ocitrace.analyzers.operations import client_name
+from ocitrace.analyzers.report import render
+from ocitrace.analyzers.story import fold, ranges, sections
+
+R = "https://registry.test"
+SKOPEO = {"User-Agent": "skopeo/1.9.3"}
+BUILDAH = {"User-Agent": "Buildah/1.28.2"}
+LAYER = b"layer-bytes" * 50
+CONFIG = json.dumps({"architecture": "arm64", "os": "linux",
+                     "rootfs": {"type": "layers", "diff_ids": [sha256(b"uncompressed")]}}).encode()
+MANIFEST = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                       "config": {"mediaType": DOCKER_CONFIG, "digest": sha256(CONFIG), "size": len(CONFIG)},
+                       "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                                   "digest": sha256(LAYER), "size": len(LAYER)}]}).encode()
+INDEX = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+    {"mediaType": OCI_MANIFEST, "digest": sha256(MANIFEST), "size": len(MANIFEST),
+     "platform": {"os": "linux", "architecture": "arm64"}}]}).encode()
+
+
+def run(*flows):
+    return analyze([call_from_state(f.get_state()) for f in flows])
+
+
+def get(path, status=200, body=b"", ua=SKOPEO, **headers):
+    return make_flow("GET", f"{R}{path}", status, resp_body=body, req_headers=ua, resp_headers=headers)
+
+
+def head(path, status, ua=SKOPEO):
+    return make_flow("HEAD", f"{R}{path}", status, req_headers=ua)
+
+
+def upload(repo, session, blob, ua=SKOPEO):
+    """POST, PATCH, PUT of one blob: three flows."""
+    up = f"{R}/v2/{repo}/blobs/uploads/{session}"
+    return (make_flow("POST", f"{R}/v2/{repo}/blobs/uploads/", 202, req_headers=ua,
+                      resp_headers={"Location": f"{up}?_state=a", "Docker-Upload-UUID": session}),
+            make_flow("PATCH", f"{up}?_state=a", 202, req_body=blob, req_headers=ua),
+            make_flow("PUT", f"{up}?_state=b&digest={sha256(blob)}", 201, req_headers=ua,
+                      resp_headers={"Docker-Content-Digest": sha256(blob)}))
+
+
+def put_manifest(repo, reference, body, media_type, ua=SKOPEO):
+    return make_flow("PUT", f"{R}/v2/{repo}/manifests/{reference}", 201, req_body=body, req_headers={
+        **ua, "Content-Type": media_type}, resp_headers={"Docker-Content-Digest": sha256(body)})
+
+
+def pull_one_platform(ua=SKOPEO):
+    return (get("/v2/", ua=ua), get("/v2/app/manifests/v1", body=INDEX, ua=ua, **{"Content-Type": OCI_INDEX}),
+            get(f"/v2/app/manifests/{sha256(MANIFEST)}", body=MANIFEST, ua=ua, **{"Content-Type": OCI_MANIFEST}),
+            get(f"/v2/app/blobs/{sha256(CONFIG)}", body=CONFIG, ua=ua),
+            get(f"/v2/app/blobs/{sha256(LAYER)}", body=LAYER, ua=ua))
+
+
+def reasons(analysis):
+    return [(item.step, item.reason.code if item.reason else None) for item in analysis.calls]
+
+
+def test_a_pull_of_one_platform_is_one_operation_that_says_why_each_call_was_made():
+    a = run(*pull_one_platform())
+    [op] = a.operations
+    assert (op.shown_kind, op.client, op.repository, op.reference, op.platforms) == (
+        "pull", "skopeo/1.9.3", "app", "v1", ["linux/arm64"])
+    assert reasons(a) == [("ping", "ping"), ("index", None), ("manifest", "named-by-index"),
+                          ("config", "named-by-manifest"), ("layer", "named-by-manifest")]
+    assert dict(a.calls[2].reason.values) == {"call": 2, "platform": "linux/arm64"}
+    assert [item.operation for item in a.calls] == [1] * 5
+
+
+def test_manifests_and_configs_without_layers_are_an_inspect():
+    a = run(*pull_one_platform()[:4])
+    assert a.operations[0].shown_kind == "inspect"
+
+
+def test_a_push_counts_what_it_mounted_found_and_uploaded_and_says_why():
+    config = CONFIG
+    flows = [get("/v2/"), head(f"/v2/app/blobs/{sha256(config)}", 404), *upload("app", "s-1", config),
+             head(f"/v2/base/blobs/{sha256(LAYER)}", 200),
+             make_flow("POST", f"{R}/v2/app/blobs/uploads/?mount={sha256(LAYER)}&from=base", 201, req_headers=SKOPEO),
+             put_manifest("app", sha256(MANIFEST), MANIFEST, OCI_MANIFEST),
+             put_manifest("app", "v1", INDEX, OCI_INDEX)]
+    a = run(*flows)
+    [op] = a.operations
+    assert op.kind == "push" and op.reference == "v1"
+    assert op.summary() | {"steps": None} == {"steps": None, "manifests": 2, "mounted": 1, "present": 0,
+                                               "uploaded": 1, "uploaded_bytes": len(config)}
+    assert reasons(a) == [("ping", "ping"), ("blob-exists", "absent"), ("upload", None), ("upload", None),
+                          ("upload", "uploaded"), ("blob-elsewhere", "source-has"), ("mount", "mounted"),
+                          ("push-manifest", "platform-manifest"), ("push-index", "index-last")]
+    assert dict(a.calls[4].reason.values) == {"digest": sha256(config), "bytes": len(config), "chunks": 1}
+    assert dict(a.calls[6].reason.values) == {"repository": "base", "call": 6}
+    assert a.calls[7].platform is not None  # the pushed config was decoded: the manifest's platform is known
+    assert dict(a.calls[8].reason.values) == {"manifests": 1}
+
+
+def test_interleaved_uploads_to_two_repositories_come_apart():
+    one, two = b"first blob" * 10, b"second blob" * 10
+    a1, a2, a3 = upload("one", "s-a", one)
+    b1, b2, b3 = upload("two", "s-b", two)
+    a = run(a1, b1, a2, b2, b3, a3)
+    by_repo = {op.repository: op for op in a.operations}
+    assert set(by_repo) == {"one", "two"}
+    assert [u.digest for u in by_repo["one"].uploads.values()] == [sha256(one)]
+    assert [u.digest for u in by_repo["two"].uploads.values()] == [sha256(two)]
+    assert all(item.digest_verified for item in a.calls if item.call.method == "PUT")
+
+
+def test_two_clients_at_once_are_two_operations():
+    skopeo, buildah = pull_one_platform(SKOPEO), pull_one_platform(BUILDAH)
+    mixed = [flow for pair in zip(skopeo, buildah, strict=True) for flow in pair]
+    a = run(*mixed)
+    assert sorted((op.client, len(op.calls)) for op in a.operations) == [("Buildah/1.28.2", 5), ("skopeo/1.9.3", 5)]
+
+
+def test_a_token_exchange_is_its_own_operation_and_names_what_was_asked():
+    challenge = 'Bearer realm="https://auth.test/token",service="registry.test",scope="repository:app:pull"'
+    a = run(get("/v2/app/manifests/v1", 401, **{"WWW-Authenticate": challenge}),
+            make_flow("GET", "https://auth.test/token?service=registry.test&scope=repository:app:pull", 200,
+                      req_headers=SKOPEO),
+            get("/v2/app/manifests/v1", body=INDEX, **{"Content-Type": OCI_INDEX}))
+    auth, pull = a.operations
+    assert (auth.kind, [i + 1 for i in auth.calls], pull.kind, [i + 1 for i in pull.calls]) == (
+        "auth", [1, 2], "pull", [3])
+    assert dict(a.calls[0].reason.values) == {"realm": "https://auth.test/token", "service": "registry.test",
+                                              "scope": "repository:app:pull"}
+    assert dict(a.calls[1].reason.values) == {"scope": "repository:app:pull", "service": "registry.test"}
+
+
+def test_a_head_of_a_diff_id_is_said_to_be_one():
+    a = run(*pull_one_platform(BUILDAH), get("/v2/", ua=BUILDAH),
+            head(f"/v2/target/blobs/{sha256(b'uncompressed')}", 404, ua=BUILDAH))
+    assert (a.calls[-1].step, a.calls[-1].reason.code, dict(a.calls[-1].reason.values)) == (
+        "blob-exists", "diff-id", {"call": 4})
+
+
+def test_a_head_to_a_repository_the_session_never_used_is_the_client_cache():
+    a = run(get("/v2/"), head(f"/v2/app/blobs/{sha256(b'x')}", 404), head(f"/v2/elsewhere/blobs/{sha256(b'x')}", 404))
+    assert reasons(a)[-1] == ("blob-elsewhere", "client-cache")
+    assert len(a.operations) == 1
+
+
+def test_a_second_ask_folds_with_the_first_and_says_so():
+    flows = list(pull_one_platform())
+    a = run(*flows, get("/v2/", ua=SKOPEO), *flows[1:])
+    [section] = sections(a)  # the same pull twice: one part of the story
+    rows = fold(section)
+    assert [(row.step, ranges([i.index for i in row.items])) for row in rows] == [
+        ("ping", "1, 6"), ("index", "2, 7"), ("manifest", "3, 8"), ("blobs", "4–5, 9–10")]
+    assert [item.reason.code if item.reason else None for item in rows[1].items] == [None, "again"]
+
+
+def test_the_story_of_a_push_is_a_few_rows_whatever_the_number_of_blobs():
+    blobs = [f"blob {n}".encode() * 20 for n in range(12)]
+    flows = [get("/v2/")]
+    for n, blob in enumerate(blobs):
+        flows += [head(f"/v2/app/blobs/{sha256(blob)}", 404), *upload("app", f"s-{n}", blob)]
+    md = render(run(*flows, put_manifest("app", "v1", MANIFEST, OCI_MANIFEST)), "markdown")
+    story = md.split("## Decoded bodies")[0]
+    table = [line for line in story.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(table) == 1 + 4  # header, then: ping, HEADs, uploads, the manifest
+    assert "| 12 " in story  # twelve uploads in one row
+
+
+def test_the_story_in_chinese_holds_no_english_sentence():
+    md = render(run(*pull_one_platform(), get("/v2/"), head(f"/v2/other/blobs/{sha256(b'x')}", 404)), "markdown",
+                "zh")
+    for line in md.split("## 内容解析")[0].splitlines():
+        assert english_in(line) == [], line
+    assert "获取各架构的镜像 manifest" in md
+
+
+def test_every_call_record_names_its_operation_step_and_why():
+    doc = json.loads(render(run(*pull_one_platform()), "json"))
+    assert [c["operation"] for c in doc["calls"]] == [1] * 5
+    assert doc["calls"][2]["why"] == {"code": "named-by-index", "call": 2, "platform": "linux/arm64"}
+    [op] = doc["operations"]
+    assert (op["kind"], op["client"], op["calls"]) == ("pull", "skopeo/1.9.3", [1, 2, 3, 4, 5])
+
+
+def test_a_client_is_named_by_its_product():
+    assert client_name("skopeo/1.9.3") == "skopeo/1.9.3"
+    docker = ("docker/28.2.2 go/go1.24.3 git-commit/e6534b4 kernel/6.1.0 os/linux arch/amd64 "
+              "UpstreamClient(Docker-Client/28.2.2 \\(linux\\))")
+    assert client_name(docker) == "Docker-Client/28.2.2 (linux)"
+    assert client_name(None) == ""
