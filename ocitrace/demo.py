@@ -7,8 +7,10 @@ CLI as clients. Each story is captured on its own (flows.mitm, events.jsonl, rep
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,6 +20,8 @@ from ocitrace.analyzers.analysis import analyze
 from ocitrace.analyzers.captures import read_captures
 from ocitrace.analyzers.diff import render_diff
 from ocitrace.analyzers.report import render_markdown
+from ocitrace.analyzers.story import fold, sections
+from ocitrace.analyzers.strings import text
 
 from .lab import REGISTRY_NAME, LabError, PlainMitmdump, Proxy, Registry, require, run_client
 from .layout import ARTICLE_PLATFORMS, write_base_image
@@ -26,6 +30,15 @@ BASE = f"{REGISTRY_NAME}/hj-public/debian"
 TARGET = f"{REGISTRY_NAME}/hj-public/test1"
 MANUAL = f"{REGISTRY_NAME}/hj-public/test2"
 BUILD_PLATFORMS = ("linux/amd64", "linux/arm64")
+SEED_COMMANDS = (f"skopeo copy --all --preserve-digests oci:base:latest docker://{BASE}:latest",)
+BUILD_COMMANDS = (f"buildah build --platform {','.join(BUILD_PLATFORMS)} --manifest hj-test1 .",
+                  f"buildah manifest push --all hj-test1 docker://{TARGET}:new")
+MANUAL_COMMANDS = (f"docker manifest create --amend {MANUAL}:new {MANUAL}:arm64 {MANUAL}:amd64",
+                   f"docker manifest annotate {MANUAL}:new {MANUAL}:arm64 --os linux --arch arm64",
+                   f"docker manifest annotate {MANUAL}:new {MANUAL}:amd64 --os linux --arch amd64",
+                   f"docker manifest push --purge {MANUAL}:new")
+PULL_COMMANDS = (f"skopeo copy --override-os linux --override-arch arm64 docker://{TARGET}:new oci:pulled:new",)
+COMMANDS_FILE = "commands.json"
 CLIENTS = ("docker-registry", "skopeo", "buildah", "docker")
 
 
@@ -36,6 +49,9 @@ class Lab:
         self.work = work
         self.confdir = work / "mitmproxy"
         self.registry = Registry(work / "registry")
+        # While a scenario records: the proxy's events file, and which calls each command made.
+        self.events: Path | None = None
+        self.journal: list[dict] = []
 
     def __enter__(self) -> Lab:
         require(*CLIENTS)
@@ -58,6 +74,30 @@ class Lab:
             env.update(DOCKER_CONFIG=str(self.work / "docker"), STORAGE_DRIVER="vfs", BUILDAH_ISOLATION="chroot")
             yield env
 
+    def run(self, argv: list[str], env: dict[str, str], shown: str) -> str:
+        """Run a client; note which calls (1-based, in the recording) the command made."""
+        before = self._recorded()
+        output = run_client(argv, env)
+        after = self._settled()
+        self.journal.append({"command": shown, "calls": [before + 1, after] if after > before else []})
+        return output
+
+    def _recorded(self) -> int:
+        if self.events is None or not self.events.exists():
+            return 0
+        with open(self.events, "rb") as fh:
+            return sum(1 for _ in fh)
+
+    def _settled(self, quiet: float = 0.3, most: float = 5.0) -> int:
+        """The number of calls recorded once the proxy has written the last answer's event."""
+        count, since, deadline = self._recorded(), time.monotonic(), time.monotonic() + most
+        while time.monotonic() - since < quiet and time.monotonic() < deadline:
+            time.sleep(0.05)
+            now = self._recorded()
+            if now != count:
+                count, since = now, time.monotonic()
+        return count
+
     def buildah(self, *args: str) -> list[str]:
         return ["buildah", "--root", str(self.work / "buildah" / "root"),
                 "--runroot", str(self.work / "buildah" / "run"), *args]
@@ -71,12 +111,14 @@ class Scenario:
     run: Callable[[Lab, dict[str, str]], None]
     setup: Callable[[Lab, dict[str, str]], None] | None = None
     plain: bool = False  # recorded by plain `mitmdump -w`, the report made by `ocitrace analyze`
+    # The article's table for this story, as (method, step) rows of ocitrace's story.
+    article: tuple[tuple[str, str], ...] = ()
 
 
 def seed(lab: Lab, env: dict[str, str]) -> None:
     layout = write_base_image(lab.work / "base-layout")
-    run_client(["skopeo", "copy", "--all", "--preserve-digests", f"oci:{layout}:latest",
-                f"docker://{BASE}:latest"], env)
+    lab.run(["skopeo", "copy", "--all", "--preserve-digests", f"oci:{layout}:latest", f"docker://{BASE}:latest"],
+            env, SEED_COMMANDS[0])
 
 
 def build_and_push(lab: Lab, env: dict[str, str]) -> None:
@@ -85,9 +127,9 @@ def build_and_push(lab: Lab, env: dict[str, str]) -> None:
     (context / "date.txt").write_text("2024-10-18 14:59:31\n")
     # The article's Dockerfile RUNs `date`; COPY makes the same layer without emulating foreign CPUs.
     (context / "Dockerfile").write_text(f"FROM {BASE}\nCOPY date.txt /tmp/date.txt\n")
-    run_client(lab.buildah("build", "--platform", ",".join(BUILD_PLATFORMS), "--manifest", "hj-test1",
-                           str(context)), env)
-    run_client(lab.buildah("manifest", "push", "--all", "hj-test1", f"docker://{TARGET}:new"), env)
+    lab.run(lab.buildah("build", "--platform", ",".join(BUILD_PLATFORMS), "--manifest", "hj-test1", str(context)),
+            env, BUILD_COMMANDS[0])
+    lab.run(lab.buildah("manifest", "push", "--all", "hj-test1", f"docker://{TARGET}:new"), env, BUILD_COMMANDS[1])
 
 
 def manual_setup(lab: Lab, env: dict[str, str]) -> None:
@@ -99,18 +141,18 @@ def manual_setup(lab: Lab, env: dict[str, str]) -> None:
 
 
 def manual_index(lab: Lab, env: dict[str, str]) -> None:
-    run_client(["docker", "manifest", "create", "--amend", f"{MANUAL}:new", f"{MANUAL}:arm64", f"{MANUAL}:amd64"],
-               env)
-    for platform in BUILD_PLATFORMS:
+    lab.run(["docker", "manifest", "create", "--amend", f"{MANUAL}:new", f"{MANUAL}:arm64", f"{MANUAL}:amd64"],
+            env, MANUAL_COMMANDS[0])
+    for platform, shown in zip(("linux/arm64", "linux/amd64"), MANUAL_COMMANDS[1:3], strict=True):
         os_, arch = platform.split("/")
-        run_client(["docker", "manifest", "annotate", f"{MANUAL}:new", f"{MANUAL}:{arch}", "--os", os_,
-                    "--arch", arch], env)
-    run_client(["docker", "manifest", "push", "--purge", f"{MANUAL}:new"], env)
+        lab.run(["docker", "manifest", "annotate", f"{MANUAL}:new", f"{MANUAL}:{arch}", "--os", os_, "--arch", arch],
+                env, shown)
+    lab.run(["docker", "manifest", "push", "--purge", f"{MANUAL}:new"], env, MANUAL_COMMANDS[3])
 
 
 def pull_one_platform(lab: Lab, env: dict[str, str]) -> None:
-    run_client(["skopeo", "copy", "--override-os", "linux", "--override-arch", "arm64",
-                f"docker://{TARGET}:new", f"oci:{lab.work / 'pulled'}:new"], env)
+    lab.run(["skopeo", "copy", "--override-os", "linux", "--override-arch", "arm64", f"docker://{TARGET}:new",
+             f"oci:{lab.work / 'pulled'}:new"], env, PULL_COMMANDS[0])
 
 
 def inspect_with_plain_mitmdump(lab: Lab, env: dict[str, str]) -> None:
@@ -122,18 +164,16 @@ def inspect_with_plain_mitmdump(lab: Lab, env: dict[str, str]) -> None:
 
 SCENARIOS = (
     Scenario("seed", "Seed: push the base image hj-public/debian (8 platforms + 8 attestations, as buildx makes it)",
-             (f"skopeo copy --all --preserve-digests oci:base:latest docker://{BASE}:latest",), seed),
+             SEED_COMMANDS, seed),
     Scenario("build-push", "1. Build and push a multi-arch image (the article's buildx push)",
-             (f"buildah build --platform {','.join(BUILD_PLATFORMS)} --manifest hj-test1 .",
-              f"buildah manifest push --all hj-test1 docker://{TARGET}:new"), build_and_push),
+             BUILD_COMMANDS, build_and_push,
+             article=(("HEAD", "manifest-exists"), ("GET", "index"), ("GET", "manifest"), ("GET", "blobs"),
+                      ("POST", "upload"), ("PUT", "push-index"))),
     Scenario("manual", "2. Create the index by hand with docker manifest",
-             (f"docker manifest create --amend {MANUAL}:new {MANUAL}:arm64 {MANUAL}:amd64",
-              f"docker manifest annotate {MANUAL}:new {MANUAL}:arm64 --os linux --arch arm64",
-              f"docker manifest annotate {MANUAL}:new {MANUAL}:amd64 --os linux --arch amd64",
-              f"docker manifest push --purge {MANUAL}:new"), manual_index, manual_setup),
-    Scenario("pull", "3. Pull one platform (linux/arm64)",
-             (f"skopeo copy --override-os linux --override-arch arm64 docker://{TARGET}:new oci:pulled:new",),
-             pull_one_platform),
+             MANUAL_COMMANDS, manual_index, manual_setup,
+             article=(("HEAD", "manifest-exists"), ("PUT", "push-index"))),
+    Scenario("pull", "3. Pull one platform (linux/arm64)", PULL_COMMANDS, pull_one_platform,
+             article=(("GET", "index"), ("GET", "manifest"), ("GET", "blobs"))),
     Scenario("mitmdump-w", "A capture made without ocitrace: plain mitmdump -w, analysed afterwards",
              (f"mitmdump -w flows.mitm --map-remote '|https://{REGISTRY_NAME}|http://127.0.0.1:PORT'",
               f"skopeo inspect docker://{BASE}:latest", f"docker manifest inspect {BASE}:latest",
@@ -155,8 +195,12 @@ def run_scenarios(out: Path, work: Path, scenarios=SCENARIOS, progress=print) ->
             folder = out / scenario.name
             if folder.exists():
                 shutil.rmtree(folder)
+            lab.journal, lab.events = [], None if scenario.plain else folder / "events.jsonl"
             with lab.proxy(folder, plain=scenario.plain) as env:
                 scenario.run(lab, env)
+            if not scenario.plain:
+                (folder / COMMANDS_FILE).write_text(json.dumps(lab.journal, indent=2) + "\n", encoding="utf-8")
+            lab.events = None
             write_reports(folder, english=scenario.plain)
             folders[scenario.name] = folder
             progress(f"{scenario.title}: {folder / 'report.md'}")
@@ -189,11 +233,40 @@ def index_text(folders: dict[str, Path]) -> str:
         links.append(f"[flows]({scenario.name}/flows.mitm)")
         lines += [f"## {scenario.title}", "", "```sh", *scenario.commands, "```", "",
                   f"{len(analysis.calls)} calls, {verified} with a verified digest: " + " · ".join(links), ""]
+        lines += _commands_made(folder) + _against_the_article(scenario, analysis)
     lines += ["## How the push differs from the index stitched by hand", "",
               f"`ocitrace diff captures/demo/{DIFF[0]} captures/demo/{DIFF[1]}`: "
               f"[diff](diff-{DIFF[0]}-{DIFF[1]}.md) · [中文](diff-{DIFF[0]}-{DIFF[1]}.zh.md). "
               f"The push as a browser draws it: [{SCREENSHOT}]({SCREENSHOT}).", ""]
     return "\n".join(lines)
+
+
+def _commands_made(folder: Path) -> list[str]:
+    journal = folder / COMMANDS_FILE
+    if not journal.exists():
+        return []
+    lines = ["Which command made which calls:", ""]
+    for entry in json.loads(journal.read_text(encoding="utf-8")):
+        calls = entry["calls"]
+        made = f"calls {calls[0]}–{calls[1]}" if calls and calls[0] != calls[1] else (
+            f"call {calls[0]}" if calls else "no call (it works on the local list only)")
+        lines.append(f"- `{entry['command']}`: {made}")
+    return lines + [""]
+
+
+def _against_the_article(scenario: Scenario, analysis) -> list[str]:
+    """The article's table for this story against the rows of the captured story."""
+    if not scenario.article:
+        return []
+    seen = [(row.items[0].call.method, row.step) for section in sections(analysis) for row in fold(section)]
+
+    def words(rows) -> str:
+        return "; ".join(f"{method} ({text(f'step_{step}', 'en')})" for method, step in rows) or "nothing"
+
+    article = set(scenario.article)
+    return ["Against the article's table: both have " + words([r for r in scenario.article if r in seen]) + ". "
+            + "Only the article: " + words([r for r in scenario.article if r not in seen]) + ". "
+            + "Only this capture: " + words(list(dict.fromkeys(r for r in seen if r not in article))) + ".", ""]
 
 
 def write_index(out: Path, folders: dict[str, Path]) -> Path:
