@@ -181,7 +181,7 @@ class Analyzer:
 
     def add(self, call: Call, classification: Classification | None = None) -> AnalyzedCall:
         """Analyse the next call; `classification` is what `classify` said of its request, if asked."""
-        classification = (classification or self.classify(call)).answered(call.status)
+        classification = (classification or self.classify(call)).answered(call.status, call.method)
         item = AnalyzedCall(index=self.count, call=call, classification=classification,
                             findings=list(classification.findings))
         self.count += 1

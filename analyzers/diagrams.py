@@ -57,7 +57,7 @@ def sequence(section: Section, rows: list[Row], lang: str) -> list[str]:
     return fenced(lines)
 
 
-def image_graph(analysis: Analysis) -> list[str]:
+def image_graph(analysis: Analysis, lang: str = "en") -> list[str]:
     """Indexes, their manifests (attestations beside), and what each manifest names; empty when none."""
     objects = {obj.digest: obj for obj in analysis.objects if obj.digest}
     lines = ["graph LR"]
@@ -74,34 +74,34 @@ def image_graph(analysis: Analysis) -> list[str]:
         value = objects[digest].value if digest in objects else None
         if isinstance(value, ImageManifest):
             config = objects.get(value.config.digest)
-            config_label = f"config {short_digest(value.config.digest)}"
+            config_label = f"{text('config', lang)} {short_digest(value.config.digest)}"
             if config is not None and isinstance(config.value, ImageConfig) and not config.value.platform.unknown:
                 config_label += f" {config.value.platform}"
             lines.append(f"    {name} --> {node(value.config.digest, config_label, '()')}")
             for layer in value.layers:
-                label = f"layer {short_digest(layer.digest)} {size(layer.size)} B"
+                label = f"{text('layer', lang)} {short_digest(layer.digest)} {size(layer.size)} B"
                 lines.append(f"    {name} --> {node(layer.digest, label, '()')}")
             if value.subject is not None:
                 subject = node(value.subject.digest, short_digest(value.subject.digest))
-                lines.append(f"    {name} -. subject .-> {subject}")
+                lines.append(f"    {name} -. {_text(text('subject', lang))} .-> {subject}")
         return name
 
     for obj in analysis.objects:
         if not isinstance(obj.value, Index) or not obj.digest:
             continue
-        root = node(obj.digest, f"index {short_digest(obj.digest)}", "{}")
+        root = node(obj.digest, f"{text('graph_index', lang)} {short_digest(obj.digest)}", "{}")
         for d in obj.value.images:
             label = f"{d.platform or d.artifact_type or d.media_type} {short_digest(d.digest)}"
             lines.append(f"    {root} --> {manifest(d.digest, label)}")
         for d in obj.value.attestations:
-            attestation = manifest(d.digest, f"attestation {short_digest(d.digest)}")
+            attestation = manifest(d.digest, f"{text('graph_attestation', lang)} {short_digest(d.digest)}")
             target = ids.get(d.attests or "")
             lines.append(f"    {root} --> {attestation}")
             if target:
-                lines.append(f"    {attestation} -. attests .-> {target}")
+                lines.append(f"    {attestation} -. {_text(text('graph_attests', lang))} .-> {target}")
     for obj in analysis.objects:
         if isinstance(obj.value, ImageManifest) and obj.digest and obj.digest not in ids:
-            manifest(obj.digest, f"manifest {short_digest(obj.digest)}")
+            manifest(obj.digest, f"{text('col_manifest', lang)} {short_digest(obj.digest)}")
     return fenced(lines) if len(lines) > 1 else []
 
 
@@ -121,16 +121,18 @@ def timeline(analysis: Analysis, lang: str) -> list[str]:
     moved = _transfers(analysis)
     if not moved:
         return []
+    from .story import sections, title
+
     blobs = {session: upload.digest for op in analysis.operations for session, upload in op.uploads.items()}
-    titles = {op.id: f"{op.id}. " + text(f"op_{op.shown_kind}", lang, image=op.repository or "", platforms="",
-                                         scope=op.scope or "") for op in analysis.operations}
+    titles = {op.id: f"{n}. {title(section, lang)}" for n, section in enumerate(sections(analysis), 1)
+              for op in section.operations}
     lines = ["gantt", "    dateFormat x", "    axisFormat %M:%S.%L",
              f"    title {_plain(text('timeline_title', lang))}"]
     section = None
     for item in moved:
-        if item.operation != section:
-            section = item.operation
-            lines.append(f"    section {_plain(titles.get(section, section))}")
+        if titles.get(item.operation) != section:
+            section = titles.get(item.operation)
+            lines.append(f"    section {_plain(section)}")
         call = item.call
         moved_bytes = call.response_size if call.method == "GET" else call.request_size
         rate = moved_bytes / call.duration if call.duration else None

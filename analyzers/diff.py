@@ -54,10 +54,19 @@ def _platforms(analysis: Analysis) -> set[str]:
     return {p for operation in analysis.operations for p in operation.platforms}
 
 
-def _indexes(analysis: Analysis) -> dict[str, tuple[str, tuple[str, ...]]]:
+def _indexes(analysis: Analysis) -> dict[str, tuple[str, tuple[str, ...], str]]:
+    """Each index: its media type, its platforms, and whether the capture pushed or pulled it."""
+    pushed = {item.body_digest for item in analysis.calls if item.step == "push-index"}
     return {obj.digest: (obj.value.media_type, tuple(sorted(str(d.platform) for d in obj.value.images
-                                                           if d.platform is not None)))
+                                                           if d.platform is not None)),
+                         "pushed" if obj.digest in pushed else "pulled")
             for obj in analysis.objects if isinstance(obj.value, Index) and obj.digest}
+
+
+def _endpoint_order(endpoint: str) -> tuple:
+    """end-1, end-2, ..., end-4a, ..., end-14, then the extras by name."""
+    match = re.fullmatch(r"end-(\d+)([a-z]?)", endpoint)
+    return (0, int(match.group(1)), match.group(2)) if match else (1, 0, endpoint)
 
 
 @dataclass
@@ -65,16 +74,21 @@ class Diff:
     a: Analysis
     b: Analysis
 
-    def calls(self) -> list[tuple[tuple[str, str, str, str], int, int]]:
-        """Call shapes whose counts differ: (shape, count in A, count in B), in the order first seen."""
+    def shapes(self) -> list[tuple[tuple[str, str, str, str], int, int]]:
+        """Every call shape with its count in A and in B, in the order first seen."""
         ca, cb = Counter(shape(i) for i in self.a.calls), Counter(shape(i) for i in self.b.calls)
         order = list(dict.fromkeys([shape(i) for i in self.a.calls] + [shape(i) for i in self.b.calls]))
-        return [(key, ca[key], cb[key]) for key in order if ca[key] != cb[key]]
+        return [(key, ca[key], cb[key]) for key in order]
+
+    def calls(self) -> list[tuple[tuple[str, str, str, str], int, int]]:
+        """Call shapes whose counts differ."""
+        return [(key, na, nb) for key, na, nb in self.shapes() if na != nb]
 
     def endpoints(self) -> list[tuple[str, int, int]]:
         ca = Counter(i.endpoint_id or "-" for i in self.a.calls)
         cb = Counter(i.endpoint_id or "-" for i in self.b.calls)
-        return [(key, ca[key], cb[key]) for key in sorted(set(ca) | set(cb)) if ca[key] != cb[key]]
+        return [(key, ca[key], cb[key]) for key in sorted(set(ca) | set(cb), key=_endpoint_order)
+                if ca[key] != cb[key]]
 
     def blobs(self) -> list[tuple[str, str, str]]:
         oa, ob = _outcomes(self.a), _outcomes(self.b)
@@ -105,12 +119,15 @@ def render_diff(a: Analysis, b: Analysis, names: tuple[str, str], lang: str = "e
     if calls:
         only_a = [c for c in calls if c[2] == 0]
         only_b = [c for c in calls if c[1] == 0]
+        both = [c for c in diff.shapes() if c[1] and c[2]]
         out.append(text("diff_only", lang, name=name_a, n=sum(c[1] for c in only_a)) + " "
-                   + text("diff_only", lang, name=name_b, n=sum(c[2] for c in only_b)))
+                   + text("diff_only", lang, name=name_b, n=sum(c[2] for c in only_b)) + " "
+                   + text("diff_both", lang, n=len(both)))
+        mark = {True: text("diff_same", lang), False: ""}
         out += ["", table([text("col_request", lang), text("col_status", lang), text("col_meaning", lang), name_a,
-                           name_b],
-                          [[f"{method} {path}", status, text(f"step_{step}", lang), na, nb]
-                           for (method, path, step, status), na, nb in calls]), ""]
+                           name_b, ""],
+                          [[f"{method} {path}", status, text(f"step_{step}", lang), na, nb, mark[na == nb]]
+                           for (method, path, step, status), na, nb in diff.shapes()]), ""]
     else:
         out += [text("diff_same_calls", lang), ""]
 
@@ -129,11 +146,11 @@ def render_diff(a: Analysis, b: Analysis, names: tuple[str, str], lang: str = "e
     out.append("")
     ia, ib = _indexes(a), _indexes(b)
     if ia or ib:
-        out += [table([text("col_digest", lang), text("col_media_type", lang), text("col_platform", lang),
-                       text("diff_in", lang)],
-                      [[short_digest(d), media, ", ".join(platforms), "/".join(
-                          n for n, side in ((name_a, ia), (name_b, ib)) if d in side)]
-                       for d, (media, platforms) in {**ia, **ib}.items()]), ""]
+        out += [table([text("col_digest", lang), text("col_media_type", lang), text("col_platform", lang), name_a,
+                       name_b],
+                      [[short_digest(d), media, ", ".join(platforms),
+                        text(f"diff_{ia[d][2]}", lang) if d in ia else "", text(f"diff_{ib[d][2]}", lang) if d in ib
+                        else ""] for d, (media, platforms, _) in {**ia, **ib}.items()]), ""]
 
     out += [f"## {text('diff_blobs', lang)}", ""]
     counts_a, counts_b = diff.blob_counts()

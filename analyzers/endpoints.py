@@ -33,6 +33,8 @@ _PLACEHOLDERS = {
 STATUS_SUCCESS = "success"
 STATUS_FAILURE = "failure"
 STATUS_OFF_SPEC = "off-spec"
+# A HEAD answered 404 on a row that says so: the content is not there, which is what the client asked.
+STATUS_ABSENT = "absent"
 
 
 @dataclass(frozen=True)
@@ -57,11 +59,15 @@ class Endpoint:
     teaches: str | None = None
     operation: str | Mapping[str, str] = "other"
     step: str | Mapping[str, str] = "other"
+    absent: frozenset[str] = frozenset()  # methods whose 404 answers "not there", not a failure
 
-    def status_class(self, status: int | None) -> str | None:
-        """success, failure (a status the spec names for this endpoint) or off-spec; None without an answer."""
+    def status_class(self, status: int | None, method: str = "") -> str | None:
+        """success, absent, failure (a status the spec names for this endpoint) or off-spec; None without an
+        answer."""
         if status is None:
             return None
+        if status == 404 and method.upper() in self.absent:
+            return STATUS_ABSENT
         if status in self.success:
             return STATUS_SUCCESS
         if status in self.failure:
@@ -107,11 +113,11 @@ class Classification:
     def endpoint_id(self) -> str | None:
         return self.endpoint.id if self.endpoint else None
 
-    def answered(self, status: int | None) -> Classification:
-        """This classification for a call answered with `status`."""
+    def answered(self, status: int | None, method: str = "") -> Classification:
+        """This classification for a call (of `method`) answered with `status`."""
         if self.endpoint is None:
             return self
-        return replace(self, status_class=self.endpoint.status_class(status))
+        return replace(self, status_class=self.endpoint.status_class(status, method))
 
     def opens_session(self, status: int | None) -> bool:
         """Whether this call, answered with `status`, opened an upload session (202 Accepted)."""
@@ -178,6 +184,7 @@ def _endpoint(row: Mapping, any_endpoint_failures: frozenset[int]) -> Endpoint:
         teaches=row.get("teaches"),
         operation=row.get("operation", "other"),
         step=row.get("step", "other"),
+        absent=frozenset(m.upper() for m in row.get("absent", ())),
     )
 
 
@@ -237,7 +244,7 @@ class EndpointTable:
         for endpoint in self._by_method.get(method.upper(), ()):
             if endpoint.pattern is None:
                 if _was_named(endpoint, path, keys, url, learned or {}):
-                    return Classification(endpoint=endpoint, status_class=endpoint.status_class(status))
+                    return Classification(endpoint=endpoint, status_class=endpoint.status_class(status, method))
                 continue
             if endpoint.when_any and not endpoint.when_any & keys:
                 continue
@@ -245,12 +252,12 @@ class EndpointTable:
                 continue
             match = endpoint.pattern.match(path)
             if match:
-                return self._classification(endpoint, match.groupdict(), params, status)
+                return self._classification(endpoint, match.groupdict(), params, status, method)
         return Classification()
 
     def _classification(
         self, endpoint: Endpoint, groups: Mapping[str, str | None], params: Mapping[str, list[str]],
-        status: int | None,
+        status: int | None, method: str,
     ) -> Classification:
         findings: list[Finding] = []
         name, reference = groups.get("name"), groups.get("reference")
@@ -282,7 +289,7 @@ class EndpointTable:
             digest=digest,
             session=session,
             mount_from=mount_from,
-            status_class=endpoint.status_class(status),
+            status_class=endpoint.status_class(status, method),
             findings=tuple(findings),
         )
 

@@ -120,6 +120,7 @@ class Operations:
         self._named: Recent[tuple[str, str], tuple[int, str]] = Recent()
         self._touched: Recent[str, bool] = Recent()  # repositories this session read or wrote
         self._found: Recent[tuple[str, str], tuple[str, int]] = Recent()  # (client, digest) -> (repo, call)
+        self._fetched: Recent[tuple[str, str], int] = Recent()  # (client, manifest digest) -> the call that read it
 
     def add(self, item: AnalyzedCall) -> Operation:
         call, classification = item.call, item.classification
@@ -279,8 +280,15 @@ class Operations:
         if step in ("push-manifest", "push-attestation") and item.platform is not None:
             return Reason("platform-manifest", {"platform": str(item.platform)})
         if step == "push-index" and isinstance(item.object.value if item.object else None, Index):
-            named_here = {d.digest for d in item.object.value.manifests} & set(operation.manifests)
-            return Reason("index-last", {"manifests": len(named_here)})
+            named = [d.digest for d in item.object.value.manifests]
+            pushed_here = set(named) & set(operation.manifests)
+            if pushed_here:
+                return Reason("index-last", {"manifests": len(pushed_here)})
+            read = sorted(self._fetched[(operation.client, d)] + 1 for d in named
+                          if (operation.client, d) in self._fetched)
+            if read:
+                return Reason("index-of-read", {"manifests": len(named), "call": ", ".join(map(str, read))})
+            return Reason("index-of-existing", {"manifests": len(named)})
         return None
 
     # --- what the operation learnt ---
@@ -324,6 +332,8 @@ class Operations:
             if classification.closes_session(call.status):
                 upload.digest, upload.size = item.body_digest or classification.digest, item.body_size
                 self._touched[classification.repository or ""] = True
+        if success and step in ("manifest", "index", "attestation") and item.body_digest:
+            self._fetched.setdefault((operation.client, item.body_digest), item.index)
         if success and step in ("manifest", "index", "attestation", "push-manifest", "push-attestation",
                                 "push-index"):
             digest = item.body_digest or classification.digest

@@ -17,7 +17,7 @@ from .analysis import Analysis, AnalyzedCall, DecodedObject
 from .captures import CaptureError
 from .diagrams import image_graph, sequence, timeline
 from .digests import short_digest
-from .endpoints import STATUS_FAILURE, STATUS_OFF_SPEC, STATUS_SUCCESS
+from .endpoints import STATUS_ABSENT, STATUS_FAILURE, STATUS_OFF_SPEC, STATUS_SUCCESS
 from .findings import Finding
 from .manifests import (
     Decoded,
@@ -344,20 +344,21 @@ def _fields(value: Decoded, lang: str) -> list[list[Any]]:
 
 
 def _endpoint_table(analysis: Analysis, lang: str) -> str:
-    counts: dict[str, Counter] = {}
-    oci: dict[str, str] = {}
+    counts: dict[tuple[str, str], Counter] = {}
+    oci: dict[tuple[str, str], str] = {}
     for item in analysis.calls:
-        key = item.endpoint_id or "-"
+        key = (item.endpoint_id or "-", item.call.method)
         oci[key] = item.classification.endpoint.oci if item.classification.endpoint else text("not_registry", lang)
         c = counts.setdefault(key, Counter())
         c["calls"] += 1
         c[item.classification.status_class or "none"] += 1
         c["sent"] += item.call.request_size or 0
         c["received"] += item.call.response_size or 0
-    rows = [[key, oci[key], c["calls"], c[STATUS_SUCCESS], c[STATUS_FAILURE], c[STATUS_OFF_SPEC],
-             size(c["sent"]), size(c["received"])] for key, c in counts.items()]
-    keys = ("col_endpoint", "col_oci", "col_count", "col_success", "col_failure", "col_off_spec", "col_sent",
-            "col_received")
+    rows = [[endpoint, method, oci[(endpoint, method)], c["calls"], c[STATUS_SUCCESS], c[STATUS_ABSENT],
+             c[STATUS_FAILURE], c[STATUS_OFF_SPEC], size(c["sent"]), size(c["received"])]
+            for (endpoint, method), c in counts.items()]
+    keys = ("col_endpoint", "col_method", "col_oci", "col_count", "col_success", "col_absent", "col_failure",
+            "col_off_spec", "col_sent", "col_received")
     return table([text(k, lang) for k in keys], rows)
 
 
@@ -378,8 +379,10 @@ def render_markdown(analysis: Analysis, sources: Sequence[str] = (), errors: Seq
     out = [f"# {text('title', lang)}", ""]
     if sources:
         out += [f"{text('captures', lang)}: " + ", ".join(cell(Path(s).name) for s in sources), ""]
-    out += [text("summary", lang, calls=len(analysis.calls), registry=registry,
-                 unclassified=len(analysis.calls) - registry), ""]
+    unclassified = len(analysis.calls) - registry
+    clients = list(dict.fromkeys(op.client for op in analysis.operations if op.client))
+    out += [text("summary" if unclassified else "summary_all", lang, calls=len(analysis.calls), registry=registry,
+                 unclassified=unclassified, clients=", ".join(clients) or text("unknown_client", lang)), ""]
     if errors or notices:
         problems = [(e.path, e.finding) for e in errors] + list(notices)
         out += [f"## {text('capture_errors_heading', lang)}", ""]
@@ -388,7 +391,7 @@ def render_markdown(analysis: Analysis, sources: Sequence[str] = (), errors: Seq
     out += [f"## {text('objects_heading', lang)}", ""]
     trees, shown = _images(analysis, lang)
     out += trees + [""] if trees else []
-    out += image_graph(analysis) + [""] if trees else []
+    out += image_graph(analysis, lang) + [""] if trees else []
     rest = [obj for obj in analysis.objects if obj.digest not in shown]
     for obj in rest:
         out += [_object_section(obj, analysis, lang), ""]

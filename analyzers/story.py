@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .digests import short_digest
-from .manifests import ImageManifest, Index
+from .manifests import ImageConfig, ImageManifest, Index
 from .operations import PUSH, Operation, Reason
 from .strings import strings, text
 from .words import cell, size, table
@@ -25,6 +25,7 @@ _DIGEST = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}")
 # Reasons that differ call by call: each is said in full. Others are said once for the row, their values joined.
 _EACH = frozenset({"uploaded", "registry-error", "challenge", "token"})
 _MOST_REASONS = 3
+_MOST_LISTED = 4  # values listed in full; past this many, the first two and a count
 # Steps told as one row: the article's "fetch every blob the manifests name".
 _ROW_STEPS = {"config": "blobs", "layer": "blobs", "blob": "blobs", "attestation-layer": "blobs"}
 _MANIFEST_STEPS = frozenset({"index", "manifest", "attestation", "push-manifest", "push-attestation", "push-index"})
@@ -36,6 +37,10 @@ class Section:
 
     operations: list[Operation]
     items: list[AnalyzedCall] = field(default_factory=list)
+    # What the whole capture tells of a digest after the call that asked for it: whose diff_id it is (the
+    # call that carried that config), and which upload closed with it.
+    diff_ids: dict[str, int] = field(default_factory=dict)
+    uploaded: dict[str, int] = field(default_factory=dict)
 
     @property
     def first(self) -> Operation:
@@ -53,6 +58,7 @@ class Section:
 class Row:
     step: str
     items: list[AnalyzedCall]
+    reasons: list[Reason | None] = field(default_factory=list)  # each item's, as the whole capture explains it
 
 
 def _key(operation: Operation) -> tuple:
@@ -72,9 +78,30 @@ def sections(analysis: Analysis) -> list[Section]:
         else:
             result.append(Section([operation]))
         result[-1].items += members[operation.id]
+    diff_ids: dict[str, int] = {}
+    for obj in analysis.objects:
+        if isinstance(obj.value, ImageConfig) and obj.calls:
+            for diff_id in obj.value.diff_ids:
+                diff_ids.setdefault(diff_id, obj.calls[0])
     for section in result:
         section.items.sort(key=lambda item: item.index)
+        section.diff_ids = diff_ids
+        section.uploaded = {u.digest: u.calls[-1] for op in section.operations for u in op.uploads.values()
+                            if u.digest and u.calls}
     return result
+
+
+def explained(item: AnalyzedCall, section: Section) -> Reason | None:
+    """The call's reason, or a better one that only later calls could give: a blob found absent is the
+    diff_id of a config pushed afterwards, or was then uploaded."""
+    reason, digest = item.reason, item.classification.digest or ""
+    if item.step == "blob-exists" and item.call.status == 404 and reason is not None \
+            and reason.code in ("absent", "again"):
+        if digest in section.diff_ids:
+            return Reason("diff-id", {"call": section.diff_ids[digest] + 1})
+        if digest in section.uploaded:
+            return Reason("absent-uploaded", {"call": section.uploaded[digest] + 1})
+    return reason
 
 
 def fold(section: Section) -> list[Row]:
@@ -83,14 +110,16 @@ def fold(section: Section) -> list[Row]:
     for item in section.items:
         step = _ROW_STEPS.get(item.step or "other", item.step or "other")
         key: tuple = (step,) if step == "upload" else (step, item.call.method, item.call.status)
-        rows.setdefault(key, Row(step, [])).items.append(item)
+        row = rows.setdefault(key, Row(step, []))
+        row.items.append(item)
+        row.reasons.append(explained(item, section))
     return sorted(rows.values(), key=lambda row: row.items[0].index)
 
 
 # --- words ---
 
-def ranges(indexes: list[int]) -> str:
-    """0-based indexes as 1-based call numbers: `1, 6, 12–14`."""
+def ranges(indexes: list[int], most: int = 6) -> str:
+    """0-based indexes as 1-based call numbers: `1, 6, 12–14`; past `most` ranges, `2, 3, 7, … 162 (48)`."""
     numbers = sorted({i + 1 for i in indexes})
     parts, start = [], None
     for n, nxt in zip(numbers, numbers[1:] + [None], strict=True):
@@ -98,6 +127,8 @@ def ranges(indexes: list[int]) -> str:
         if nxt != n + 1:
             parts.append(str(n) if start == n else f"{start}–{n}")
             start = None
+    if len(parts) > most:
+        return f"{', '.join(parts[:3])}, … {parts[-1]} ({len(numbers)})"
     return ", ".join(parts)
 
 
@@ -148,12 +179,16 @@ def _media_types(row: Row) -> list[str]:
 
 
 def _meaning(row: Row, lang: str) -> str:
-    words = text(f"step_{row.step}", lang)
+    one = len(row.items) == 1 and f"step_{row.step}_one" in strings()
+    words = text(f"step_{row.step}_one" if one else f"step_{row.step}", lang)
     if row.step == "blobs":
         kinds = {}
         for item in row.items:
             kinds[item.step] = kinds.get(item.step, 0) + 1
-        words += " (" + ", ".join(f"{text(f'blob_kind_{kind}', lang)} ×{n}" for kind, n in kinds.items()) + ")"
+        if set(kinds) == {"config"}:
+            words = text("step_config", lang)
+        else:
+            words += " (" + ", ".join(f"{text(f'blob_kind_{kind}', lang)} ×{n}" for kind, n in kinds.items()) + ")"
     if row.step in _MANIFEST_STEPS and _media_types(row):
         words += f" ({', '.join(_media_types(row))})"
     errors = list(dict.fromkeys(f"{e.code}" for item in row.items for e in item.registry_errors))
@@ -164,15 +199,18 @@ def _meaning(row: Row, lang: str) -> str:
 
 def answer(row: Row, lang: str) -> str:
     """What the registry's answer meant, in a few words (for a picture): `404 absent`, `201 mounted`."""
-    codes = [item.reason.code for item in row.items if item.reason is not None]
+    codes = [reason.code for reason in row.reasons if reason is not None]
     code = codes[0] if codes else None
-    key = f"answer_{code}" if code is not None else ""
-    return f"{_status(row)} {text(key, lang)}" if key and key in strings() else _status(row)
+    for key in (f"answer_{code}", f"answer_step_{row.step}"):
+        if key in strings():
+            return f"{_status(row)} {text(key, lang)}"
+    return _status(row)
 
 
 def reason_text(reason: Reason, lang: str) -> str:
     values = {k: _value(k, v) for k, v in reason.values.items()}
-    return text(f"why_{reason.code}", lang, **values)
+    code = "uploaded-whole" if reason.code == "uploaded" and reason.values.get("chunks") == 1 else reason.code
+    return text(f"why_{code}", lang, **values)
 
 
 def _value(key: str, value: Any) -> str:
@@ -184,27 +222,41 @@ def _value(key: str, value: Any) -> str:
 
 
 def _why(row: Row, lang: str) -> str:
-    reasons = [item.reason for item in row.items if item.reason is not None]
+    """Each reason of the row's calls; when they differ, each says which calls it is about."""
+    by_code: dict[str | None, list[tuple[AnalyzedCall, Reason | None]]] = {}
+    for item, reason in zip(row.items, row.reasons, strict=True):
+        by_code.setdefault(reason.code if reason else None, []).append((item, reason))
+    several = len(by_code) > 1
     said: list[str] = []
-    codes = list(dict.fromkeys(r.code for r in reasons))
-    for code in codes:
-        of_code = [r for r in reasons if r.code == code]
+    for code, pairs in by_code.items():
+        if code is None:
+            continue
+        items = [item for item, _ in pairs]
+        reasons = [reason for _, reason in pairs]
         if code in _EACH:
-            texts = list(dict.fromkeys(reason_text(r, lang) for r in of_code))
+            texts = list(dict.fromkeys(reason_text(r, lang) for r in reasons))
             more = len(texts) - _MOST_REASONS
-            said += texts[:_MOST_REASONS] + ([text("and_more", lang, n=more)] if more > 0 else [])
+            words = "; ".join(texts[:_MOST_REASONS] + ([text("and_more", lang, n=more)] if more > 0 else []))
         else:
             joined: dict[str, list[str]] = {}
-            for r in of_code:
+            for r in reasons:
                 for key, value in r.values.items():
                     shown = _value(key, value)
                     if shown and shown not in joined.setdefault(key, []):
                         joined[key].append(shown)
-            values = {key: ", ".join(vals[:8]) + ("…" if len(vals) > 8 else "") for key, vals in joined.items()}
-            for key in of_code[0].values:
+            values = {key: _joined(sorted(vals, key=lambda v: (len(v), v)) if key == "call" else vals, lang)
+                      for key, vals in joined.items()}
+            for key in reasons[0].values:
                 values.setdefault(key, "")
-            said.append(text(f"why_{code}", lang, **values))
+            words = text(f"why_{code}", lang, **values)
+        said.append(f"{ranges([i.index for i in items])}: {words}" if several else words)
     return "; ".join(said)
+
+
+def _joined(values: list[str], lang: str) -> str:
+    if len(values) > _MOST_LISTED:
+        return text("n_values", lang, first=", ".join(values[:2]), n=len(values))
+    return ", ".join(values)
 
 
 def title(section: Section, lang: str) -> str:
@@ -213,8 +265,8 @@ def title(section: Section, lang: str) -> str:
     if image and operation.reference:
         image += f":{operation.reference}"
     platforms = section.platforms
-    shown = text("for_platforms", lang, platforms=", ".join(platforms)) if platforms and operation.kind != PUSH \
-        else ""
+    listed = ", ".join(platforms) if len(platforms) <= _MOST_LISTED else text("n_platforms", lang, n=len(platforms))
+    shown = text("for_platforms", lang, platforms=listed) if platforms and operation.kind != PUSH else ""
     scope = next((r.values.get("scope") for i in section.items if (r := i.reason) and r.code == "challenge"), "")
     return text(f"op_{operation.shown_kind}", lang, image=image, platforms=shown, scope=scope or "")
 
@@ -231,10 +283,21 @@ def push_summary(section: Section, lang: str) -> str:
         present |= operation.present
         uploaded.update({u.digest: u.size or 0 for u in operation.uploads.values() if u.digest})
     present -= mounted | set(uploaded)
-    return text("push_summary", lang, indexes=steps.get("push-index", 0), manifests=steps.get("push-manifest", 0),
+    summary = text("push_summary", lang, indexes=steps.get("push-index", 0), manifests=steps.get("push-manifest", 0),
                 attestations=steps.get("push-attestation", 0),
                 blobs=len(mounted) + len(present) + len(uploaded), mounted=len(mounted), present=len(present),
-                uploaded=len(uploaded), bytes=size(sum(uploaded.values())))
+                   uploaded=len(uploaded), bytes=size(sum(uploaded.values())))
+    return summary
+
+
+def conclusion(section: Section, lang: str) -> str:
+    """The article's conclusion, where this push shows it: single-arch pushes, plus one manifest, the index."""
+    index = [item for item in section.items if item.step == "push-index"]
+    others = [item for item in section.items if item.step not in ("push-index", "ping")]
+    if not index or not others:
+        return ""
+    return text("push_conclusion", lang, index=ranges([i.index for i in index]),
+                others=ranges([i.index for i in others], most=2))
 
 
 def render_story(analysis: Analysis, lang: str, diagram=None) -> list[str]:
@@ -250,6 +313,8 @@ def render_story(analysis: Analysis, lang: str, diagram=None) -> list[str]:
         out += [cell(who), ""]
         if operation.kind == PUSH:
             out += [cell(push_summary(section, lang)), ""]
+            if conclusion(section, lang):
+                out += [cell(conclusion(section, lang)), ""]
         rows = fold(section)
         out.append(table(headers, [[ranges([i.index for i in row.items]), _request(row), _count(row), _status(row),
                                     _meaning(row, lang), _why(row, lang)] for row in rows]))

@@ -113,6 +113,7 @@ class Scenario:
     plain: bool = False  # recorded by plain `mitmdump -w`, the report made by `ocitrace analyze`
     # The article's table for this story, as (method, step) rows of ocitrace's story.
     article: tuple[tuple[str, str], ...] = ()
+    note: str = ""  # what a reader of the article should know about how this story was recorded
 
 
 def seed(lab: Lab, env: dict[str, str]) -> None:
@@ -167,6 +168,9 @@ SCENARIOS = (
              SEED_COMMANDS, seed),
     Scenario("build-push", "1. Build and push a multi-arch image (the article's buildx push)",
              BUILD_COMMANDS, build_and_push,
+             note="buildah stands in for `docker buildx` here (there is no docker daemon on this machine): it builds "
+                  "and pushes the same index of two platforms, but adds no attestation manifests, where buildx adds "
+                  "one per platform (the base image seeded above has them, as buildx makes them).",
              article=(("HEAD", "manifest-exists"), ("GET", "index"), ("GET", "manifest"), ("GET", "blobs"),
                       ("POST", "upload"), ("PUT", "push-index"))),
     Scenario("manual", "2. Create the index by hand with docker manifest",
@@ -231,7 +235,8 @@ def index_text(folders: dict[str, Path]) -> str:
         if (folder / "events.jsonl").exists():
             links.append(f"[events]({scenario.name}/events.jsonl)")
         links.append(f"[flows]({scenario.name}/flows.mitm)")
-        lines += [f"## {scenario.title}", "", "```sh", *scenario.commands, "```", "",
+        lines += [f"## {scenario.title}", "", *([scenario.note, ""] if scenario.note else []),
+                  "```sh", *scenario.commands, "```", "",
                   f"{len(analysis.calls)} calls, {verified} with a verified digest: " + " · ".join(links), ""]
         lines += _commands_made(folder) + _against_the_article(scenario, analysis)
     lines += ["## How the push differs from the index stitched by hand", "",

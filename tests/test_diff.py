@@ -48,7 +48,7 @@ def test_the_diff_reads_in_both_languages(tmp_path, capsys):
     assert first.index("a.mitm") < first.index(" and ") < first.index("b.mitm")
     assert "| uploaded " in out and "| mounted " in out
     assert main(["diff", str(a), str(b), "--lang", "zh"]) == 0
-    assert "## 不同的调用" in capsys.readouterr().out
+    assert "## 调用 (按调用类型归并" in capsys.readouterr().out
     assert render_diff(run(*uploading("app")), run(*uploading("app")), ("a", "b")).count("The same calls") == 1
 
 

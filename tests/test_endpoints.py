@@ -42,7 +42,14 @@ def test_each_endpoint_is_classified_with_its_success_and_failure_status(method,
     failure = table.classify(method, path, query, bad)
     assert success.endpoint_id == endpoint and failure.endpoint_id == endpoint
     assert success.status_class == "success"
-    assert failure.status_class == "failure"
+    assert failure.status_class == ("absent" if method == "HEAD" and bad == 404 else "failure")
+
+
+@pytest.mark.parametrize("path", ["/v2/a/blobs/" + D, "/v2/a/manifests/latest"])
+def test_a_head_answered_404_is_absent_an_answer_not_a_failure(path):
+    table = default_table()
+    assert table.classify("HEAD", path, "", 404).status_class == "absent"
+    assert table.classify("GET", path, "", 404).status_class == "failure"
 
 
 def test_a_status_the_spec_does_not_name_is_off_spec():

@@ -58,7 +58,7 @@ def test_markdown_counts_calls_per_endpoint_and_bytes_each_way():
 def test_chinese_report_uses_the_article_wording():
     md = render(article_session(), "markdown", "zh")
     assert "| 说明" in md and "| OCI 对应" in md and "判断 manifest 是否存在" in md
-    assert "多架构索引: 8 个平台 + 8 个证明文件" in md
+    assert "多架构manifest: 8 个平台 + 8 个证明文件" in md
 
 
 def test_hostile_values_cannot_break_a_table():
