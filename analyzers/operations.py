@@ -277,7 +277,14 @@ class Operations:
             upload = operation.uploads.get(item.session or "")
             return Reason("uploaded", {"digest": item.body_digest or digest, "bytes": item.body_size,
                                        "chunks": upload.chunks if upload else 0})
-        if step in ("push-manifest", "push-attestation") and item.platform is not None:
+        value = item.object.value if item.object is not None else None
+        if step == "index" and classification.tag is not None and isinstance(value, Index):
+            return Reason("tag-names-index", {"platforms": len(value.images)})
+        if step == "manifest" and classification.tag is not None:
+            return Reason("tag-names-manifest")
+        if step == "push-attestation":
+            return Reason("attestation-pushed")
+        if step == "push-manifest" and item.platform is not None:
             return Reason("platform-manifest", {"platform": str(item.platform)})
         if step == "push-index" and isinstance(item.object.value if item.object else None, Index):
             named = [d.digest for d in item.object.value.manifests]

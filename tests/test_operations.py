@@ -68,7 +68,7 @@ def test_a_pull_of_one_platform_is_one_operation_that_says_why_each_call_was_mad
     [op] = a.operations
     assert (op.shown_kind, op.client, op.repository, op.reference, op.platforms) == (
         "pull", "skopeo/1.9.3", "app", "v1", ["linux/arm64"])
-    assert reasons(a) == [("ping", "ping"), ("index", None), ("manifest", "named-by-index"),
+    assert reasons(a) == [("ping", "ping"), ("index", "tag-names-index"), ("manifest", "named-by-index"),
                           ("config", "named-by-manifest"), ("layer", "named-by-manifest")]
     assert dict(a.calls[2].reason.values) == {"call": 2, "platform": "linux/arm64"}
     assert [item.operation for item in a.calls] == [1] * 5
@@ -153,7 +153,7 @@ def test_a_second_ask_folds_with_the_first_and_says_so():
     rows = fold(section)
     assert [(row.step, ranges([i.index for i in row.items])) for row in rows] == [
         ("ping", "1, 6"), ("index", "2, 7"), ("manifest", "3, 8"), ("blobs", "4–5, 9–10")]
-    assert [item.reason.code if item.reason else None for item in rows[1].items] == [None, "again"]
+    assert [item.reason.code for item in rows[1].items] == ["tag-names-index", "again"]
 
 
 def test_the_story_of_a_push_is_a_few_rows_whatever_the_number_of_blobs():
