@@ -141,6 +141,8 @@ class Operations:
         again = self._seen.get((operation.client, call.method, call.url))
         self._record(item, operation, step)
         item.reason = self._reason(item, operation, step, again)
+        if not self.retain and item.session and classification.closes_session(call.status):
+            operation.uploads.pop(item.session, None)  # live: a closed upload is told; nothing asks of it again
         return operation
 
     # --- which operation ---
