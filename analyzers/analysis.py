@@ -136,6 +136,14 @@ def _origin_and_path(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname}{shown}{parts.path}"
 
 
+def _resolved(base: str, reference: str) -> str | None:
+    """scheme://host/path of `reference` read against `base`; None for a URL that cannot be one."""
+    try:
+        return _origin_and_path(urljoin(base, reference))
+    except ValueError:
+        return None
+
+
 def _realm(challenge: str) -> str | None:
     """The realm of a `WWW-Authenticate: Bearer realm="...",service="..."` challenge."""
     scheme, _, params = challenge.strip().partition(" ")
@@ -208,21 +216,23 @@ class Analyzer:
     def _learn(self, call: Call, classification: Classification) -> None:
         if call.status == 401:
             realm = _realm(call.response_headers.get("www-authenticate") or "")
-            if realm:
-                self._learned.setdefault("challenge", Recent())[_origin_and_path(urljoin(call.url, realm))] = None
+            target = _resolved(call.url, realm) if realm else None
+            if target:
+                self._learned.setdefault("challenge", Recent())[target] = None
         endpoint, location = classification.endpoint, call.response_headers.get("location")
         if endpoint is not None and endpoint.teaches and _redirect(call.status) and location:
-            target = _origin_and_path(urljoin(call.url, location))
-            self._learned.setdefault(endpoint.teaches, Recent())[target] = classification
+            target = _resolved(call.url, location)
+            if target:
+                self._learned.setdefault(endpoint.teaches, Recent())[target] = classification
 
     def _opened_session(self, item: AnalyzedCall) -> str | None:
         call = item.call
         if not item.classification.opens_session(call.status):
             return None
-        session = call.response_headers.get("docker-upload-uuid")
-        if not session:
-            location = (call.response_headers.get("location") or "").split("?", 1)[0].rstrip("/")
-            session = location.rsplit("/", 1)[-1] or None
+        # The id the next calls will name is the last segment of the Location they go to.
+        location = (call.response_headers.get("location") or "").split("?", 1)[0].rstrip("/")
+        session = location.rsplit("/", 1)[-1] if "/" in location else None
+        session = session or call.response_headers.get("docker-upload-uuid") or None
         if session:
             self.sessions.open(session, item.classification.repository, item.index)
         return session

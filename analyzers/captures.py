@@ -11,6 +11,7 @@ import base64
 import binascii
 import heapq
 import json
+import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -133,8 +134,13 @@ def _int(value: Any) -> int | None:
 
 
 def _float(value: Any) -> float | None:
+    """A finite number, or None: a capture's NaN, infinity or 400-digit time is no time at all."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            return None
+        return number if math.isfinite(number) else None
     return None
 
 
@@ -272,7 +278,7 @@ def _har_body(content: Any) -> bytes | None:
 def _har_time(value: Any) -> float | None:
     try:
         return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
 
 
@@ -318,7 +324,8 @@ def call_from_har_entry(entry: Mapping[str, Any], source: str = "") -> Call:
         request_body=_unless_lost(request_body, headers),
         response_body=_unless_lost(_har_body(resp.get("content")), resp_headers),
         timestamp=started,
-        end=started + elapsed / 1000 if started is not None and elapsed is not None and elapsed >= 0 else None,
+        end=_float(started + elapsed / 1000) if started is not None and elapsed is not None and elapsed >= 0
+        else None,
         error=_text(error) if error else (None if status is not None and status > 0 else "no response"),
         source=source,
     )
@@ -373,7 +380,7 @@ def call_from_event(record: Mapping[str, Any], source: str = "") -> Call:
         request_headers=headers_from_pairs(record.get("request_headers")),
         response_headers=headers_from_pairs(record.get("response_headers")),
         timestamp=_float(record.get("timestamp")),
-        end=_float(record["timestamp"]) + _float(record["duration"])
+        end=_float(_float(record["timestamp"]) + _float(record["duration"]))
         if _float(record.get("timestamp")) is not None and _float(record.get("duration")) is not None else None,
         error=_text(record["error"]) if record.get("error") else None,
         source=source,

@@ -135,7 +135,7 @@ def timeline(analysis: Analysis, lang: str) -> list[str]:
             lines.append(f"    section {_plain(section)}")
         call = item.call
         moved_bytes = call.response_size if call.method == "GET" else call.request_size
-        rate = moved_bytes / call.duration if call.duration else None
+        rate = moved_bytes / call.duration if call.duration and moved_bytes < 1 << 60 else None
         digest = item.classification.digest or blobs.get(item.session or "") or item.body_digest or ""
         name = short_digest(digest).partition(":")[2] or (item.session or "")[:12]
         label = f"{call.method} {name} {size(moved_bytes)} B"

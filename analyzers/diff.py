@@ -12,25 +12,24 @@ from collections import Counter
 from dataclasses import dataclass
 
 from .analysis import Analysis, AnalyzedCall
+from .digests import IN_TEXT as _DIGEST
 from .digests import short_digest
 from .manifests import Index
 from .story import sections, title
 from .strings import text
 from .words import cell, table
 
-_DIGEST = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}")
-
 
 def shape(item: AnalyzedCall) -> tuple[str, str, str, str]:
     """(method, path template, step, status) of a call."""
     path = item.call.path
     classification = item.classification
-    if classification.session:
-        path = path.replace(classification.session, "<session>")
-    if classification.repository:
-        path = path.replace(f"/{classification.repository}/", "/<name>/", 1)
-    if classification.tag:
-        path = path[: -len(classification.tag)] + "<tag>" if path.endswith(classification.tag) else path
+    if classification.session and path.endswith("/" + classification.session):
+        path = path[: -len(classification.session)] + "<session>"
+    if classification.repository and path.startswith(f"/v2/{classification.repository}/"):
+        path = "/v2/<name>/" + path[len(f"/v2/{classification.repository}/"):]
+    if classification.tag and path.endswith("/" + classification.tag):
+        path = path[: -len(classification.tag)] + "<tag>"
     path = _DIGEST.sub("<digest>", path)
     status = "—" if item.call.status is None else str(item.call.status)
     return item.call.method, path, item.step or "other", status
@@ -101,10 +100,10 @@ class Diff:
 
 def render_diff(a: Analysis, b: Analysis, names: tuple[str, str], lang: str = "en") -> str:
     diff = Diff(a, b)
-    name_a, name_b = (cell(n) for n in names)
-    out = [f"# {text('diff_title', lang, a=name_a, b=name_b)}", ""]
-    out += [text("diff_summary", lang, name=name_a, calls=len(a.calls), operations=len(sections(a))),
-            text("diff_summary", lang, name=name_b, calls=len(b.calls), operations=len(sections(b))), ""]
+    name_a, name_b = names  # raw in table headers (table() makes every cell safe), through cell() elsewhere
+    out = [f"# {cell(text('diff_title', lang, a=name_a, b=name_b))}", ""]
+    out += [cell(text("diff_summary", lang, name=name_a, calls=len(a.calls), operations=len(sections(a)))), "",
+            cell(text("diff_summary", lang, name=name_b, calls=len(b.calls), operations=len(sections(b)))), ""]
 
     out += [f"## {text('diff_operations', lang)}", ""]
     rows = []
@@ -120,9 +119,9 @@ def render_diff(a: Analysis, b: Analysis, names: tuple[str, str], lang: str = "e
         only_a = [c for c in calls if c[2] == 0]
         only_b = [c for c in calls if c[1] == 0]
         both = [c for c in diff.shapes() if c[1] and c[2]]
-        out.append(text("diff_only", lang, name=name_a, n=sum(c[1] for c in only_a)) + " "
-                   + text("diff_only", lang, name=name_b, n=sum(c[2] for c in only_b)) + " "
-                   + text("diff_both", lang, n=len(both)))
+        out.append(cell(text("diff_only", lang, name=name_a, n=sum(c[1] for c in only_a)) + " "
+                        + text("diff_only", lang, name=name_b, n=sum(c[2] for c in only_b)) + " "
+                        + text("diff_both", lang, n=len(both))))
         mark = {True: text("diff_same", lang), False: ""}
         out += ["", table([text("col_request", lang), text("col_status", lang), text("col_meaning", lang), name_a,
                            name_b, ""],
@@ -138,11 +137,11 @@ def render_diff(a: Analysis, b: Analysis, names: tuple[str, str], lang: str = "e
 
     pa, pb = _platforms(a), _platforms(b)
     out += [f"## {text('diff_platforms', lang)}", ""]
-    out += [text("diff_platform_line", lang, name=name_a, platforms=", ".join(sorted(pa)) or "-"),
-            text("diff_platform_line", lang, name=name_b, platforms=", ".join(sorted(pb)) or "-")]
+    out += [cell(text("diff_platform_line", lang, name=name_a, platforms=", ".join(sorted(pa)) or "-")), "",
+            cell(text("diff_platform_line", lang, name=name_b, platforms=", ".join(sorted(pb)) or "-"))]
     if pa != pb:
-        out.append(text("diff_platforms_changed", lang, added=", ".join(sorted(pb - pa)) or "-",
-                        removed=", ".join(sorted(pa - pb)) or "-"))
+        out += ["", cell(text("diff_platforms_changed", lang, added=", ".join(sorted(pb - pa)) or "-",
+                              removed=", ".join(sorted(pa - pb)) or "-"))]
     out.append("")
     ia, ib = _indexes(a), _indexes(b)
     if ia or ib:

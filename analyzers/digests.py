@@ -19,6 +19,11 @@ _ENCODED = {"sha256": re.compile(r"[a-f0-9]{64}"), "sha512": re.compile(r"[a-f0-
             "blake3": re.compile(r"[a-f0-9]{64}")}
 
 
+# A digest inside a path or a sentence. It may start only where a token starts (the lookbehind), so a long
+# run of letters is scanned once, not once per letter.
+IN_TEXT = re.compile(r"(?<![a-z0-9+._-])[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}")
+
+
 class DigestError(ValueError):
     """A string that is not a digest; `reason` is a code: `grammar` or `encoded` (wrong form for its algorithm)."""
 

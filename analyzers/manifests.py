@@ -10,6 +10,7 @@ import binascii
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from .findings import Finding
@@ -202,10 +203,24 @@ class Index:
         return tuple(d for d in self.manifests if d.attests is not None)
 
     def attestation_for(self, digest: str) -> Descriptor | None:
-        return next((d for d in self.attestations if d.attests == digest), None)
+        return self._attestation_of.get(digest)
 
     def platform_of(self, digest: str) -> Platform | None:
-        return next((d.platform for d in self.manifests if d.digest == digest), None)
+        return self._platform_of.get(digest)
+
+    @cached_property
+    def _attestation_of(self) -> dict[str, Descriptor]:
+        found: dict[str, Descriptor] = {}
+        for d in self.attestations:
+            found.setdefault(d.attests or "", d)
+        return found
+
+    @cached_property
+    def _platform_of(self) -> dict[str, Platform | None]:
+        found: dict[str, Platform | None] = {}
+        for d in self.manifests:
+            found.setdefault(d.digest, d.platform)
+        return found
 
 
 @dataclass(frozen=True)

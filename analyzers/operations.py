@@ -69,6 +69,7 @@ class Operation:
     present: set[str] = field(default_factory=set)  # digests the registry already had
     manifests: list[str] = field(default_factory=list)  # digests of manifests pushed (or fetched)
     scope: str | None = None  # what an auth operation asked for
+    host: str = ""  # the registry it talked to
 
     @property
     def shown_kind(self) -> str:
@@ -91,14 +92,19 @@ class Operation:
         return summary
 
 
+# A client's name is for a heading: long User-Agents are cut here.
+MOST_NAME = 80
+
+
 def client_name(user_agent: str | None) -> str:
     """`skopeo/1.9.3`, `Buildah/1.28.2`, `Docker-Client/28.2.2 (linux)`: the product a User-Agent names."""
-    if not user_agent:
-        return ""
-    upstream = re.search(r"UpstreamClient\((.*)\)\s*$", user_agent)
-    if upstream:
-        return upstream.group(1).replace("\\(", "(").replace("\\)", ")")
-    return user_agent.split(" ", 1)[0]
+    flat = " ".join((user_agent or "").split())
+    start, end = flat.rfind("UpstreamClient("), flat.rfind(")")
+    if start >= 0 and end == len(flat) - 1 and end > start:  # the docker CLI names its product last
+        name = flat[start + len("UpstreamClient("):end].replace("\\(", "(").replace("\\)", ")")
+    else:
+        name = flat.split(" ", 1)[0]
+    return name[:MOST_NAME]
 
 
 def _challenge(header: str | None) -> dict[str, str]:
@@ -113,7 +119,7 @@ class Operations:
         self.all: list[Operation] = []
         self.count = 0
         self._pending: Recent[str, Operation] = Recent(1024)  # a client's GET /v2/, waiting for what it starts
-        self._open: Recent[tuple[str, str, str | None], Operation] = Recent(4096)
+        self._open: Recent[tuple[str, str, str, str | None], Operation] = Recent(4096)
         self._auth: Recent[str, Operation] = Recent(1024)  # a client's challenge waiting for its token
         self._seen: Recent[tuple[str, str, str], int] = Recent()  # (client, method, url) -> first call
         # (client, digest) -> (call that named it, how): the client's own index or manifest, else anyone's ("")
@@ -147,8 +153,8 @@ class Operations:
 
     # --- which operation ---
 
-    def _new(self, kind: str, client: str, repository: str | None) -> Operation:
-        pending = self._pending.pop(client, None)
+    def _new(self, kind: str, client: str, repository: str | None, host: str) -> Operation:
+        pending = self._pending.pop(client, None) if kind != "other" else None
         if pending is not None:  # the GET /v2/ that began it
             pending.kind, pending.repository = kind, repository
             operation = pending
@@ -157,10 +163,12 @@ class Operations:
             operation = Operation(self.count, kind, client, repository)
             if self.retain:
                 self.all.append(operation)
-        self._open[(client, kind, repository)] = operation
+        operation.host = host
+        self._open[(client, kind, host, repository)] = operation
         return operation
 
     def _operation(self, item: AnalyzedCall, client: str, kind: str, step: str, repository: str | None) -> Operation:
+        host = item.call.host
         if step == "ping":
             pending = self._pending.get(client)
             if pending is None:
@@ -172,11 +180,11 @@ class Operations:
         if kind == AUTH:
             operation = self._auth.get(client)
             if operation is None or (step == "challenge" and operation.steps.get("token")):
-                operation = self._auth[client] = self._new(AUTH, client, repository)
+                operation = self._auth[client] = self._new(AUTH, client, repository, host)
             if step == "token":
                 del self._auth[client]
             return operation
-        push = self._open.get((client, PUSH, repository))
+        push = self._open.get((client, PUSH, host, repository))
         if kind == PULL and step == "manifest-exists" and push is not None and client not in self._pending:
             return push  # "does the target manifest exist", just before pushing it
         if kind == PUSH and step == "blob-exists" and push is None and client not in self._pending:
@@ -184,15 +192,15 @@ class Operations:
             elsewhere = self._last_push(client)
             if elsewhere is not None:
                 return elsewhere
-        if client in self._pending:
-            return self._new(kind, client, repository)
-        current = self._open.get((client, kind, repository))
+        if client in self._pending and kind != "other":
+            return self._new(kind, client, repository, host)
+        current = self._open.get((client, kind, host, repository))
         if current is None or (kind == PULL and self._restarts(item, step, current)):
-            return self._new(kind, client, repository)
+            return self._new(kind, client, repository, host)
         return current
 
     def _last_push(self, client: str) -> Operation | None:
-        pushes = [op for (c, kind, _), op in self._open.items() if c == client and kind == PUSH]
+        pushes = [op for (c, kind, _, _), op in self._open.items() if c == client and kind == PUSH]
         return max(pushes, key=lambda op: op.id) if pushes else None
 
     @staticmethod
@@ -247,6 +255,8 @@ class Operations:
             repository = classification.repository
             if call.status == 200:
                 return Reason("source-has", {"repository": repository})
+            if call.status != 404:
+                return None
             if repository in self._touched:
                 return Reason("source-lacks", {"repository": repository})
             return Reason("client-cache", {"repository": repository})
@@ -261,17 +271,23 @@ class Operations:
         if step == "blob-exists":
             if call.status == 200:
                 return Reason("present")
+            if call.status != 404:
+                return None
             if named is not None and named[1] == "diff_id":
                 return Reason("diff-id", {"call": named[0] + 1})
             return Reason("absent")
-        if step == "manifest-exists" and operation.kind == PUSH:
+        if step == "manifest-exists" and operation.kind == PUSH and call.status in (200, 404):
             return Reason("target-exists" if call.status == 200 else "target-absent")
         if step == "mount":
             source = classification.mount_from
             if call.status == 201:
                 found = self._found.get((operation.client, digest or ""))
-                return Reason("mounted", {"repository": source, "call": found[1] + 1 if found else 0})
-            return Reason("mount-refused", {"repository": source})
+                if found is None:
+                    return Reason("mounted-from", {"repository": source})
+                return Reason("mounted", {"repository": source, "call": found[1] + 1})
+            if call.status == 202:
+                return Reason("mount-refused", {"repository": source})
+            return None
         if step == "upload" and item.session is None and f"#{item.index}" in operation.uploads:
             upload = operation.uploads[f"#{item.index}"]
             return Reason("uploaded", {"digest": upload.digest, "bytes": upload.size, "chunks": 1})

@@ -381,8 +381,10 @@ def render_markdown(analysis: Analysis, sources: Sequence[str] = (), errors: Seq
         out += [f"{text('captures', lang)}: " + ", ".join(cell(Path(s).name) for s in sources), ""]
     unclassified = len(analysis.calls) - registry
     clients = list(dict.fromkeys(op.client for op in analysis.operations if op.client))
-    out += [text("summary" if unclassified else "summary_all", lang, calls=len(analysis.calls), registry=registry,
-                 unclassified=unclassified, clients=", ".join(clients) or text("unknown_client", lang)), ""]
+    named = ", ".join(clients[:3]) + (f" (+{len(clients) - 3})" if len(clients) > 3 else "")
+    out += [cell(text("summary" if unclassified else "summary_all", lang, calls=len(analysis.calls),
+                      registry=registry, unclassified=unclassified,
+                      clients=named or text("unknown_client", lang))), ""]
     if errors or notices:
         problems = [(e.path, e.finding) for e in errors] + list(notices)
         out += [f"## {text('capture_errors_heading', lang)}", ""]

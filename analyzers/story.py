@@ -8,10 +8,10 @@ into one row that lists each blob uploaded.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .digests import IN_TEXT as _DIGEST
 from .digests import short_digest
 from .manifests import ImageConfig, ImageManifest, Index
 from .operations import PUSH, Operation, Reason
@@ -21,7 +21,6 @@ from .words import cell, size, table
 if TYPE_CHECKING:
     from .analysis import Analysis, AnalyzedCall
 
-_DIGEST = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}")
 # Reasons that differ call by call: each is said in full. Others are said once for the row, their values joined.
 _EACH = frozenset({"uploaded", "registry-error", "challenge", "token"})
 _MOST_REASONS = 3
@@ -41,6 +40,7 @@ class Section:
     # call that carried that config), and which upload closed with it.
     diff_ids: dict[str, int] = field(default_factory=dict)
     uploaded: dict[str, int] = field(default_factory=dict)
+    host: str = ""  # the registry, said when the capture holds more than one
 
     @property
     def first(self) -> Operation:
@@ -62,7 +62,7 @@ class Row:
 
 
 def _key(operation: Operation) -> tuple:
-    return operation.client, operation.shown_kind, operation.repository, operation.reference
+    return operation.client, operation.shown_kind, operation.host, operation.repository, operation.reference
 
 
 def sections(analysis: Analysis) -> list[Section]:
@@ -83,9 +83,11 @@ def sections(analysis: Analysis) -> list[Section]:
         if isinstance(obj.value, ImageConfig) and obj.calls:
             for diff_id in obj.value.diff_ids:
                 diff_ids.setdefault(diff_id, obj.calls[0])
+    several_hosts = len({item.call.host for item in analysis.calls}) > 1
     for section in result:
         section.items.sort(key=lambda item: item.index)
         section.diff_ids = diff_ids
+        section.host = section.first.host if several_hosts else ""
         section.uploaded = {u.digest: u.calls[-1] for op in section.operations for u in op.uploads.values()
                             if u.digest and u.calls}
     return result
@@ -135,8 +137,8 @@ def ranges(indexes: list[int], most: int = 6) -> str:
 def _template(item: AnalyzedCall) -> str:
     path = item.call.path
     session = item.classification.session
-    if session:
-        path = path.replace(session, "<session>")
+    if session and path.endswith("/" + session):
+        path = path[: -len(session)] + "<session>"
     return _DIGEST.sub("<digest>", path)
 
 
@@ -164,8 +166,9 @@ def _status(row: Row) -> str:
 
 
 def _count(row: Row) -> int:
-    if row.step == "upload":
-        return len({item.session for item in row.items}) or len(row.items)
+    if row.step == "upload":  # a blob a session, or a blob a POST (end-4b) where there is no session
+        return len({item.session for item in row.items if item.session}) + sum(
+            1 for item in row.items if not item.session and item.reason and item.reason.code == "uploaded")
     return len(row.items)
 
 
@@ -226,7 +229,7 @@ def _why(row: Row, lang: str) -> str:
     by_code: dict[str | None, list[tuple[AnalyzedCall, Reason | None]]] = {}
     for item, reason in zip(row.items, row.reasons, strict=True):
         by_code.setdefault(reason.code if reason else None, []).append((item, reason))
-    several = len(by_code) > 1
+    several = len([code for code in by_code if code is not None]) > 1
     said: list[str] = []
     for code, pairs in by_code.items():
         if code is None:
@@ -264,6 +267,8 @@ def title(section: Section, lang: str) -> str:
     image = operation.repository or ""
     if image and operation.reference:
         image += f":{operation.reference}"
+    if section.host:
+        image = f"{section.host}/{image}" if image else section.host
     platforms = section.platforms
     listed = ", ".join(platforms) if len(platforms) <= _MOST_LISTED else text("n_platforms", lang, n=len(platforms))
     shown = text("for_platforms", lang, platforms=listed) if platforms and operation.kind != PUSH else ""

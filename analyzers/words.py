@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from tabulate import tabulate
 
-from .digests import short_digest
+from .digests import IN_TEXT, short_digest
 from .findings import Finding
 from .manifests import (
     Decoded,
@@ -30,8 +30,10 @@ from .strings import text
 if TYPE_CHECKING:
     from .analysis import Analysis, AnalyzedCall
 
-_DIGEST_IN_TEXT = re.compile(r"\b([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-f0-9]{32,})")
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]|<>])")
+_DIGEST_IN_TEXT = IN_TEXT
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|<>#])")
+# What makes a line a list, a quote or a heading underline: escaped where a line starts.
+_MD_LEADING = re.compile(r"^(\d*)([.)+\-])(?=\s)")
 
 
 def finding_text(finding: Finding, lang: str) -> str:
@@ -45,9 +47,10 @@ def finding_text(finding: Finding, lang: str) -> str:
 
 
 def cell(value: Any) -> str:
-    """A captured value made safe for one markdown table cell."""
-    flat = " ".join(str(value).split())
-    return _MD_SPECIAL.sub(r"\\\1", flat)
+    """A captured value made safe for one markdown table cell, or one line: it cannot start a heading, a list
+    or a quote, nor break out of its cell."""
+    flat = _MD_SPECIAL.sub(r"\\\1", " ".join(str(value).split()))
+    return _MD_LEADING.sub(r"\1\\\2", flat)
 
 
 def shorten_digests(value: str) -> str:
