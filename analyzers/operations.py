@@ -73,9 +73,12 @@ class Operation:
 
     @property
     def shown_kind(self) -> str:
-        """`inspect` for a pull that fetched manifests (and configs) but no image content."""
+        """`inspect` for a pull that fetched manifests (and configs) but no image content; `create-index` for a
+        push of an index alone, over manifests already in the registry (`docker manifest push`)."""
         if self.kind == PULL and not _CONTENT & self.steps.keys():
             return "inspect"
+        if self.kind == PUSH and set(self.steps) - {"ping", "manifest-exists"} == {"push-index"}:
+            return "create-index"
         return self.kind
 
     def summary(self) -> dict[str, Any]:

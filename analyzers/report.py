@@ -148,6 +148,8 @@ def operation_record(operation: Operation) -> dict[str, Any]:
     return {"id": operation.id, "kind": operation.shown_kind, "client": operation.client,
             "repository": operation.repository, "reference": operation.reference,
             "platforms": list(operation.platforms), "calls": [i + 1 for i in operation.calls],
+            "uploads": [{"digest": u.digest, "bytes": u.size, "chunks": u.chunks, "calls": [i + 1 for i in u.calls]}
+                        for u in operation.uploads.values()],
             "summary": operation.summary()}
 
 

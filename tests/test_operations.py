@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from conftest import english_in, make_flow, sha256
 from ocitrace.analyzers.analysis import analyze
 from ocitrace.analyzers.captures import call_from_state
@@ -190,3 +191,78 @@ def test_a_client_is_named_by_its_product():
               "UpstreamClient(Docker-Client/28.2.2 \\(linux\\))")
     assert client_name(docker) == "Docker-Client/28.2.2 (linux)"
     assert client_name(None) == ""
+
+
+def _attestation_manifest():
+    statement = b'{"_type": "https://in-toto.io/Statement/v0.1"}'
+    return json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                       "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(b"{}"),
+                                  "size": 2},
+                       "layers": [{"mediaType": "application/vnd.in-toto+json", "digest": sha256(statement),
+                                   "size": len(statement)}]}).encode()
+
+
+def _push_with_config():
+    return [get("/v2/"), *upload("app", "c-1", CONFIG), put_manifest("app", sha256(MANIFEST), MANIFEST, OCI_MANIFEST)]
+
+
+def _mount(status, head_first=True):
+    flows = [get("/v2/"), head(f"/v2/app/blobs/{sha256(LAYER)}", 404)]
+    if head_first:  # as skopeo and buildah do: the target first, then where it could come from
+        flows.append(head(f"/v2/base/blobs/{sha256(LAYER)}", 200))
+    return flows + [make_flow("POST", f"{R}/v2/app/blobs/uploads/?mount={sha256(LAYER)}&from=base", status,
+                              req_headers=SKOPEO, resp_headers={"Location": f"{R}/v2/app/blobs/uploads/m-1"})]
+
+
+CHALLENGE = 'Bearer realm="https://auth.test/token",service="registry.test",scope="repository:app:pull"'
+ERROR = b'{"errors": [{"code": "MANIFEST_UNKNOWN", "message": "manifest unknown"}]}'
+# One case per reason the story gives: the calls that make it, as a client makes them.
+REASONS = {
+    "ping": lambda: pull_one_platform(),
+    "tag-names-index": lambda: pull_one_platform(),
+    "named-by-index": lambda: pull_one_platform(),
+    "named-by-manifest": lambda: pull_one_platform(),
+    "again": lambda: [get("/v2/app/manifests/v1"), get("/v2/app/manifests/v1")],
+    "tag-names-manifest": lambda: [get("/v2/app/manifests/v1", body=MANIFEST, **{"Content-Type": OCI_MANIFEST})],
+    "challenge": lambda: [get("/v2/app/manifests/v1", 401, **{"WWW-Authenticate": CHALLENGE})],
+    "token": lambda: [get("/v2/app/manifests/v1", 401, **{"WWW-Authenticate": CHALLENGE}),
+                      make_flow("GET", "https://auth.test/token?scope=repository:app:pull", 200, req_headers=SKOPEO)],
+    "absent": lambda: [get("/v2/"), head(f"/v2/app/blobs/{sha256(b'never sent')}", 404)],
+    "absent-uploaded": lambda: [get("/v2/"), head(f"/v2/app/blobs/{sha256(LAYER)}", 404), *upload("app", "s", LAYER)],
+    "present": lambda: [get("/v2/"), head(f"/v2/app/blobs/{sha256(LAYER)}", 200)],
+    "diff-id": lambda: [*pull_one_platform(), get("/v2/"), head(f"/v2/app2/blobs/{sha256(b'uncompressed')}", 404)],
+    "source-has": lambda: _mount(201),
+    "source-lacks": lambda: [*pull_one_platform(), get("/v2/"), head(f"/v2/dest/blobs/{sha256(b'x')}", 404),
+                             head(f"/v2/app/blobs/{sha256(b'x')}", 404)],
+    "client-cache": lambda: [get("/v2/"), head(f"/v2/app/blobs/{sha256(b'x')}", 404),
+                             head(f"/v2/elsewhere/blobs/{sha256(b'x')}", 404)],
+    "mounted": lambda: _mount(201),
+    "mounted-from": lambda: _mount(201, head_first=False),
+    "mount-refused": lambda: _mount(202),
+    "uploaded": lambda: [get("/v2/"), *upload("app", "s", LAYER)],
+    "platform-manifest": _push_with_config,
+    "attestation-pushed": lambda: [get("/v2/"), put_manifest("app", sha256(_attestation_manifest()),
+                                                             _attestation_manifest(), OCI_MANIFEST)],
+    "index-last": lambda: [*_push_with_config(), put_manifest("app", "v1", INDEX, OCI_INDEX)],
+    "index-of-read": lambda: [*pull_one_platform(), get("/v2/"), put_manifest("app", "v2", INDEX, OCI_INDEX)],
+    "index-of-existing": lambda: [get("/v2/"), put_manifest("app", "v2", INDEX, OCI_INDEX)],
+    "target-exists": lambda: [get("/v2/"), *upload("app", "s", LAYER), head("/v2/app/manifests/v1", 200)],
+    "target-absent": lambda: [get("/v2/"), *upload("app", "s", LAYER), head("/v2/app/manifests/v1", 404)],
+    "registry-error": lambda: [get("/v2/app/manifests/v9", 404, body=ERROR, **{"Content-Type": "application/json"})],
+}
+
+
+@pytest.mark.parametrize("code", REASONS)
+def test_each_reason_of_the_story_is_given_where_the_calls_show_it(code):
+    a = run(*REASONS[code]())
+    given = {reason.code for section in sections(a) for row in fold(section) for reason in row.reasons if reason}
+    assert code in given
+    md = render(a, "markdown") + render(a, "markdown", "zh")
+    assert "why_" not in md and "{" not in md.split("```mermaid")[0].split("## Decoded bodies")[0]
+
+
+def test_every_reason_in_the_strings_has_its_case():
+    from ocitrace.analyzers.strings import strings
+
+    words = {key[len("why_"):] for key in strings() if key.startswith("why_")}
+    assert words - {"uploaded-whole"} == set(REASONS)  # uploaded-whole: how "uploaded" reads for one chunk
