@@ -42,8 +42,9 @@ def call_from_flow(flow: http.HTTPFlow, request_tap: BodyTap | None = None,
 
 
 def _end(flow: http.HTTPFlow) -> float | None:
-    if flow.response is not None and flow.response.timestamp_end is not None:
-        return float(flow.response.timestamp_end)
-    if flow.error is not None:
-        return float(flow.error.timestamp)
-    return None
+    """As a flow file tells it (captures.call_from_state): the answer's end, or the error's time when no
+    answer came."""
+    if flow.response is not None:
+        end = flow.response.timestamp_end
+        return float(end) if end is not None else None
+    return float(flow.error.timestamp) if flow.error is not None else None

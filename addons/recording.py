@@ -6,7 +6,9 @@ when a new one starts is moved, whole, into `DIR/earlier/<when it started>/`: no
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import os
 import shutil
 from datetime import UTC, datetime
@@ -40,10 +42,19 @@ def writable_problem(out: Path) -> OSError | None:
 
 
 def _started(out: Path) -> str:
-    """When the session in `out` started (its first file), as a folder name: 20261129T135014Z."""
-    times = [(out / name).stat().st_mtime for name in (FLOWS_FILE, EVENTS_FILE) if (out / name).exists()]
-    when = datetime.fromtimestamp(min(times) if times else 0, UTC)
-    return when.strftime("%Y%m%dT%H%M%SZ")
+    """When the session in `out` started, as a folder name (20261129T135014Z): its first call's time, else
+    when its files were last written."""
+    when = None
+    try:
+        with open(out / EVENTS_FILE, encoding="utf-8") as fh:
+            first = json.loads(fh.readline() or "{}")
+        when = first.get("timestamp") if isinstance(first, dict) else None
+    except (OSError, ValueError):
+        pass
+    if not isinstance(when, int | float) or not math.isfinite(when):
+        times = [(out / name).stat().st_mtime for name in SESSION_FILES if (out / name).exists()]
+        when = min(times) if times else 0
+    return datetime.fromtimestamp(when, UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 def keep_earlier_session(out: Path) -> Path | None:

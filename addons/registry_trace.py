@@ -8,15 +8,15 @@ means is decided in `ocitrace.analyzers`; the hooks here only gather what passes
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.log import ALERT
 from ocitrace.analyzers.analysis import Analyzer
-from ocitrace.analyzers.calls import METADATA_KEY, BodyTap, CaptureMeta
-from ocitrace.analyzers.captures import read_captures
+from ocitrace.analyzers.calls import METADATA_KEY, BodyTap, CaptureMeta, content_length
 from ocitrace.analyzers.endpoints import Classification
-from ocitrace.analyzers.report import call_line, event_line, render_markdown
+from ocitrace.analyzers.report import call_line, event_line, report_of
 from ocitrace.analyzers.strings import LANGUAGES, os_error_text, text
 
 from .flowcall import call_from_flow
@@ -32,8 +32,8 @@ KEEP_LIMIT = 8 << 20
 
 def held_whole(message: http.Message) -> bool:
     """Whether mitmproxy may read this body whole: it says how long it is, and that is small enough."""
-    length = message.headers.get("content-length", "")
-    return length.isdigit() and int(length) <= KEEP_LIMIT
+    length = content_length(message.headers.get("content-length"))
+    return length is not None and length <= KEEP_LIMIT
 
 
 class InFlight:
@@ -89,8 +89,7 @@ class RegistryTrace:
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         classification = self.analyzer.classify(self._call(flow))
         pending = self.in_flight[flow.id] = InFlight(classification)
-        session = self.analyzer.sessions.tap(classification.session) if classification.session else None
-        self._stream(flow.request, pending, "request", session)
+        self._stream(flow.request, pending, "request", self.analyzer.session_hash(classification))
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         if flow.request.method != "HEAD":
@@ -106,11 +105,8 @@ class RegistryTrace:
         if self.recording is None:
             return
         self.recording.close()
-        flows = self.recording.flows_path
-        captures = read_captures([flows])
-        report = render_markdown(Analyzer().add_all(captures.calls), [str(flows)], captures.errors,
-                                 lang=self._lang)
-        path = self.out / REPORT_FILE
+        report = report_of(self.recording.flows_path, self._lang)
+        path = self.recording.out / REPORT_FILE
         try:
             path.write_text(report, encoding="utf-8")
         except OSError as exc:
@@ -151,13 +147,11 @@ class RegistryTrace:
                 message.raw_content = tap.small_body()
         call = self._call(flow, measured.get("request"), measured.get("response"))
         item = self.analyzer.add(call, pending.classification)
-        meta = CaptureMeta.from_state(flow.metadata.get(METADATA_KEY))
-        session = None
+        meta = replace(CaptureMeta.from_state(flow.metadata.get(METADATA_KEY)), request=measured.get("request"),
+                       response=measured.get("response"))
         if item.classification.closes_session(call.status) and item.body_digest:
-            session = BodyTap(item.body_digest, item.body_size or 0)
-        flow.metadata[METADATA_KEY] = CaptureMeta(
-            meta.client_host, meta.client_scheme, meta.client_port,
-            measured.get("request"), measured.get("response"), session or meta.session).to_state()
+            meta = replace(meta, session=BodyTap(item.body_digest, item.body_size or 0))
+        flow.metadata[METADATA_KEY] = meta.to_state()
         logger.log(ALERT, call_line(item, self._lang))
         if self.recording is not None:
             self.recording.write(flow, event_line(item))
@@ -166,6 +160,6 @@ class RegistryTrace:
 
     def _stop_recording(self) -> None:
         failure = self.recording.failure
-        logger.log(ALERT, text("recording_stopped", self._lang, path=self.out,
+        logger.log(ALERT, text("recording_stopped", self._lang, path=self.recording.out,
                                reason=os_error_text(failure, self._lang)))
         self.recording = None

@@ -172,9 +172,9 @@ class Analyzer:
         self._descriptors: Recent[str, Descriptor] = Recent()
         self._platforms = self.analysis.platforms
         self._objects: Recent[str, DecodedObject] = Recent()
-        self._manifests_of_config: Recent[str, list[str]] = Recent()
+        self._manifests_of_config: Recent[str, dict[str, None]] = Recent()
         # Small blobs uploaded whole (configs, attestations): decoded once a manifest names them.
-        self._uploaded: Recent[str, tuple[bytes, int]] = Recent(4096)
+        self._uploaded: Recent[str, tuple[bytes, int]] = Recent(256)
 
     def classify(self, call: Call) -> Classification:
         """What a call is, from its request alone. Its status class comes with `add`."""
@@ -186,6 +186,14 @@ class Analyzer:
             if source is not None:
                 classification = replace(classification, repository=source.repository, digest=source.digest)
         return classification
+
+    def session_hash(self, classification: Classification):
+        """For the live proxy: the running hash a request's stream tap should feed, when the request carries a
+        chunk of an upload session (the table's `carries: {request: chunk}`); else None."""
+        endpoint = classification.endpoint
+        if classification.session and endpoint is not None and endpoint.carries.get("request") == "chunk":
+            return self.sessions.tap(classification.session)
+        return None
 
     def add(self, call: Call, classification: Classification | None = None) -> AnalyzedCall:
         """Analyse the next call; `classification` is what `classify` said of its request, if asked."""
@@ -199,6 +207,8 @@ class Analyzer:
             item.registry_errors = decode_errors(call.response_body)
         self._learn(call, classification)
         item.session = classification.session or self._opened_session(item)
+        if item.session and classification.ends_session(call.status):
+            self.sessions.close(item.session)  # cancelled: nothing to check
         self._body(item)
         self._link_descriptor(item)
         self.operations.add(item)
@@ -298,8 +308,9 @@ class Analyzer:
         elif tap is not None:
             item.body_size = tap.size
         if session:
+            taken = item.classification.status_class == STATUS_SUCCESS
             self.sessions.chunk(session, item.index, body, streamed=tap is not None,
-                                complete=tap is None or tap.complete)
+                                complete=(tap is None or tap.complete) and taken)
         if not session or not item.classification.closes_session(call.status):
             return
         upload = self.sessions.close(session)
@@ -365,7 +376,7 @@ class Analyzer:
                 self._descriptors.setdefault(d.digest, d)
                 self._decode_uploaded(d)
             if digest:
-                self._manifests_of_config.setdefault(value.config.digest, []).append(digest)
+                self._manifests_of_config.setdefault(value.config.digest, {})[digest] = None
                 config = self._objects.get(value.config.digest)
                 if config is not None and isinstance(config.value, ImageConfig):
                     self._learn_platform(digest, config.value.platform)

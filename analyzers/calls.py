@@ -159,10 +159,16 @@ class Call:
         return _body_size(self.response_body, self.response_tap, self.response_headers)
 
 
+def content_length(value: str | None) -> int | None:
+    """A Content-Length header's value, when it is one (ASCII digits of a sane length)."""
+    if value and value.isascii() and value.isdigit() and len(value) < 19:
+        return int(value)
+    return None
+
+
 def _body_size(body: bytes | None, tap: BodyTap | None, headers: Headers) -> int | None:
     if body is not None:
         return len(body)
     if tap is not None:
         return tap.size
-    length = headers.get("content-length")
-    return int(length) if length and length.isdigit() and len(length) < 19 else None
+    return content_length(headers.get("content-length"))

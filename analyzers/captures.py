@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
-from .calls import METADATA_KEY, BodyTap, Call, CaptureMeta, Headers
+from .calls import METADATA_KEY, BodyTap, Call, CaptureMeta, Headers, content_length
 from .findings import Finding
 
 FLOW_FORMAT_VERSION = 21  # mitmproxy 12's flow format; older files are migrated by mitmproxy itself
@@ -231,9 +231,11 @@ def _split_host(authority: str, fallback_port: int | None) -> tuple[str, int | N
     port = fallback_port
     if authority.startswith("["):  # [::1]:5000
         host, _, rest = authority[1:].partition("]")
-        return host, int(rest[1:]) if rest.startswith(":") and rest[1:].isdigit() else port
+        digits = rest[1:]
+        return host, int(digits) if rest.startswith(":") and digits.isascii() and digits.isdigit() \
+            and len(digits) <= 5 else port
     host, sep, maybe_port = authority.rpartition(":")
-    if sep and maybe_port.isdigit():
+    if sep and maybe_port.isascii() and maybe_port.isdigit() and len(maybe_port) <= 5:
         return host, int(maybe_port)
     return authority, port
 
@@ -284,8 +286,7 @@ def _har_time(value: Any) -> float | None:
 
 def _unless_lost(body: bytes | None, headers: Headers) -> bytes | None:
     """An empty HAR body whose Content-Length says otherwise was not recorded (streamed), not empty."""
-    length = headers.get("content-length") or ""
-    if body == b"" and length.isdigit() and int(length) > 0:
+    if body == b"" and (content_length(headers.get("content-length")) or 0) > 0:
         return None
     return body
 
@@ -369,6 +370,10 @@ def call_from_event(record: Mapping[str, Any], source: str = "") -> Call:
         size = _int(size)
         return None if size is None else BodyTap(digest, size, aborted not in codes)
 
+    # An error answer's body is not in the event, but what the analysis reads of it is: its codes and messages.
+    errors = [e for e in record.get("registry_errors") or () if isinstance(e, Mapping)]
+    error_body = json.dumps({"errors": [{"code": _text(e.get("code")), "message": _text(e.get("message"))}
+                                        for e in errors]}).encode() if errors else None
     return Call(
         method=_text(record["method"]).upper(),
         scheme=url.scheme,
@@ -379,6 +384,7 @@ def call_from_event(record: Mapping[str, Any], source: str = "") -> Call:
         status=_int(record.get("status")),
         request_headers=headers_from_pairs(record.get("request_headers")),
         response_headers=headers_from_pairs(record.get("response_headers")),
+        response_body=error_body,
         timestamp=_float(record.get("timestamp")),
         end=_float(_float(record["timestamp"]) + _float(record["duration"]))
         if _float(record.get("timestamp")) is not None and _float(record.get("duration")) is not None else None,

@@ -30,7 +30,8 @@ def _text(value: object) -> str:
 
 def _plain(value: object) -> str:
     """For a gantt, whose task names cannot hold entity codes: the characters it parses are left out."""
-    return "".join(ch for ch in " ".join(str(value).split()) if ch not in ':;#%"<>{}|`')
+    flat = " ".join(str(value).split()).replace(":", "\u2236")  # a ratio sign reads as a colon
+    return "".join(ch for ch in flat if ch not in ';#%"<>{}|`')
 
 
 def fenced(lines: list[str]) -> list[str]:
@@ -105,11 +106,16 @@ def image_graph(analysis: Analysis, lang: str = "en") -> list[str]:
     return fenced(lines) if len(lines) > 1 else []
 
 
+def _moved(item: AnalyzedCall) -> int:
+    """The bytes a transfer moved: the answer of a GET, the body of an upload."""
+    call = item.call
+    return (call.response_size if call.method == "GET" else call.request_size) or 0
+
+
 def _transfers(analysis: Analysis) -> list[AnalyzedCall]:
     moved = [item for item in analysis.calls
              if item.step in ("config", "layer", "blob", "attestation-layer", "upload")
-             and item.call.duration is not None and item.call.timestamp is not None
-             and ((item.call.method == "GET" and item.call.response_size) or item.call.request_size)]
+             and item.call.duration is not None and item.call.timestamp is not None and _moved(item)]
     if len(moved) > MOST_TRANSFERS:
         longest = sorted(moved, key=lambda item: item.call.duration, reverse=True)[:MOST_TRANSFERS]
         moved = sorted(longest, key=lambda item: item.index)
@@ -134,7 +140,7 @@ def timeline(analysis: Analysis, lang: str) -> list[str]:
             section = titles.get(item.operation)
             lines.append(f"    section {_plain(section)}")
         call = item.call
-        moved_bytes = call.response_size if call.method == "GET" else call.request_size
+        moved_bytes = _moved(item)
         rate = moved_bytes / call.duration if call.duration and moved_bytes < 1 << 60 else None
         digest = item.classification.digest or blobs.get(item.session or "") or item.body_digest or ""
         name = short_digest(digest).partition(":")[2] or (item.session or "")[:12]

@@ -84,10 +84,10 @@ class Diff:
         return [(key, na, nb) for key, na, nb in self.shapes() if na != nb]
 
     def endpoints(self) -> list[tuple[str, int, int]]:
+        """Calls per endpoint in A and in B, every endpoint either used."""
         ca = Counter(i.endpoint_id or "-" for i in self.a.calls)
         cb = Counter(i.endpoint_id or "-" for i in self.b.calls)
-        return [(key, ca[key], cb[key]) for key in sorted(set(ca) | set(cb), key=_endpoint_order)
-                if ca[key] != cb[key]]
+        return [(key, ca[key], cb[key]) for key in sorted(set(ca) | set(cb), key=_endpoint_order)]
 
     def blobs(self) -> list[tuple[str, str, str]]:
         oa, ob = _outcomes(self.a), _outcomes(self.b)
@@ -133,7 +133,8 @@ def render_diff(a: Analysis, b: Analysis, names: tuple[str, str], lang: str = "e
     endpoints = diff.endpoints()
     if endpoints:
         out += [f"## {text('endpoints_heading', lang)}", "",
-                table([text("col_endpoint", lang), name_a, name_b], endpoints), ""]
+                table([text("col_endpoint", lang), name_a, name_b, ""],
+                      [[key, na, nb, text("diff_same", lang) if na == nb else ""] for key, na, nb in endpoints]), ""]
 
     pa, pb = _platforms(a), _platforms(b)
     out += [f"## {text('diff_platforms', lang)}", ""]

@@ -80,10 +80,6 @@ def algorithm_of(text: str | None) -> str | None:
     return digest.algorithm if digest else None
 
 
-def sha256_digest(data: bytes) -> str:
-    return str(Digest.of(data))
-
-
 def short_digest(text: str | None) -> str:
     """A digest as the article prints it; anything else unchanged."""
     if not text:

@@ -56,6 +56,7 @@ class Endpoint:
     carries: Mapping[str, str] = field(default_factory=dict)
     opens_session: bool = False
     closes_session: bool = False
+    ends_session: bool = False
     teaches: str | None = None
     operation: str | Mapping[str, str] = "other"
     step: str | Mapping[str, str] = "other"
@@ -123,6 +124,10 @@ class Classification:
         """Whether this call, answered with `status`, opened an upload session (202 Accepted)."""
         return self.endpoint is not None and self.endpoint.opens_session and status == 202
 
+    def ends_session(self, status: int | None) -> bool:
+        """Whether this call, answered with `status`, cancelled its upload session."""
+        return self.endpoint is not None and self.endpoint.ends_session and status in self.endpoint.success
+
     def closes_session(self, status: int | None) -> bool:
         """Whether this call, answered with `status`, completed its upload session (the blob is whole)."""
         return self.endpoint is not None and self.endpoint.closes_session and status in self.endpoint.success
@@ -165,6 +170,8 @@ def _compile_path(template: str) -> re.Pattern[str]:
 
 def _endpoint(row: Mapping, any_endpoint_failures: frozenset[int]) -> Endpoint:
     query = row.get("query") or {}
+    if len(row.get("carries") or {}) > 1:
+        raise ValueError(f"endpoint {row['id']}: a call carries one object, in one body")
     return Endpoint(
         id=row["id"],
         methods=frozenset(m.upper() for m in row["methods"]),
@@ -181,6 +188,7 @@ def _endpoint(row: Mapping, any_endpoint_failures: frozenset[int]) -> Endpoint:
         carries=row.get("carries") or {},
         opens_session=bool(row.get("opens_session")),
         closes_session=bool(row.get("closes_session")),
+        ends_session=bool(row.get("ends_session")),
         teaches=row.get("teaches"),
         operation=row.get("operation", "other"),
         step=row.get("step", "other"),

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from .endpoints import STATUS_SUCCESS
-from .manifests import ImageConfig, ImageManifest, Index
+from .manifests import ImageConfig, ImageManifest, Index, bare_media_type, media_kind
 from .recent import Recent
 
 if TYPE_CHECKING:
@@ -70,6 +70,7 @@ class Operation:
     manifests: list[str] = field(default_factory=list)  # digests of manifests pushed (or fetched)
     scope: str | None = None  # what an auth operation asked for
     host: str = ""  # the registry it talked to
+    who: str = ""  # the client as the grouping knows it: its name within its capture file
 
     @property
     def shown_kind(self) -> str:
@@ -133,7 +134,9 @@ class Operations:
 
     def add(self, item: AnalyzedCall) -> Operation:
         call, classification = item.call, item.classification
-        client = client_name(call.request_headers.get("user-agent"))
+        name = client_name(call.request_headers.get("user-agent"))
+        # Two capture files are two sessions: a client in one is not the same run as in the other.
+        client = f"{call.source}\0{name}" if call.source else name
         endpoint = classification.endpoint
         repository = classification.repository
         if endpoint is None:
@@ -143,11 +146,11 @@ class Operations:
         if call.status == 401:
             kind, step = AUTH, "challenge"
         step = self._refine(item, step)
-        operation = self._operation(item, client, kind, step, repository)
+        operation = self._operation(item, client, name, kind, step, repository)
         if step == "blob-exists" and repository != operation.repository:
             step = _ELSEWHERE
         item.operation, item.step = operation.id, step
-        again = self._seen.get((operation.client, call.method, call.url))
+        again = self._seen.get((operation.who, call.method, call.url))
         self._record(item, operation, step)
         item.reason = self._reason(item, operation, step, again)
         if not self.retain and item.session and classification.closes_session(call.status):
@@ -156,34 +159,35 @@ class Operations:
 
     # --- which operation ---
 
-    def _new(self, kind: str, client: str, repository: str | None, host: str) -> Operation:
+    def _new(self, kind: str, client: str, name: str, repository: str | None, host: str) -> Operation:
         pending = self._pending.pop(client, None) if kind != "other" else None
         if pending is not None:  # the GET /v2/ that began it
             pending.kind, pending.repository = kind, repository
             operation = pending
         else:
             self.count += 1
-            operation = Operation(self.count, kind, client, repository)
+            operation = Operation(self.count, kind, name, repository, who=client)
             if self.retain:
                 self.all.append(operation)
         operation.host = host
         self._open[(client, kind, host, repository)] = operation
         return operation
 
-    def _operation(self, item: AnalyzedCall, client: str, kind: str, step: str, repository: str | None) -> Operation:
+    def _operation(self, item: AnalyzedCall, client: str, name: str, kind: str, step: str,
+                   repository: str | None) -> Operation:
         host = item.call.host
         if step == "ping":
             pending = self._pending.get(client)
             if pending is None:
                 self.count += 1
-                pending = self._pending[client] = Operation(self.count, PING, client)
+                pending = self._pending[client] = Operation(self.count, PING, name, who=client)
                 if self.retain:
                     self.all.append(pending)
             return pending
         if kind == AUTH:
             operation = self._auth.get(client)
             if operation is None or (step == "challenge" and operation.steps.get("token")):
-                operation = self._auth[client] = self._new(AUTH, client, repository, host)
+                operation = self._auth[client] = self._new(AUTH, client, name, repository, host)
             if step == "token":
                 del self._auth[client]
             return operation
@@ -196,10 +200,10 @@ class Operations:
             if elsewhere is not None:
                 return elsewhere
         if client in self._pending and kind != "other":
-            return self._new(kind, client, repository, host)
+            return self._new(kind, client, name, repository, host)
         current = self._open.get((client, kind, host, repository))
         if current is None or (kind == PULL and self._restarts(item, step, current)):
-            return self._new(kind, client, repository, host)
+            return self._new(kind, client, name, repository, host)
         return current
 
     def _last_push(self, client: str) -> Operation | None:
@@ -216,6 +220,11 @@ class Operations:
 
     def _refine(self, item: AnalyzedCall, step: str) -> str:
         value = item.object.value if item.object is not None else None
+        if value is None and step in ("manifest", "push-manifest"):
+            # No body to decode (not captured, or an events file): the media type the answer or request declared.
+            headers = item.call.request_headers if step == "push-manifest" else item.call.response_headers
+            if media_kind(bare_media_type(headers.get("content-type"))) == "index":
+                return "index" if step == "manifest" else "push-index"
         if step == "manifest":
             if isinstance(value, Index):
                 return "index"
@@ -265,7 +274,7 @@ class Operations:
             return Reason("client-cache", {"repository": repository})
         if again is not None and step not in ("upload", "mount"):
             return Reason("again", {"call": again + 1})
-        named = self._named.get((operation.client, digest or "")) or self._named.get(("", digest or ""))
+        named = self._named.get((operation.who, digest or "")) or self._named.get(("", digest or ""))
         if step in ("manifest", "attestation") and named is not None:
             return Reason("named-by-index", {"call": named[0] + 1,
                                              "platform": str(item.platform) if item.platform else ""})
@@ -273,6 +282,9 @@ class Operations:
             return Reason("named-by-manifest", {"call": named[0] + 1})
         if step == "blob-exists":
             if call.status == 200:
+                uploaded = next((u for u in operation.uploads.values() if u.digest == digest and u.calls), None)
+                if uploaded is not None:
+                    return Reason("present-uploaded", {"call": uploaded.calls[-1] + 1})
                 return Reason("present")
             if call.status != 404:
                 return None
@@ -284,7 +296,7 @@ class Operations:
         if step == "mount":
             source = classification.mount_from
             if call.status == 201:
-                found = self._found.get((operation.client, digest or ""))
+                found = self._found.get((operation.who, digest or ""))
                 if found is None:
                     return Reason("mounted-from", {"repository": source})
                 return Reason("mounted", {"repository": source, "call": found[1] + 1})
@@ -301,7 +313,7 @@ class Operations:
         value = item.object.value if item.object is not None else None
         if step == "index" and classification.tag is not None and isinstance(value, Index):
             return Reason("tag-names-index", {"platforms": len(value.images)})
-        if step == "manifest" and classification.tag is not None:
+        if step == "manifest" and classification.tag is not None and isinstance(value, ImageManifest):
             return Reason("tag-names-manifest")
         if step == "push-attestation":
             return Reason("attestation-pushed")
@@ -312,8 +324,8 @@ class Operations:
             pushed_here = set(named) & set(operation.manifests)
             if pushed_here:
                 return Reason("index-last", {"manifests": len(pushed_here)})
-            read = sorted(self._fetched[(operation.client, d)] + 1 for d in named
-                          if (operation.client, d) in self._fetched)
+            read = sorted(self._fetched[(operation.who, d)] + 1 for d in named
+                          if (operation.who, d) in self._fetched)
             if read:
                 return Reason("index-of-read", {"manifests": len(named), "call": ", ".join(map(str, read))})
             return Reason("index-of-existing", {"manifests": len(named)})
@@ -326,7 +338,7 @@ class Operations:
         if self.retain:
             operation.calls.append(item.index)
         operation.steps[step] = operation.steps.get(step, 0) + 1
-        self._seen.setdefault((operation.client, call.method, call.url), item.index)
+        self._seen.setdefault((operation.who, call.method, call.url), item.index)
         if operation.reference is None and classification.tag is not None and step != "upload":
             operation.reference = classification.tag
         platform = item.platform
@@ -342,7 +354,7 @@ class Operations:
         if classification.repository and success and step not in ("blob-exists", _ELSEWHERE):
             self._touched[classification.repository] = True
         if step in (_ELSEWHERE, "blob-exists") and call.status == 200 and classification.digest:
-            self._found[(operation.client, classification.digest)] = (classification.repository, item.index)
+            self._found[(operation.who, classification.digest)] = (classification.repository, item.index)
             if classification.repository == operation.repository:
                 operation.present.add(classification.digest)
         if step == "mount" and call.status == 201 and classification.digest:
@@ -361,13 +373,13 @@ class Operations:
                 upload.digest, upload.size = item.body_digest or classification.digest, item.body_size
                 self._touched[classification.repository or ""] = True
         if success and step in ("manifest", "index", "attestation") and item.body_digest:
-            self._fetched.setdefault((operation.client, item.body_digest), item.index)
+            self._fetched.setdefault((operation.who, item.body_digest), item.index)
         if success and step in ("manifest", "index", "attestation", "push-manifest", "push-attestation",
                                 "push-index"):
             digest = item.body_digest or classification.digest
             if digest and digest not in operation.manifests:
                 operation.manifests.append(digest)
-        self._learn_names(item, operation.client)
+        self._learn_names(item, operation.who)
 
     def _learn_names(self, item: AnalyzedCall, client: str) -> None:
         value = item.object.value if item.object is not None else None

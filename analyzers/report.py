@@ -373,6 +373,14 @@ def capture_problem(path: str, finding: Finding, lang: str) -> str:
     return f"{Path(path).name}: {finding_text(finding, lang)}"
 
 
+def _names(sources: Sequence[str]) -> list[str]:
+    """Each capture by its file name, or with its folder where two share a name (story/flows.mitm)."""
+    names = [Path(s).name for s in sources]
+    if len(set(names)) == len(names):
+        return names
+    return [str(Path(Path(s).parent.name) / Path(s).name) for s in sources]
+
+
 def render_markdown(analysis: Analysis, sources: Sequence[str] = (), errors: Sequence[CaptureError] = (),
                     lang: str = "en", notices: Sequence[tuple[str, Finding]] = ()) -> str:
     registry = sum(1 for item in analysis.calls if item.endpoint_id)
@@ -380,17 +388,18 @@ def render_markdown(analysis: Analysis, sources: Sequence[str] = (), errors: Seq
     received = sum(item.call.response_size or 0 for item in analysis.calls)
     out = [f"# {text('title', lang)}", ""]
     if sources:
-        out += [f"{text('captures', lang)}: " + ", ".join(cell(Path(s).name) for s in sources), ""]
+        out += [f"{text('captures', lang)}: " + ", ".join(cell(name) for name in _names(sources)), ""]
     unclassified = len(analysis.calls) - registry
     clients = list(dict.fromkeys(op.client for op in analysis.operations if op.client))
     named = ", ".join(clients[:3]) + (f" (+{len(clients) - 3})" if len(clients) > 3 else "")
-    out += [cell(text("summary" if unclassified else "summary_all", lang, calls=len(analysis.calls),
-                      registry=registry, unclassified=unclassified,
+    key = "summary_none" if not analysis.calls else "summary" if unclassified else "summary_all"
+    out += [cell(text(key, lang, calls=len(analysis.calls), registry=registry, unclassified=unclassified,
                       clients=named or text("unknown_client", lang))), ""]
-    if errors or notices:
-        problems = [(e.path, e.finding) for e in errors] + list(notices)
-        out += [f"## {text('capture_errors_heading', lang)}", ""]
-        out += [f"- {cell(capture_problem(path, finding, lang))}" for path, finding in problems] + [""]
+    for heading, problems in (("capture_errors_heading", [(e.path, e.finding) for e in errors]),
+                              ("notices_heading", list(notices))):
+        if problems:
+            out += [f"## {text(heading, lang)}", ""]
+            out += [f"- {cell(capture_problem(path, finding, lang))}" for path, finding in problems] + [""]
     out += [f"## {text('story_heading', lang)}", ""] + render_story(analysis, lang, sequence)
     out += [f"## {text('objects_heading', lang)}", ""]
     trees, shown = _images(analysis, lang)
@@ -414,6 +423,15 @@ def render_markdown(analysis: Analysis, sources: Sequence[str] = (), errors: Seq
         out += [""]
     out += [f"## {text('calls_appendix', lang)}", "", _calls_table(analysis, lang), ""]
     return "\n".join(out)
+
+
+def report_of(flows: str | Path, lang: str = "en") -> str:
+    """The markdown report of a recorded session, as `ocitrace analyze` writes it."""
+    from .analysis import analyze
+    from .captures import read_captures
+
+    captures = read_captures([flows])
+    return render_markdown(analyze(captures.calls), [str(flows)], captures.errors, lang, captures.notices)
 
 
 def render(analysis: Analysis, fmt: str = "markdown", lang: str = "en", sources: Sequence[str] = (),

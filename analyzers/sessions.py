@@ -50,16 +50,18 @@ class UploadSessions:
     def __init__(self) -> None:
         self._open: dict[str, UploadSession] = {}
 
-    def _get(self, session_id: str, repository: str | None = None) -> UploadSession:
+    def _get(self, session_id: str, repository: str | None = None, opened: bool = False) -> UploadSession:
         session = self._open.get(session_id)
         if session is None:
-            session = self._open[session_id] = UploadSession(session_id, repository)
+            # A session first seen part-way (a capture or proxy started mid-upload, one forgotten past MAX_OPEN)
+            # has lost its first bytes: its hash can verify nothing.
+            session = self._open[session_id] = UploadSession(session_id, repository, whole=opened)
             if len(self._open) > MAX_OPEN:
                 del self._open[next(iter(self._open))]
         return session
 
     def open(self, session_id: str, repository: str | None, call: int) -> UploadSession:
-        session = self._get(session_id, repository)
+        session = self._get(session_id, repository, opened=True)
         session.calls.append(call)
         return session
 
@@ -73,7 +75,8 @@ class UploadSessions:
         """A call that carried a chunk of the session completed.
 
         `body` is what the capture kept (None when nothing); `streamed`: it passed through a live tap;
-        `complete`: its body arrived whole.
+        `complete`: its body arrived whole and the registry took it (a chunk it refused, say with 416, and
+        that the client sends again, would otherwise be hashed twice).
         """
         session = self._get(session_id)
         session.calls.append(call)
@@ -92,7 +95,7 @@ class UploadSessions:
             session.hasher.update(body)
 
     def close(self, session_id: str) -> UploadSession:
-        """The session, now complete; it is forgotten."""
+        """The session, now complete (or cancelled); it is forgotten."""
         return self._open.pop(session_id, None) or UploadSession(session_id, whole=False)
 
     def __len__(self) -> int:

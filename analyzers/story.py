@@ -62,7 +62,7 @@ class Row:
 
 
 def _key(operation: Operation) -> tuple:
-    return operation.client, operation.shown_kind, operation.host, operation.repository, operation.reference
+    return operation.who, operation.shown_kind, operation.host, operation.repository, operation.reference
 
 
 def sections(analysis: Analysis) -> list[Section]:
@@ -99,10 +99,10 @@ def explained(item: AnalyzedCall, section: Section) -> Reason | None:
     reason, digest = item.reason, item.classification.digest or ""
     if item.step == "blob-exists" and item.call.status == 404 and reason is not None \
             and reason.code in ("absent", "again"):
+        if digest in section.uploaded:  # an uncompressed layer's diff_id is its digest: uploaded says more
+            return Reason("absent-uploaded", {"call": section.uploaded[digest] + 1})
         if digest in section.diff_ids:
             return Reason("diff-id", {"call": section.diff_ids[digest] + 1})
-        if digest in section.uploaded:
-            return Reason("absent-uploaded", {"call": section.uploaded[digest] + 1})
     return reason
 
 
@@ -202,8 +202,8 @@ def _meaning(row: Row, lang: str) -> str:
 
 def answer(row: Row, lang: str) -> str:
     """What the registry's answer meant, in a few words (for a picture): `404 absent`, `201 mounted`."""
-    codes = [reason.code for reason in row.reasons if reason is not None]
-    code = codes[0] if codes else None
+    codes = {reason.code if reason else None for reason in row.reasons}
+    code = next(iter(codes)) if len(codes) == 1 else None  # calls answered for different reasons: say the step
     for key in (f"answer_{code}", f"answer_step_{row.step}"):
         if key in strings():
             return f"{_status(row)} {text(key, lang)}"

@@ -143,7 +143,7 @@ def meaning(item: AnalyzedCall, lang: str = "en", analysis: Analysis | None = No
 def call_line(item: AnalyzedCall, lang: str = "en") -> str:
     """`PUT /v2/hj-public/test1/manifests/new 201 end-7 push manifest; index: 2 platforms + ...`"""
     call = item.call
-    status = call.status if call.status is not None else "ERR"
+    status = call.status if call.status is not None else "—"
     endpoint = item.endpoint_id or "-"
     return f"{call.method} {shorten_digests(call.path)} {status} {endpoint} {meaning(item, lang)}"
 

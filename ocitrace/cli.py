@@ -119,6 +119,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
             print(f"ocitrace: {capture_problem(path, finding, lang)}", file=sys.stderr)
         if captures.errors:
             return EXIT_BAD_INPUT
+        if not captures.calls:
+            return fail(text("error_diff_empty", lang, path=name))
         analyses.append(analyze(captures.calls))
     output = render_diff(analyses[0], analyses[1], (args.a, args.b), lang)
     try:

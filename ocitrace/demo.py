@@ -19,7 +19,7 @@ from pathlib import Path
 from ocitrace.analyzers.analysis import analyze
 from ocitrace.analyzers.captures import read_captures
 from ocitrace.analyzers.diff import render_diff
-from ocitrace.analyzers.report import render_markdown
+from ocitrace.analyzers.report import report_of
 from ocitrace.analyzers.story import fold, sections
 from ocitrace.analyzers.strings import text
 
@@ -282,9 +282,7 @@ def write_index(out: Path, folders: dict[str, Path]) -> Path:
 
 def report_text(flows: Path, lang: str) -> str:
     """The report of a recorded session, as `ocitrace analyze` writes it."""
-    captures = read_captures([flows])
-    return render_markdown(analyze(captures.calls), [str(flows)], captures.errors, lang=lang,
-                           notices=captures.notices)
+    return report_of(flows, lang)
 
 
 DIFF = ("build-push", "manual")

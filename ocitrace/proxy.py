@@ -26,6 +26,13 @@ def ensure_ca(confdir: Path) -> Path:
     return confdir / "mitmproxy-ca-cert.pem"
 
 
+def port(value: str) -> int:
+    """A TCP port a client can be told: 1 to 65535."""
+    if not value.isdigit() or not 1 <= int(value) <= 65535:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port (1 to 65535)")
+    return int(value)
+
+
 def port_problem(host: str, port: int) -> OSError | None:
     """Why the proxy could not listen on host:port, found before any file is touched; None when it can."""
     try:
@@ -139,7 +146,7 @@ def register(sub) -> None:
                        description="Run mitmproxy with the ocitrace addons. Each registry call is printed as it "
                                    "completes and recorded into --out; report.md is written when it stops.",
                        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
+    p.add_argument("--port", type=port, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1; any other makes an open proxy, with a warning)")
     p.add_argument("--out", type=Path, default=Path("ocitrace-out"),

@@ -297,3 +297,14 @@ def test_a_blob_larger_than_a_hashing_batch_is_hashed_in_order(trace):
     [event] = events(trace)
     assert event["body_digest"] == sha256(blob) and event["digest_verified"] is True
 
+
+
+def test_an_earlier_session_is_named_by_its_first_call(tmp_path):
+    out = tmp_path / "out"
+    for when in (1_700_000_000.0, 1_800_000_000.0):
+        addon = RegistryTrace()
+        with taddons.context(addon) as tctx:
+            start(addon, tctx, out)
+            exchange(addon, make_flow("GET", f"{R}/v2/", 200, timestamp=when))
+            addon.done()
+    assert [p.name for p in (out / EARLIER).iterdir()] == ["20231114T221320Z"]

@@ -241,3 +241,33 @@ def test_a_registry_error_body_is_read_for_its_code_and_message():
                            resp_headers={"Content-Type": "application/json"})).calls
     assert [(e.code, e.message) for e in item.registry_errors] == [("MANIFEST_UNKNOWN", "manifest unknown")]
     assert run(make_flow("GET", f"{R}/v2/app/manifests/v9", 404, resp_body=b"<html>")).calls[0].registry_errors == ()
+
+
+def test_a_chunk_the_registry_refused_and_that_was_sent_again_is_hashed_once():
+    blob = b"x" * 1000
+    up = f"{R}/v2/app/blobs/uploads/u-3"
+    a = run(make_flow("POST", f"{R}/v2/app/blobs/uploads/", 202, resp_headers={"Location": f"{up}?_state=s"}),
+            make_flow("PATCH", f"{up}?_state=s", 416, req_body=blob[:600]),
+            make_flow("PATCH", f"{up}?_state=s", 202, req_body=blob[:600]),
+            make_flow("PATCH", f"{up}?_state=t", 202, req_body=blob[600:]),
+            make_flow("PUT", f"{up}?_state=u&digest={sha256(blob)}", 201))
+    assert a.warnings == [] and a.calls[-1].digest_verified is None  # unverifiable, never a false mismatch
+
+
+def test_a_session_first_seen_part_way_verifies_nothing_and_says_no_mismatch():
+    blob = b"y" * 100
+    up = f"{R}/v2/app/blobs/uploads/u-4"
+    a = run(make_flow("PATCH", f"{up}?_state=t", 202, req_body=blob[50:]),
+            make_flow("PUT", f"{up}?_state=u&digest={sha256(blob)}", 201))
+    assert a.warnings == [] and a.calls[-1].digest_verified is None
+
+
+def test_a_cancelled_session_is_forgotten():
+    from ocitrace.analyzers.analysis import Analyzer
+
+    up = f"{R}/v2/app/blobs/uploads/u-5"
+    analyzer = Analyzer()
+    for flow in (make_flow("POST", f"{R}/v2/app/blobs/uploads/", 202, resp_headers={"Location": up}),
+                 make_flow("PATCH", up, 202, req_body=b"z"), make_flow("DELETE", up, 204)):
+        analyzer.add(call_from_state(flow.get_state()))
+    assert len(analyzer.sessions) == 0

@@ -144,3 +144,26 @@ def test_version_and_analyze_do_not_load_the_proxy():
     with tempfile.NamedTemporaryFile(suffix=".mitm") as fh:
         result = subprocess.run([sys.executable, "-c", code, fh.name], capture_output=True, text=True)
     assert result.stdout.splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("port", ["0", "99999", "-1", "http"])
+def test_a_port_that_is_not_one_is_refused_in_one_line(port):
+    result = subprocess.run([sys.executable, "-m", "ocitrace", "proxy", "--port", port], capture_output=True,
+                            text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "is not a port" in result.stderr
+
+
+def test_events_read_back_keep_indexes_and_registry_errors(tmp_path, capsys):
+    error = b'{"errors": [{"code": "MANIFEST_UNKNOWN", "message": "manifest unknown"}]}'
+    flows = write_flows(tmp_path / "c.mitm", [
+        make_flow("GET", "https://registry.test/v2/app/manifests/v1", 200, resp_body=ARTICLE_INDEX,
+                  resp_headers={"Content-Type": OCI_INDEX}),
+        make_flow("GET", "https://registry.test/v2/app/manifests/v9", 404, resp_body=error,
+                  resp_headers={"Content-Type": "application/json"})])
+    assert main(["analyze", str(flows), "--format", "jsonl"]) == 0
+    events = tmp_path / "events.jsonl"
+    events.write_text(capsys.readouterr().out)
+    assert main(["analyze", str(events), "--format", "jsonl"]) == 0
+    again = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [c["step"] for c in again] == ["index", "manifest"]
+    assert again[1]["registry_errors"] == [{"code": "MANIFEST_UNKNOWN", "message": "manifest unknown"}]

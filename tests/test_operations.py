@@ -230,6 +230,7 @@ REASONS = {
     "absent": lambda: [get("/v2/"), head(f"/v2/app/blobs/{sha256(b'never sent')}", 404)],
     "absent-uploaded": lambda: [get("/v2/"), head(f"/v2/app/blobs/{sha256(LAYER)}", 404), *upload("app", "s", LAYER)],
     "present": lambda: [get("/v2/"), head(f"/v2/app/blobs/{sha256(LAYER)}", 200)],
+    "present-uploaded": lambda: [get("/v2/"), *upload("app", "s", LAYER), head(f"/v2/app/blobs/{sha256(LAYER)}", 200)],
     "diff-id": lambda: [*pull_one_platform(), get("/v2/"), head(f"/v2/app2/blobs/{sha256(b'uncompressed')}", 404)],
     "source-has": lambda: _mount(201),
     "source-lacks": lambda: [*pull_one_platform(), get("/v2/"), head(f"/v2/dest/blobs/{sha256(b'x')}", 404),
