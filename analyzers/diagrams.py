@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from .digests import short_digest
 from .manifests import ImageConfig, ImageManifest, Index
+from .story import answer, row_count, row_request, sections, title
 from .strings import text
 from .words import size
 
@@ -40,8 +41,6 @@ def fenced(lines: list[str]) -> list[str]:
 
 def sequence(section: Section, rows: list[Row], lang: str) -> list[str]:
     """The section's calls as the article would draw them: one arrow a row, its answer back."""
-    from .story import _count, _request, answer
-
     client = section.first.client or text("unknown_client", lang)
     hosts: dict[str, str] = {}
     for row in rows:
@@ -51,9 +50,9 @@ def sequence(section: Section, rows: list[Row], lang: str) -> list[str]:
     lines += [f"    participant {alias} as {_text(host)}" for host, alias in hosts.items()]
     for row in rows:
         alias = hosts[row.items[0].call.host]
-        count = _count(row)
+        count = row_count(row)
         times = f" ×{count}" if count > 1 else ""
-        lines.append(f"    C->>{alias}: {_text(_request(row) + times)}")
+        lines.append(f"    C->>{alias}: {_text(row_request(row) + times)}")
         lines.append(f"    {alias}-->>C: {_text(answer(row, lang))}")
     return fenced(lines)
 
@@ -127,8 +126,6 @@ def timeline(analysis: Analysis, lang: str) -> list[str]:
     moved = _transfers(analysis)
     if not moved:
         return []
-    from .story import sections, title
-
     blobs = {session: upload.digest for op in analysis.operations for session, upload in op.uploads.items()}
     titles = {op.id: f"{n}. {title(section, lang)}" for n, section in enumerate(sections(analysis), 1)
               for op in section.operations}

@@ -12,25 +12,21 @@ from collections import Counter
 from dataclasses import dataclass
 
 from .analysis import Analysis, AnalyzedCall
-from .digests import IN_TEXT as _DIGEST
 from .digests import short_digest
 from .manifests import Index
-from .story import sections, title
+from .story import sections, template, title
 from .strings import text
 from .words import cell, table
 
 
 def shape(item: AnalyzedCall) -> tuple[str, str, str, str]:
     """(method, path template, step, status) of a call."""
-    path = item.call.path
+    path = template(item)  # digests and the session id left out, as the story's rows show them
     classification = item.classification
-    if classification.session and path.endswith("/" + classification.session):
-        path = path[: -len(classification.session)] + "<session>"
     if classification.repository and path.startswith(f"/v2/{classification.repository}/"):
         path = "/v2/<name>/" + path[len(f"/v2/{classification.repository}/"):]
     if classification.tag and path.endswith("/" + classification.tag):
         path = path[: -len(classification.tag)] + "<tag>"
-    path = _DIGEST.sub("<digest>", path)
     status = "—" if item.call.status is None else str(item.call.status)
     return item.call.method, path, item.step or "other", status
 
@@ -91,8 +87,7 @@ class Diff:
 
     def blobs(self) -> list[tuple[str, str, str]]:
         oa, ob = _outcomes(self.a), _outcomes(self.b)
-        return [(digest, oa.get(digest, "-"), ob.get(digest, "-")) for digest in sorted(set(oa) | set(ob))
-                if oa.get(digest) != ob.get(digest) and digest in oa and digest in ob]
+        return [(digest, oa[digest], ob[digest]) for digest in sorted(set(oa) & set(ob)) if oa[digest] != ob[digest]]
 
     def blob_counts(self) -> tuple[Counter, Counter]:
         return Counter(_outcomes(self.a).values()), Counter(_outcomes(self.b).values())
@@ -160,6 +155,6 @@ def render_diff(a: Analysis, b: Analysis, names: tuple[str, str], lang: str = "e
     blobs = diff.blobs()
     if blobs:
         out += [table([text("col_digest", lang), name_a, name_b],
-                      [[short_digest(d), text(f"diff_outcome_{x}", lang) if x != "-" else "-",
-                        text(f"diff_outcome_{y}", lang) if y != "-" else "-"] for d, x, y in blobs]), ""]
+                      [[short_digest(d), text(f"diff_outcome_{x}", lang), text(f"diff_outcome_{y}", lang)]
+                       for d, x, y in blobs]), ""]
     return "\n".join(out)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-from .endpoints import STATUS_SUCCESS
+from .endpoints import STATUS_ABSENT, STATUS_SUCCESS
 from .manifests import ImageConfig, ImageManifest, Index, bare_media_type, media_kind
 from .recent import Recent
 
@@ -65,6 +65,7 @@ class Operation:
     platforms: list[str] = field(default_factory=list)
     steps: dict[str, int] = field(default_factory=dict)  # how many calls of each step
     uploads: dict[str, Upload] = field(default_factory=dict)  # by session id
+    uploaded: dict[str, int] = field(default_factory=dict)  # digest -> the call that completed its upload
     mounted: dict[str, str] = field(default_factory=dict)  # digest -> the repository it came from
     present: set[str] = field(default_factory=set)  # digests the registry already had
     manifests: list[str] = field(default_factory=list)  # digests of manifests pushed (or fetched)
@@ -263,11 +264,12 @@ class Operations:
                                     ",".join(query.get("service", []))})
         if step == "ping":
             return Reason("ping")
+        answer = classification.status_class  # success, absent (a HEAD's 404), failure, off-spec
         if step == _ELSEWHERE:
             repository = classification.repository
-            if call.status == 200:
+            if answer == STATUS_SUCCESS:
                 return Reason("source-has", {"repository": repository})
-            if call.status != 404:
+            if answer != STATUS_ABSENT:
                 return None
             if repository in self._touched:
                 return Reason("source-lacks", {"repository": repository})
@@ -281,27 +283,26 @@ class Operations:
         if step in ("config", "layer", "blob", "attestation-layer") and named is not None:
             return Reason("named-by-manifest", {"call": named[0] + 1})
         if step == "blob-exists":
-            if call.status == 200:
-                uploaded = next((u for u in operation.uploads.values() if u.digest == digest and u.calls), None)
-                if uploaded is not None:
-                    return Reason("present-uploaded", {"call": uploaded.calls[-1] + 1})
+            if answer == STATUS_SUCCESS:
+                if digest in operation.uploaded:
+                    return Reason("present-uploaded", {"call": operation.uploaded[digest] + 1})
                 return Reason("present")
-            if call.status != 404:
+            if answer != STATUS_ABSENT:
                 return None
             if named is not None and named[1] == "diff_id":
                 return Reason("diff-id", {"call": named[0] + 1})
             return Reason("absent")
-        if step == "manifest-exists" and operation.kind == PUSH and call.status in (200, 404):
-            return Reason("target-exists" if call.status == 200 else "target-absent")
+        if step == "manifest-exists" and operation.kind == PUSH and answer in (STATUS_SUCCESS, STATUS_ABSENT):
+            return Reason("target-exists" if answer == STATUS_SUCCESS else "target-absent")
         if step == "mount":
             source = classification.mount_from
-            if call.status == 201:
+            if classification.opens_session(call.status):  # the table's 202: no mount, an upload instead
+                return Reason("mount-refused", {"repository": source})
+            if answer == STATUS_SUCCESS:
                 found = self._found.get((operation.who, digest or ""))
                 if found is None:
                     return Reason("mounted-from", {"repository": source})
                 return Reason("mounted", {"repository": source, "call": found[1] + 1})
-            if call.status == 202:
-                return Reason("mount-refused", {"repository": source})
             return None
         if step == "upload" and item.session is None and f"#{item.index}" in operation.uploads:
             upload = operation.uploads[f"#{item.index}"]
@@ -353,13 +354,13 @@ class Operations:
         success = item.classification.status_class == STATUS_SUCCESS
         if classification.repository and success and step not in ("blob-exists", _ELSEWHERE):
             self._touched[classification.repository] = True
-        if step in (_ELSEWHERE, "blob-exists") and call.status == 200 and classification.digest:
+        if step in (_ELSEWHERE, "blob-exists") and success and classification.digest:
             self._found[(operation.who, classification.digest)] = (classification.repository, item.index)
             if classification.repository == operation.repository:
                 operation.present.add(classification.digest)
-        if step == "mount" and call.status == 201 and classification.digest:
+        if step == "mount" and success and not classification.opens_session(call.status) and classification.digest:
             operation.mounted[classification.digest] = classification.mount_from or ""
-        if step == "upload" and item.session is None and call.status == 201 and item.body_digest:
+        if step == "upload" and item.session is None and success and item.body_digest:
             # a blob in one POST (end-4b): a session of one call
             operation.uploads[f"#{item.index}"] = Upload(f"#{item.index}", item.body_digest, item.body_size, 1,
                                                          [item.index] if self.retain else [])
@@ -371,6 +372,8 @@ class Operations:
                 upload.chunks += 1
             if classification.closes_session(call.status):
                 upload.digest, upload.size = item.body_digest or classification.digest, item.body_size
+                if upload.digest:
+                    operation.uploaded[upload.digest] = item.index
                 self._touched[classification.repository or ""] = True
         if success and step in ("manifest", "index", "attestation") and item.body_digest:
             self._fetched.setdefault((operation.who, item.body_digest), item.index)

@@ -16,7 +16,7 @@ from .digests import short_digest
 from .manifests import ImageConfig, ImageManifest, Index
 from .operations import PUSH, Operation, Reason
 from .strings import strings, text
-from .words import cell, size, table
+from .words import cell, shorten_digests, size, table
 
 if TYPE_CHECKING:
     from .analysis import Analysis, AnalyzedCall
@@ -134,7 +134,8 @@ def ranges(indexes: list[int], most: int = 6) -> str:
     return ", ".join(parts)
 
 
-def _template(item: AnalyzedCall) -> str:
+def template(item: AnalyzedCall) -> str:
+    """The call's path with its digests and session id left out: `/v2/app/blobs/<digest>`."""
     path = item.call.path
     session = item.classification.session
     if session and path.endswith("/" + session):
@@ -142,20 +143,20 @@ def _template(item: AnalyzedCall) -> str:
     return _DIGEST.sub("<digest>", path)
 
 
-def _request(row: Row) -> str:
+def row_request(row: Row) -> str:
     items = row.items
     if row.step == "upload":
         methods = []
         for item in items:
             if item.call.method not in methods:
                 methods.append(item.call.method)
-        paths = sorted({_template(item).split("?")[0] for item in items}, key=len)
+        paths = sorted({template(item).split("?")[0] for item in items}, key=len)
         return f"{' → '.join(methods)} {paths[-1]}"
     paths = list(dict.fromkeys(item.call.path for item in items))
     if len(paths) == 1:
-        shown = [_DIGEST.sub(lambda m: short_digest(m.group(0)), paths[0])]
+        shown = [shorten_digests(paths[0])]
     else:
-        shown = list(dict.fromkeys(_template(item) for item in items))
+        shown = list(dict.fromkeys(template(item) for item in items))
     more = f" …(+{len(shown) - 2})" if len(shown) > 2 else ""
     return f"{items[0].call.method} {' · '.join(shown[:2])}{more}"
 
@@ -165,7 +166,7 @@ def _status(row: Row) -> str:
     return (" → " if row.step == "upload" else ", ").join(statuses)
 
 
-def _count(row: Row) -> int:
+def row_count(row: Row) -> int:
     if row.step == "upload":  # a blob a session, or a blob a POST (end-4b) where there is no session
         return len({item.session for item in row.items if item.session}) + sum(
             1 for item in row.items if not item.session and item.reason and item.reason.code == "uploaded")
@@ -321,8 +322,8 @@ def render_story(analysis: Analysis, lang: str, diagram=None) -> list[str]:
             if conclusion(section, lang):
                 out += [cell(conclusion(section, lang)), ""]
         rows = fold(section)
-        out.append(table(headers, [[ranges([i.index for i in row.items]), _request(row), _count(row), _status(row),
-                                    _meaning(row, lang), _why(row, lang)] for row in rows]))
+        out.append(table(headers, [[ranges([i.index for i in row.items]), row_request(row), row_count(row),
+                                    _status(row), _meaning(row, lang), _why(row, lang)] for row in rows]))
         out.append("")
         if diagram is not None:
             out += diagram(section, rows, lang) + [""]
