@@ -178,9 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
     p.set_defaults(func=cmd_diff)
 
-    from . import proxy  # its module imports nothing heavy; mitmproxy is loaded when the proxy runs
+    from . import proxy, run  # their modules import nothing heavy; mitmproxy is loaded when the proxy runs
 
     proxy.register(sub)
+    run.register(sub)
 
     p = sub.add_parser("demo", help="replay the article with a local registry and real clients",
                        description="Start a local registry, put ocitrace proxy in front of it, and replay the "

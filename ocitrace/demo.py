@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -37,6 +39,7 @@ MANUAL_COMMANDS = (f"docker manifest create --amend {MANUAL}:new {MANUAL}:arm64 
                    f"docker manifest annotate {MANUAL}:new {MANUAL}:arm64 --os linux --arch arm64",
                    f"docker manifest annotate {MANUAL}:new {MANUAL}:amd64 --os linux --arch amd64",
                    f"docker manifest push --purge {MANUAL}:new")
+RUN_COMMANDS = (f"ocitrace run --map {REGISTRY_NAME}=http://127.0.0.1:PORT -- skopeo inspect docker://{TARGET}:new",)
 PULL_COMMANDS = (f"skopeo copy --override-os linux --override-arch arm64 docker://{TARGET}:new oci:pulled:new",)
 COMMANDS_FILE = "commands.json"
 CLIENTS = ("docker-registry", "skopeo", "buildah", "docker")
@@ -52,6 +55,7 @@ class Lab:
         # While a scenario records: the proxy's events file, and which calls each command made.
         self.events: Path | None = None
         self.journal: list[dict] = []
+        self.folder: Path | None = None  # the story being recorded
 
     def __enter__(self) -> Lab:
         require(*CLIENTS)
@@ -111,6 +115,7 @@ class Scenario:
     run: Callable[[Lab, dict[str, str]], None]
     setup: Callable[[Lab, dict[str, str]], None] | None = None
     plain: bool = False  # recorded by plain `mitmdump -w`, the report made by `ocitrace analyze`
+    via_run: bool = False  # recorded by `ocitrace run`, which starts its own proxy
     # The article's table for this story, as (method, step) rows of ocitrace's story.
     article: tuple[tuple[str, str], ...] = ()
     note: str = ""  # what a reader of the article should know about how this story was recorded
@@ -156,6 +161,13 @@ def pull_one_platform(lab: Lab, env: dict[str, str]) -> None:
              f"oci:{lab.work / 'pulled'}:new"], env, PULL_COMMANDS[0])
 
 
+def inspect_with_run(lab: Lab, env: dict[str, str]) -> None:
+    """`ocitrace run` starts its own proxy: the lab's is not used, only its registry."""
+    lab.run([sys.executable, "-m", "ocitrace", "run", "--quiet", "--out", str(lab.folder), "--map",
+             f"{REGISTRY_NAME}={lab.registry.upstream}", "--", "skopeo", "inspect", f"docker://{TARGET}:new"],
+            env, RUN_COMMANDS[0])
+
+
 def inspect_with_plain_mitmdump(lab: Lab, env: dict[str, str]) -> None:
     run_client(["skopeo", "inspect", f"docker://{BASE}:latest"], env)
     run_client(["docker", "manifest", "inspect", f"{BASE}:latest"], env)
@@ -178,6 +190,8 @@ SCENARIOS = (
              article=(("HEAD", "manifest-exists"), ("PUT", "push-index"))),
     Scenario("pull", "3. Pull one platform (linux/arm64)", PULL_COMMANDS, pull_one_platform,
              article=(("GET", "index"), ("GET", "manifest"), ("GET", "blobs"))),
+    Scenario("run", "`ocitrace run`: one command, no set-up (skopeo inspect)", RUN_COMMANDS, inspect_with_run,
+             via_run=True),
     Scenario("mitmdump-w", "A capture made without ocitrace: plain mitmdump -w, analysed afterwards",
              (f"mitmdump -w flows.mitm --map-remote '|https://{REGISTRY_NAME}|http://127.0.0.1:PORT'",
               f"skopeo inspect docker://{BASE}:latest", f"docker manifest inspect {BASE}:latest",
@@ -200,8 +214,12 @@ def run_scenarios(out: Path, work: Path, scenarios=SCENARIOS, progress=print) ->
             if folder.exists():
                 shutil.rmtree(folder)
             lab.journal, lab.events = [], None if scenario.plain else folder / "events.jsonl"
-            with lab.proxy(folder, plain=scenario.plain) as env:
-                scenario.run(lab, env)
+            lab.folder = folder
+            if scenario.via_run:
+                scenario.run(lab, dict(os.environ))
+            else:
+                with lab.proxy(folder, plain=scenario.plain) as env:
+                    scenario.run(lab, env)
             if not scenario.plain:
                 (folder / COMMANDS_FILE).write_text(json.dumps(lab.journal, indent=2) + "\n", encoding="utf-8")
             lab.events = None

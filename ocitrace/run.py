@@ -1,0 +1,256 @@
+"""`ocitrace run -- COMMAND`: strace for registry traffic. A proxy on a free loopback port, the command run with
+the environment every common client reads, its terminal untouched; when it ends, the story of its calls.
+
+The proxy runs in its own process session, so the Ctrl-C a user types reaches the command (and this process,
+which lets the command decide), never the recording. The proxy's CA lives in a folder that is removed at the
+end unless `--confdir` names one: nothing is left outside `--out`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from ocitrace.analyzers.strings import LANGUAGES, text
+
+FORMATS = ("markdown", "json", "jsonl")
+READY_TIMEOUT = 30.0
+# Variables clients read for a proxy and for the certificates they trust (Go, curl, Python requests, Node).
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
+CA_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS")
+BUNDLE = "ca-bundle.pem"
+# Commands whose registry calls are made by a daemon the command's environment does not reach.
+_DAEMON = {"docker": {"pull", "push", "build", "buildx", "run", "create", "compose", "image", "container"},
+           "podman-remote": {"pull", "push"}}
+_LOOPBACK = re.compile(r"(?<![\w.-])(localhost|127(?:\.\d{1,3}){3}|\[::1\])(:\d+)?(?=[/\s]|$)")
+EXAMPLE = ("examples:\n"
+           "  ocitrace run -- skopeo inspect docker://docker.io/library/alpine:latest\n"
+           "  ocitrace run --map registry.test=http://127.0.0.1:5000 -- "
+           "skopeo copy docker://registry.test/app:v1 oci:app:v1")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def system_roots() -> str:
+    """The machine's trusted roots, as PEM: what internet registries need besides the proxy's CA."""
+    for path in (ssl.get_default_verify_paths().cafile, "/etc/ssl/certs/ca-certificates.crt",
+                 "/etc/pki/tls/certs/ca-bundle.crt"):
+        if path and Path(path).is_file():
+            return Path(path).read_text(encoding="utf-8", errors="replace")
+    return ""
+
+
+def write_bundle(confdir: Path, ca: Path) -> Path:
+    """The system roots and the proxy's CA in one file: a client given it trusts both."""
+    bundle = confdir / BUNDLE
+    roots = system_roots()
+    bundle.write_text(roots + ("\n" if roots and not roots.endswith("\n") else "") + ca.read_text(), encoding="utf-8")
+    return bundle
+
+
+def environment(base: dict[str, str], port: int, bundle: Path, maps: list[str]) -> dict[str, str]:
+    """The command's environment: through the proxy, trusting it; NO_PROXY left out where it would let a mapped
+    name go around the proxy."""
+    env = dict(base)
+    url = f"http://127.0.0.1:{port}"
+    env.update({name: url for name in PROXY_VARIABLES})
+    env.update({name: str(bundle) for name in CA_VARIABLES})
+    mapped = {spec.partition("=")[0].strip().lower() for spec in maps}
+    for name in ("NO_PROXY", "no_proxy"):
+        if name in env:
+            kept = [entry for entry in env[name].split(",") if entry.strip() and entry.strip().lower() not in mapped
+                    and entry.strip() != "*"]
+            if kept:
+                env[name] = ",".join(kept)
+            else:
+                del env[name]
+    return env
+
+
+def daemon_warning(command: list[str], lang: str) -> str | None:
+    """A sentence when the command's registry calls are made by a daemon this environment does not reach."""
+    name = Path(command[0]).name if command else ""
+    verbs = [arg for arg in command[1:] if not arg.startswith("-")]
+    if name in _DAEMON and verbs and verbs[0] in _DAEMON[name]:
+        return text("run_daemon", lang, command=f"{name} {verbs[0]}")
+    return None
+
+
+def loopback_hint(command: list[str], maps: list[str], lang: str) -> str | None:
+    """A sentence when the command names a registry on loopback, which Go clients never send through a proxy."""
+    for arg in command[1:]:
+        match = _LOOPBACK.search(arg)
+        if match and not maps:
+            return text("run_loopback", lang, address=match.group(0))
+    return None
+
+
+class Proxy:
+    """`ocitrace proxy` in its own process session; its call lines go to stderr (or are only counted)."""
+
+    def __init__(self, args: argparse.Namespace, port: int, confdir: Path):
+        argv = [sys.executable, "-m", "ocitrace", "proxy", "--port", str(port), "--out", str(args.out),
+                "--confdir", str(confdir), "--lang", args.lang]
+        for spec in args.map:
+            argv += ["--map", spec]
+        self.quiet = args.quiet
+        self.stopping = False  # its lines once the command has ended (where the report is) are said by run
+        self.last_lines: list[str] = []
+        self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for raw in self.process.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            self.last_lines = (self.last_lines + [line])[-5:]
+            if line.startswith("[") and "] " in line and not self.quiet and not self.stopping:  # not its banner
+                print(f"ocitrace: {line.split('] ', 1)[1]}", file=sys.stderr, flush=True)
+
+    def wait_ready(self, port: int, ca: Path) -> str | None:
+        """None once the proxy listens; else why it did not start."""
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                return " | ".join(self.last_lines) or f"exit status {self.process.returncode}"
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    if ca.exists():
+                        return None
+            except OSError:
+                pass
+            time.sleep(0.05)
+        return f"not listening after {READY_TIMEOUT:.0f} s"
+
+    def stop(self) -> None:
+        self.stopping = True
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._reader.join(timeout=5)
+
+
+def run_command(command: list[str], env: dict[str, str]) -> int:
+    """Run the command on this terminal. Ctrl-C reaches it (this process ignores it meanwhile); a SIGTERM sent
+    to this process is passed on. The command's exit status, or 128 + the signal that ended it."""
+    try:
+        child = subprocess.Popen(command, env=env)
+    except OSError as exc:
+        print(f"ocitrace: {command[0]}: {exc.strerror}", file=sys.stderr)
+        return 127 if isinstance(exc, FileNotFoundError) else 126
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda number, frame: child.send_signal(number))
+    try:
+        status = child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 128 - status if status < 0 else status
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ocitrace.addons.recording import REPORT_FILE, writable_problem
+    from ocitrace.addons.upstream_map import parse_map_spec
+    from ocitrace.analyzers.strings import os_error_text
+
+    from .cli import fail
+    from .proxy import ensure_ca
+
+    lang = args.lang
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        return fail(text("run_no_command", lang))
+    for spec in args.map:
+        try:
+            parse_map_spec(spec)
+        except ValueError:
+            return fail(text("error_map", lang, spec=spec))
+    problem = writable_problem(args.out)
+    if problem is not None:
+        return fail(text("error_cannot_write", lang, path=args.out, reason=os_error_text(problem, lang)))
+    for hint in (daemon_warning(command, lang), loopback_hint(command, args.map, lang)):
+        if hint:
+            print(f"ocitrace: {hint}", file=sys.stderr, flush=True)
+    with tempfile.TemporaryDirectory(prefix="ocitrace-run-") as scratch:
+        confdir = args.confdir or Path(scratch)
+        try:
+            ca = ensure_ca(confdir)
+            bundle = write_bundle(confdir, ca)
+        except OSError as exc:
+            return fail(text("error_ca", lang, path=confdir, reason=os_error_text(exc, lang)))
+        port = free_port()
+        proxy = Proxy(args, port, confdir)
+        try:
+            problem = proxy.wait_ready(port, ca)
+            if problem is not None:
+                return fail(text("run_proxy_failed", lang, reason=problem))
+            status = run_command(command, environment(dict(os.environ), port, bundle, args.map))
+        finally:
+            proxy.stop()
+    _print_report(args, lang, args.out / REPORT_FILE)
+    return status
+
+
+def _print_report(args: argparse.Namespace, lang: str, report: Path) -> None:
+    """The story of what the command did (or the records, with --format json/jsonl), on stderr: the command's
+    own output keeps stdout."""
+    from ocitrace.analyzers.analysis import analyze
+    from ocitrace.analyzers.captures import read_captures
+    from ocitrace.analyzers.report import render
+    from ocitrace.analyzers.story import render_story
+
+    from .cli import _write
+
+    captures = read_captures([args.out / "flows.mitm"])
+    analysis = analyze(captures.calls)
+    print(text("run_summary", lang, calls=len(analysis.calls), path=report), file=sys.stderr)
+    if args.format == "markdown":
+        output = "\n".join(render_story(analysis, lang)) + "\n"
+    else:
+        output = render(analysis, args.format, lang)
+    if args.report:
+        _write(output, None)
+    else:
+        sys.stderr.write(output)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("run", help="run a command through the proxy and tell what it said to registries",
+                       description="Start the proxy on a free loopback port, run COMMAND with HTTPS_PROXY and a CA "
+                                   "bundle it trusts, and when it ends print the story of its registry calls. The "
+                                   "command's input, output and exit status are its own.",
+                       epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=Path("ocitrace-out"),
+                   help="output folder (default ./ocitrace-out); a session already there moves to its earlier/")
+    p.add_argument("--map", action="append", default=[], metavar="HOST=URL",
+                   help="send HOST to another upstream, e.g. registry.test=http://127.0.0.1:5000 (repeatable)")
+    p.add_argument("--lang", choices=LANGUAGES, default="en", help="language of the lines and report (default en)")
+    p.add_argument("--format", choices=FORMATS, default="markdown",
+                   help="what is printed at the end: the story (markdown, default) or the call records")
+    p.add_argument("--quiet", action="store_true", help="no line per call, only the count at the end")
+    p.add_argument("--report", action="store_true", help="print the report on stdout instead of stderr")
+    p.add_argument("--confdir", type=Path, default=None,
+                   help="keep the proxy's CA here (default: a folder removed when the command ends)")
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]", help="the command to run")
+    p.set_defaults(func=cmd_run)

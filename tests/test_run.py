@@ -1,0 +1,127 @@
+"""`ocitrace run -- COMMAND`: the command's environment, terminal, signals and exit status, and its story."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from ocitrace.lab import REGISTRY_NAME, Registry
+from ocitrace.layout import write_base_image
+from ocitrace.run import daemon_warning, environment, loopback_hint
+
+OCITRACE = [sys.executable, "-m", "ocitrace", "run"]
+
+
+def test_the_environment_sends_every_common_client_through_the_proxy_and_trusts_it(tmp_path):
+    bundle = tmp_path / "ca-bundle.pem"
+    env = environment({"NO_PROXY": "registry.test,intranet.example,*", "PATH": "/bin"}, 4321, bundle,
+                      ["registry.test=http://127.0.0.1:5000"])
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        assert env[name] == "http://127.0.0.1:4321"
+    for name in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"):
+        assert env[name] == str(bundle)
+    assert env["NO_PROXY"] == "intranet.example" and env["PATH"] == "/bin"
+
+
+@pytest.mark.parametrize("command,warned", [
+    (["docker", "pull", "alpine"], True), (["/usr/bin/docker", "push", "x"], True),
+    (["docker", "buildx", "build", "--push", "."], True), (["docker", "manifest", "inspect", "x"], False),
+    (["docker", "login", "x"], False), (["skopeo", "copy", "a", "b"], False)])
+def test_a_command_whose_calls_a_daemon_makes_is_said_at_the_start(command, warned):
+    assert (daemon_warning(command, "en") is not None) is warned
+
+
+@pytest.mark.parametrize("arg,address", [("docker://localhost:5000/app:v1", "localhost:5000"),
+                                         ("127.0.0.1:5000/app", "127.0.0.1:5000"),
+                                         ("docker://[::1]:5000/app", "[::1]:5000")])
+def test_a_registry_on_loopback_gets_the_map_explained_in_one_sentence(arg, address):
+    hint = loopback_hint(["skopeo", "inspect", arg], [], "en")
+    assert hint is not None and f"--map registry.test=http://{address}" in hint
+    assert loopback_hint(["skopeo", "inspect", "docker://registry.test/app"], [], "en") is None
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    work = tmp_path_factory.mktemp("run-registry")
+    with Registry(work / "registry") as registry:
+        layout = write_base_image(work / "layout")
+        yield registry, layout
+
+
+def run(tmp_path, registry, *command, **kwargs):
+    args = [*OCITRACE, "--out", str(tmp_path / "out"), "--map", f"{REGISTRY_NAME}={registry[0].upstream}", "--",
+            *command]
+    return subprocess.run(args, capture_output=True, text=True, cwd=tmp_path, timeout=300, **kwargs)
+
+
+def calls(tmp_path):
+    return [json.loads(line) for line in (tmp_path / "out" / "events.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.e2e
+def test_skopeo_copy_through_run_is_told_and_leaves_nothing_outside_out(tmp_path, registry):
+    done = run(tmp_path, registry, "skopeo", "copy", "--all", f"oci:{registry[1]}:latest",
+               f"docker://{REGISTRY_NAME}/lib/app:v1")
+    assert done.returncode == 0, done.stderr
+    assert "### 1. Push lib/app:v1" in done.stderr and "calls recorded; report:" in done.stderr
+    recorded = calls(tmp_path)
+    assert recorded and all(c["endpoint"] for c in recorded) and recorded[-1]["step"] == "push-index"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert (tmp_path / "out" / "report.md").read_text().startswith("# ocitrace report")
+
+
+@pytest.mark.e2e
+def test_the_command_output_is_untouched_and_its_failure_returned(tmp_path, registry):
+    run(tmp_path, registry, "skopeo", "copy", "--all", f"oci:{registry[1]}:latest",
+        f"docker://{REGISTRY_NAME}/lib/inspected:v1")
+    done = run(tmp_path, registry, "skopeo", "inspect", f"docker://{REGISTRY_NAME}/lib/inspected:v1")
+    assert done.returncode == 0 and json.loads(done.stdout)["Name"] == f"{REGISTRY_NAME}/lib/inspected"
+    missing = run(tmp_path, registry, "skopeo", "inspect", "--retry-times", "0",
+                  f"docker://{REGISTRY_NAME}/lib/nothing:v1")
+    assert missing.returncode != 0 and missing.stdout == ""
+    assert any(c["registry_errors"] for c in calls(tmp_path))
+    assert run(tmp_path, registry, "sh", "-c", "exit 7").returncode == 7
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("command", [
+    ["docker", "manifest", "inspect", f"{REGISTRY_NAME}/lib/app:v1"],
+    ["curl", "-sf", f"https://{REGISTRY_NAME}/v2/lib/app/tags/list"],
+])
+def test_other_clients_through_run(tmp_path, registry, command):
+    run(tmp_path, registry, "skopeo", "copy", "--all", f"oci:{registry[1]}:latest",
+        f"docker://{REGISTRY_NAME}/lib/app:v1")
+    done = run(tmp_path, registry, *command)
+    assert done.returncode == 0, done.stderr
+    recorded = calls(tmp_path)
+    assert recorded and {c["host"] for c in recorded} == {REGISTRY_NAME} and all(c["endpoint"] for c in recorded)
+
+
+@pytest.mark.e2e
+def test_ctrl_c_reaches_the_command_and_the_recording_goes_on(tmp_path, registry):
+    script = ("import signal, sys, time\n"
+              "signal.signal(signal.SIGINT, lambda *a: sys.exit(42))\n"
+              "print('ready', flush=True)\n"
+              "time.sleep(60)\n")
+    args = [*OCITRACE, "--out", str(tmp_path / "out"), "--", sys.executable, "-c", script]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                               start_new_session=True)  # its own process group: a terminal's Ctrl-C, by killpg
+    assert process.stdout.readline().strip() == "ready"
+    os.killpg(process.pid, signal.SIGINT)
+    assert process.wait(timeout=60) == 42
+    assert (tmp_path / "out" / "report.md").exists()
+
+
+@pytest.mark.e2e
+def test_a_daemon_command_is_warned_before_it_runs(tmp_path, registry):
+    done = run(tmp_path, registry, "docker", "pull", f"{REGISTRY_NAME}/lib/app:v1")
+    assert "carried out by the docker daemon" in done.stderr and done.returncode != 0
+
+
+def test_no_command_is_one_sentence(tmp_path):
+    done = subprocess.run([*OCITRACE, "--out", str(tmp_path / "out")], capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.startswith("ocitrace: run: give the command after --")
+    assert not (tmp_path / "out").exists()
