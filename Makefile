@@ -4,8 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # Debian packages the demo and the end-to-end tests drive: a real registry, real clients, and a browser
 # that draws the reports' Mermaid diagrams (with mermaid.js packed from the npm registry, never a CDN).
-APT_PACKAGES := docker-registry skopeo buildah chromium npm
-APT_COMMANDS := docker-registry skopeo buildah chromium npm
+APT_PACKAGES := docker-registry skopeo buildah podman chromium npm
+APT_COMMANDS := docker-registry skopeo buildah podman chromium npm
 MERMAID_VERSION := 11.17.2
 MERMAID_JS := .cache/mermaid/package/dist/mermaid.min.js
 

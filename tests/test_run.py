@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -125,3 +126,31 @@ def test_no_command_is_one_sentence(tmp_path):
     done = subprocess.run([*OCITRACE, "--out", str(tmp_path / "out")], capture_output=True, text=True)
     assert done.returncode == 2 and done.stderr.startswith("ocitrace: run: give the command after --")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.e2e
+def test_a_python_client_through_run(tmp_path, registry):
+    """oras from PyPI, a real OCI client on requests: it reads HTTPS_PROXY and REQUESTS_CA_BUNDLE."""
+    (tmp_path / "sbom.json").write_text('{"sbom": true}')
+    script = ("import oras.client\n"
+              f"oras.client.OrasClient(hostname='{REGISTRY_NAME}').push(files=['sbom.json'], "
+              f"target='{REGISTRY_NAME}/lib/sbom:v1')\n")
+    done = run(tmp_path, registry, sys.executable, "-c", script)
+    assert done.returncode == 0, done.stderr
+    recorded = calls(tmp_path)
+    assert recorded[-1]["step"] == "push-manifest" and recorded[-1]["digest_verified"] is True
+    assert all(c["digest_verified"] is not False for c in recorded)
+    assert (tmp_path / "sbom.json").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["out", "sbom.json"]
+
+
+@pytest.mark.e2e
+def test_podman_pulls_one_platform_through_run(tmp_path, registry):
+    """The article's third story with a pulling client: the index, that platform's manifest, its blobs."""
+    run(tmp_path, registry, "skopeo", "copy", "--all", f"oci:{registry[1]}:latest",
+        f"docker://{REGISTRY_NAME}/lib/app:v1")
+    with tempfile.TemporaryDirectory(dir="/tmp", prefix="ocp") as storage:  # podman wants a short runroot
+        done = run(tmp_path, registry, "podman", "--root", f"{storage}/root", "--runroot", f"{storage}/run",
+                   "--storage-driver", "vfs", "pull", "--arch", "arm64", f"{REGISTRY_NAME}/lib/app:v1")
+    assert done.returncode == 0, done.stderr
+    assert "### 1. Pull lib/app:v1 for linux/arm64" in done.stderr
+    assert [c["step"] for c in calls(tmp_path)] == ["ping", "index", "manifest", "config", "layer"]
