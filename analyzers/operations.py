@@ -200,6 +200,13 @@ class Operations:
             elsewhere = self._last_push(client)
             if elsewhere is not None:
                 return elsewhere
+        endpoint = item.classification.endpoint
+        if endpoint is not None and endpoint.learned_from:
+            # A URL an earlier answer named (a blob's storage redirect): it goes on that call's operation,
+            # whatever host it is on.
+            same = [op for (c, k, _, r), op in self._open.items() if c == client and k == kind and r == repository]
+            if same:
+                return max(same, key=lambda op: op.id)
         if client in self._pending and kind != "other":
             return self._new(kind, client, name, repository, host)
         current = self._open.get((client, kind, host, repository))
@@ -294,6 +301,9 @@ class Operations:
             return Reason("absent")
         if step == "manifest-exists" and operation.kind == PUSH and answer in (STATUS_SUCCESS, STATUS_ABSENT):
             return Reason("target-exists" if answer == STATUS_SUCCESS else "target-absent")
+        if step == "manifest-exists" and answer == STATUS_SUCCESS and classification.tag is not None:
+            resolved = call.response_headers.get("docker-content-digest") or ""
+            return Reason("resolve-tag", {"digest": resolved}) if resolved else None
         if step == "mount":
             source = classification.mount_from
             if classification.opens_session(call.status):  # the table's 202: no mount, an upload instead

@@ -271,3 +271,22 @@ def test_a_cancelled_session_is_forgotten():
                  make_flow("PATCH", up, 202, req_body=b"z"), make_flow("DELETE", up, 204)):
         analyzer.add(call_from_state(flow.get_state()))
     assert len(analyzer.sessions) == 0
+
+
+def test_a_docker_hub_shaped_pull_is_one_login_then_one_pull_with_its_redirected_blob():
+    hub, auth, cdn = "https://registry-1.docker.io", "https://auth.docker.io", "https://production.cloudflare.docker.com"
+    ua = {"User-Agent": "containerd/1.7"}
+    index = index_body("linux/amd64", "linux/arm64")
+    layer = b"\x1f\x8b layer"
+    challenge = 'Bearer realm="https://auth.docker.io/token",service="registry.docker.io"'
+    a = run(
+        make_flow("GET", f"{hub}/v2/", 401, req_headers=ua, resp_headers={"WWW-Authenticate": challenge}),
+        make_flow("GET", f"{auth}/token?scope=repository%3Alibrary%2Falpine%3Apull&service=registry.docker.io", 200,
+                  req_headers=ua, resp_body=b'{"token": "t"}'),
+        make_flow("GET", f"{hub}/v2/library/alpine/manifests/{sha256(index)}", 200, resp_body=index, req_headers=ua,
+                  resp_headers={"Content-Type": OCI_INDEX, "Docker-Content-Digest": sha256(index)}),
+        make_flow("GET", f"{hub}/v2/library/alpine/blobs/{sha256(layer)}", 307, req_headers=ua,
+                  resp_headers={"Location": f"{cdn}/registry-v2/blobs/sha256/ab/x/data?verify=1"}),
+        make_flow("GET", f"{cdn}/registry-v2/blobs/sha256/ab/x/data?verify=1", 200, resp_body=layer, req_headers=ua),
+    )
+    assert [(op.kind, [i + 1 for i in op.calls]) for op in a.operations] == [("auth", [1, 2]), ("pull", [3, 4, 5])]

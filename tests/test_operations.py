@@ -249,6 +249,8 @@ REASONS = {
     "index-of-existing": lambda: [get("/v2/"), put_manifest("app", "v2", INDEX, OCI_INDEX)],
     "target-exists": lambda: [get("/v2/"), *upload("app", "s", LAYER), head("/v2/app/manifests/v1", 200)],
     "target-absent": lambda: [get("/v2/"), *upload("app", "s", LAYER), head("/v2/app/manifests/v1", 404)],
+    "resolve-tag": lambda: [make_flow("HEAD", f"{R}/v2/app/manifests/v1", 200, req_headers=SKOPEO,
+                                      resp_headers={"Docker-Content-Digest": sha256(INDEX)})],
     "registry-error": lambda: [get("/v2/app/manifests/v9", 404, body=ERROR, **{"Content-Type": "application/json"})],
 }
 
