@@ -129,7 +129,8 @@ def test_bytes_that_are_not_utf8_come_out_escaped_never_raw(tmp_path):
 
 
 @pytest.mark.parametrize("command,default", [("analyze", "default markdown"), ("proxy", "default 8080"),
-                                             ("demo", "default captures/demo")])
+                                             ("demo", "default captures/demo"), ("diff", "default en"),
+                                             ("run", "default ./ocitrace-out")])
 def test_help_of_every_command_shows_defaults_and_an_example(command, default):
     result = subprocess.run([sys.executable, "-m", "ocitrace", command, "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and default in result.stdout and "example" in result.stdout
