@@ -154,8 +154,10 @@ class Operations:
         again = self._seen.get((operation.who, call.method, call.url))
         self._record(item, operation, step)
         item.reason = self._reason(item, operation, step, again)
-        if not self.retain and item.session and classification.closes_session(call.status):
-            operation.uploads.pop(item.session, None)  # live: a closed upload is told; nothing asks of it again
+        if not self.retain:  # live: a closed upload is told; nothing asks of it again
+            if item.session and classification.closes_session(call.status):
+                operation.uploads.pop(item.session, None)
+            operation.uploads.pop(f"#{item.index}", None)
         return operation
 
     # --- which operation ---
@@ -366,10 +368,11 @@ class Operations:
             self._touched[classification.repository] = True
         if step in (_ELSEWHERE, "blob-exists") and success and classification.digest:
             self._found[(operation.who, classification.digest)] = (classification.repository, item.index)
-            if classification.repository == operation.repository:
+            if classification.repository == operation.repository and self.retain:  # for the summary only
                 operation.present.add(classification.digest)
         if step == "mount" and success and not classification.opens_session(call.status) and classification.digest:
-            operation.mounted[classification.digest] = classification.mount_from or ""
+            if self.retain:  # for the summary only
+                operation.mounted[classification.digest] = classification.mount_from or ""
         if step == "upload" and item.session is None and success and item.body_digest:
             # a blob in one POST (end-4b): a session of one call
             operation.uploads[f"#{item.index}"] = Upload(f"#{item.index}", item.body_digest, item.body_size, 1,
