@@ -170,6 +170,8 @@ def test_the_live_analysis_keeps_no_call(trace):
         a_session(trace)
     assert trace.analyzer.analysis.calls == [] and trace.analyzer.analysis.objects == []
     assert trace.in_flight == {} and len(trace.analyzer.sessions) == 0
+    live = list(trace.analyzer.operations._open.values())
+    assert live and all(not op.uploads and not op.present and not op.mounted and not op.calls for op in live)
 
 
 def test_flow_file_and_report_at_shutdown_match_an_offline_analysis(trace):
