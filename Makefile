@@ -4,8 +4,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # Debian packages the demo and the end-to-end tests drive: a real registry, real clients, and a browser
 # that draws the reports' Mermaid diagrams (with mermaid.js packed from the npm registry, never a CDN).
-APT_PACKAGES := docker-registry skopeo buildah podman chromium npm
-APT_COMMANDS := docker-registry skopeo buildah podman chromium npm
+# command:package pairs: only the packages of missing commands are installed (a machine's own Node.js, say,
+# already provides npm, and Debian's npm package would conflict with it).
+APT_NEEDS := docker-registry:docker-registry skopeo:skopeo buildah:buildah podman:podman chromium:chromium \
+	npm:npm docker:docker.io
 MERMAID_VERSION := 11.17.2
 MERMAID_JS := .cache/mermaid/package/dist/mermaid.min.js
 
@@ -23,14 +25,13 @@ venv: $(VENV)/.installed
 
 # Installs what is missing only; needs root (or sudo) the first time.
 system-deps:
-	@missing=""; for c in $(APT_COMMANDS); do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
-	command -v docker >/dev/null || missing="$$missing docker"; \
-	if [ -n "$$missing" ]; then \
-	  echo "Installing Debian packages for:$$missing"; \
-	  pkgs="$(APT_PACKAGES)"; command -v docker >/dev/null || pkgs="$$pkgs docker.io"; \
+	@pkgs=""; for need in $(APT_NEEDS); do \
+	  command -v $${need%%:*} >/dev/null || pkgs="$$pkgs $${need#*:}"; done; \
+	if [ -n "$$pkgs" ]; then \
+	  echo "Installing Debian packages:$$pkgs"; \
 	  sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo"; \
 	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$pkgs >/dev/null \
-	    || { echo "Could not install$$missing: run 'apt-get install $$pkgs' as root." >&2; exit 1; }; \
+	    || { echo "Could not install$$pkgs: run 'apt-get install$$pkgs' as root." >&2; exit 1; }; \
 	fi
 
 $(MERMAID_JS): | system-deps
