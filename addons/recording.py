@@ -76,7 +76,8 @@ def keep_earlier_session(out: Path) -> Path | None:
 def _private(path: Path, mode: str) -> IO:
     """A new file only its owner can read: captures hold credentials."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    return os.fdopen(fd, mode, **({"encoding": "utf-8"} if "b" not in mode else {}))
+    # Bytes a capture held that are not UTF-8 come out escaped, as `ocitrace analyze` writes them.
+    return os.fdopen(fd, mode, **({"encoding": "utf-8", "errors": "backslashreplace"} if "b" not in mode else {}))
 
 
 class Recording:

@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from mitmproxy import ctx, exceptions, http
+from mitmproxy.flow import Error as FlowError
 from mitmproxy.log import ALERT
 from ocitrace.analyzers.analysis import Analyzer
 from ocitrace.analyzers.calls import METADATA_KEY, BodyTap, CaptureMeta, content_length
@@ -28,6 +29,8 @@ logger = logging.getLogger(__name__)
 # Registries accept manifests of at least 4 MiB (distribution-spec); a "manifest" past twice that is
 # streamed like a blob rather than held in memory.
 KEEP_LIMIT = 8 << 20
+# The error of a call the proxy was still carrying when it stopped (mitmproxy's own errors read like this).
+STOPPED = "proxy stopped before the call ended"
 
 
 def held_whole(message: http.Message) -> bool:
@@ -39,11 +42,12 @@ def held_whole(message: http.Message) -> bool:
 class InFlight:
     """What the hooks learnt of a flow before it completes: what it is, and the taps on its bodies."""
 
-    __slots__ = ("classification", "taps")
+    __slots__ = ("classification", "taps", "flow")
 
-    def __init__(self, classification: Classification):
+    def __init__(self, classification: Classification, flow: http.HTTPFlow):
         self.classification = classification
         self.taps: dict[str, Tap] = {}
+        self.flow = flow
 
 
 class RegistryTrace:
@@ -88,7 +92,7 @@ class RegistryTrace:
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         classification = self.analyzer.classify(self._call(flow))
-        pending = self.in_flight[flow.id] = InFlight(classification)
+        pending = self.in_flight[flow.id] = InFlight(classification, flow)
         self._stream(flow.request, pending, "request", self.analyzer.session_hash(classification))
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
@@ -102,13 +106,18 @@ class RegistryTrace:
         self._finish(flow)
 
     def done(self) -> None:
+        # Calls still in flight when the proxy stops are recorded too, as ended without an answer.
+        for pending in list(self.in_flight.values()):
+            if pending.flow.error is None:
+                pending.flow.error = FlowError(STOPPED)
+            self._finish(pending.flow)
         if self.recording is None:
             return
         self.recording.close()
         report = report_of(self.recording.flows_path, self._lang)
         path = self.recording.out / REPORT_FILE
         try:
-            path.write_text(report, encoding="utf-8")
+            path.write_text(report, encoding="utf-8", errors="backslashreplace")
         except OSError as exc:
             logger.log(ALERT, text("error_cannot_write", self._lang, path=path, reason=os_error_text(exc, self._lang)))
             return
@@ -131,7 +140,7 @@ class RegistryTrace:
     def _pending(self, flow: http.HTTPFlow) -> InFlight:
         # A flow replayed or injected without requestheaders is classified when first seen.
         if flow.id not in self.in_flight:
-            self.in_flight[flow.id] = InFlight(self.analyzer.classify(self._call(flow)))
+            self.in_flight[flow.id] = InFlight(self.analyzer.classify(self._call(flow)), flow)
         return self.in_flight[flow.id]
 
     def _finish(self, flow: http.HTTPFlow) -> None:

@@ -145,7 +145,10 @@ def call_line(item: AnalyzedCall, lang: str = "en") -> str:
     call = item.call
     status = call.status if call.status is not None else "—"
     endpoint = item.endpoint_id or "-"
-    return f"{call.method} {shorten_digests(call.path)} {status} {endpoint} {meaning(item, lang)}"
+    line = f"{call.method} {shorten_digests(call.path)} {status} {endpoint} {meaning(item, lang)}"
+    # One line, printable, whatever the capture held: no control character, no byte that is not UTF-8.
+    line = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in " ".join(line.split()))
+    return line.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:

@@ -111,16 +111,22 @@ class Proxy:
         self.stopping = False  # its lines once the command has ended (where the report is) are said by run
         self.last_lines: list[str] = []
         self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+                                        stderr=subprocess.STDOUT, start_new_session=True,
+                                        preexec_fn=_die_with_parent)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
     def _read(self) -> None:
+        # Drain the proxy's output to its end whatever becomes of stderr: a proxy that cannot write its log
+        # stops forwarding.
         for raw in self.process.stdout:
             line = raw.decode("utf-8", "replace").rstrip("\n")
             self.last_lines = (self.last_lines + [line])[-5:]
             if line.startswith("[") and "] " in line and not self.quiet and not self.stopping:  # not its banner
-                print(f"ocitrace: {line.split('] ', 1)[1]}", file=sys.stderr, flush=True)
+                try:
+                    print(f"ocitrace: {line.split('] ', 1)[1]}", file=sys.stderr, flush=True)
+                except (OSError, ValueError):  # stderr closed (a pipe whose reader left)
+                    self.quiet = True
 
     def wait_ready(self, port: int, ca: Path) -> str | None:
         """None once the proxy listens; else why it did not start."""
@@ -149,33 +155,67 @@ class Proxy:
         self._reader.join(timeout=5)
 
 
+def _die_with_parent() -> None:
+    """In the proxy's process: be stopped (SIGTERM) if ocitrace run dies, however it dies (Linux)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+class Stopped(Exception):
+    """This process was told to stop (SIGTERM, SIGHUP, SIGQUIT) before or after the command ran."""
+
+    def __init__(self, number: int):
+        super().__init__(number)
+        self.status = 128 + number
+
+
+def _stop(number: int, frame) -> None:
+    raise Stopped(number)
+
+
+def guard_signals() -> None:
+    """From the start: the keyboard's signals are the command's (this process goes on to record and report);
+    a request to stop unwinds, so the proxy is stopped and its CA folder removed."""
+    for sig in (signal.SIGINT, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_IGN)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _stop)
+
+
 def run_command(command: list[str], env: dict[str, str]) -> int:
-    """Run the command on this terminal. Ctrl-C reaches it (this process ignores it meanwhile); a SIGTERM sent
-    to this process is passed on. The command's exit status, or 128 + the signal that ended it."""
+    """Run the command on this terminal. Ctrl-C and Ctrl-\\ reach it (this process ignores them); a SIGTERM or
+    SIGHUP sent to this process is passed on. The command's exit status, or 128 + the signal that ended it."""
+    # Ignored signals stay ignored across exec: the command gets the keyboard's back while it is started.
+    for sig in (signal.SIGINT, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_DFL)
     try:
         child = subprocess.Popen(command, env=env)
     except OSError as exc:
-        print(f"ocitrace: {command[0]}: {exc.strerror}", file=sys.stderr)
+        print(f"ocitrace: {command[0] or repr(command[0])}: {exc.strerror}", file=sys.stderr)
         return 127 if isinstance(exc, FileNotFoundError) else 126
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGQUIT):
+            signal.signal(sig, signal.SIG_IGN)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda number, frame: child.send_signal(number))
     try:
         status = child.wait()
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, _stop)
     return 128 - status if status < 0 else status
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ocitrace.addons.recording import REPORT_FILE, writable_problem
+    from ocitrace.addons.recording import writable_problem
     from ocitrace.addons.upstream_map import parse_map_spec
     from ocitrace.analyzers.strings import os_error_text
 
     from .cli import fail
-    from .proxy import ensure_ca
 
     lang = args.lang
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -192,6 +232,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     for hint in (daemon_warning(command, lang), loopback_hint(command, args.map, lang)):
         if hint:
             print(f"ocitrace: {hint}", file=sys.stderr, flush=True)
+    guard_signals()
+    try:
+        return _traced(args, command, lang)
+    except Stopped as stopped:
+        return stopped.status
+
+
+def _traced(args: argparse.Namespace, command: list[str], lang: str) -> int:
+    from ocitrace.addons.recording import REPORT_FILE
+    from ocitrace.analyzers.strings import os_error_text
+
+    from .cli import fail
+    from .proxy import ensure_ca
+
     with tempfile.TemporaryDirectory(prefix="ocitrace-run-") as scratch:
         confdir = args.confdir or Path(scratch)
         try:
@@ -224,15 +278,21 @@ def _print_report(args: argparse.Namespace, lang: str, report: Path) -> None:
 
     captures = read_captures([args.out / "flows.mitm"])
     analysis = analyze(captures.calls)
-    print(text("run_summary", lang, calls=len(analysis.calls), path=report), file=sys.stderr)
+    try:
+        print(text("run_summary", lang, calls=len(analysis.calls), path=report), file=sys.stderr)
+    except OSError:
+        pass
     if args.format == "markdown":
         output = "\n".join(render_story(analysis, lang)) + "\n"
     else:
         output = render(analysis, args.format, lang)
-    if args.report:
-        _write(output, None)
-    else:
-        sys.stderr.write(output)
+    try:
+        if args.report:
+            _write(output, None)
+        else:
+            sys.stderr.write(output)
+    except OSError:  # the reader of the pipe left: the story was not wanted
+        pass
 
 
 def register(sub) -> None:

@@ -310,3 +310,27 @@ def test_an_earlier_session_is_named_by_its_first_call(tmp_path):
             exchange(addon, make_flow("GET", f"{R}/v2/", 200, timestamp=when))
             addon.done()
     assert [p.name for p in (out / EARLIER).iterdir()] == ["20231114T221320Z"]
+
+
+def test_a_call_in_flight_when_the_proxy_stops_is_recorded_as_ended_without_answer(trace):
+    blob = b"z" * 1000
+    flow = make_flow("GET", f"{R}/v2/app/blobs/{sha256(blob)}", 200)
+    flow.response.content = None
+    trace.requestheaders(flow)
+    trace.responseheaders(flow)
+    stream(flow.response.stream, blob[:300], finish=False)
+    trace.done()
+    [event] = events(trace)
+    assert event["endpoint"] == "end-2" and event["error"] == "proxy stopped before the call ended"
+    assert {"code": "download-aborted", "severity": "warning", "bytes": 300} in event["findings"]
+
+
+def test_bytes_that_are_not_utf8_never_lose_an_event(trace):
+    flow = make_flow("GET", f"{R}/v2/app/manifests/v1", 404)
+    flow.request.headers.fields += ((b"X-Req", b"ev\xfeil"),)
+    flow.response.headers.fields += ((b"Content-Type", b"application/x\xff"),)
+    exchange(trace, flow)
+    [event] = events(trace)
+    assert event["endpoint"] == "end-3" and ["X-Req", "ev\udcfeil"] in event["request_headers"]
+    trace.done()
+    assert (trace.out / REPORT_FILE).read_bytes().decode("utf-8")

@@ -154,3 +154,22 @@ def test_podman_pulls_one_platform_through_run(tmp_path, registry):
     assert done.returncode == 0, done.stderr
     assert "### 1. Pull lib/app:v1 for linux/arm64" in done.stderr
     assert [c["step"] for c in calls(tmp_path)] == ["ping", "index", "manifest", "config", "layer"]
+
+
+@pytest.mark.e2e
+def test_ctrl_backslash_reaches_the_command_and_nothing_is_left_running(tmp_path):
+    args = [*OCITRACE, "--out", str(tmp_path / "out"), "--", sys.executable, "-c",
+            "import time; print('ready', flush=True); time.sleep(60)"]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                               start_new_session=True)
+    assert process.stdout.readline().strip() == "ready"
+    os.killpg(process.pid, signal.SIGQUIT)
+    assert process.wait(timeout=60) == 128 + signal.SIGQUIT
+    left = subprocess.run(["pgrep", "-f", f"--out {tmp_path / 'out'}"], capture_output=True, text=True)
+    assert left.stdout.strip() == "" and (tmp_path / "out" / "report.md").exists()
+
+
+def test_a_reader_that_leaves_early_costs_no_traceback_and_no_status(tmp_path):
+    done = subprocess.run(["bash", "-c", "set -o pipefail; " + " ".join(OCITRACE) +
+                           f" --report --out {tmp_path / 'out'} -- true | true"], capture_output=True, text=True)
+    assert done.returncode == 0 and "Traceback" not in done.stderr
