@@ -39,6 +39,11 @@ def held_whole(message: http.Message) -> bool:
     return length is not None and length <= KEEP_LIMIT
 
 
+def _needs_framing(request: http.Request) -> bool:
+    return ((request.is_http2 or request.is_http3) and request.method in ("POST", "PUT", "PATCH")
+            and "content-length" not in request.headers and "transfer-encoding" not in request.headers)
+
+
 class InFlight:
     """What the hooks learnt of a flow before it completes: what it is, and the taps on its bodies."""
 
@@ -136,6 +141,10 @@ class RegistryTrace:
             return
         limit = KEEP_LIMIT if keeps else ctx.options.ocitrace_keep_bytes
         message.stream = pending.taps[side] = Tap(limit, session)
+        if isinstance(message, http.Request) and _needs_framing(message):
+            # An HTTP/2 body of unknown length streams to an HTTP/1.1 upstream: mitmproxy would send it with
+            # neither Content-Length nor chunked framing, and the registry would read an empty body.
+            message.headers["transfer-encoding"] = "chunked"
 
     def _pending(self, flow: http.HTTPFlow) -> InFlight:
         # A flow replayed or injected without requestheaders is classified when first seen.

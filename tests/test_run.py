@@ -173,3 +173,17 @@ def test_a_reader_that_leaves_early_costs_no_traceback_and_no_status(tmp_path):
     done = subprocess.run(["bash", "-c", "set -o pipefail; " + " ".join(OCITRACE) +
                            f" --report --out {tmp_path / 'out'} -- true | true"], capture_output=True, text=True)
     assert done.returncode == 0 and "Traceback" not in done.stderr
+
+
+@pytest.mark.e2e
+def test_an_http2_chunk_of_unknown_length_reaches_the_registry_whole(tmp_path, registry):
+    """curl speaks HTTP/2 to the proxy; the registry HTTP/1.1: the body needs framing on the way."""
+    (tmp_path / "blob").write_bytes(os.urandom(3_000_000))
+    script = (f"loc=$(curl -s --http2 -o /dev/null -X POST https://{REGISTRY_NAME}/v2/lib/h2/blobs/uploads/ -D - "
+              "| tr -d '\\r' | awk 'tolower($1) == \"location:\" {print $2}'); "
+              "curl -sf --http2 -o /dev/null -X PATCH -T - \"$loc\" < blob")
+    done = run(tmp_path, registry, "bash", "-c", script)
+    assert done.returncode == 0, done.stderr
+    patch = calls(tmp_path)[-1]
+    assert (patch["method"], patch["status"], patch["request_bytes"]) == ("PATCH", 202, 3_000_000)
+    assert dict(patch["response_headers"])["Range"] == "0-2999999" and patch["findings"] == []
