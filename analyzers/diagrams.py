@@ -12,7 +12,7 @@ from .digests import short_digest
 from .manifests import ImageConfig, ImageManifest, Index
 from .story import answer, row_count, row_request, sections, title
 from .strings import text
-from .words import size
+from .words import printable, size
 
 if TYPE_CHECKING:
     from .analysis import Analysis, AnalyzedCall
@@ -25,13 +25,13 @@ MOST_TRANSFERS = 40
 
 
 def _text(value: object) -> str:
-    flat = " ".join(str(value).split())
+    flat = printable(" ".join(str(value).split()))
     return "".join(_ENTITIES.get(ch, ch) for ch in flat)
 
 
 def _plain(value: object) -> str:
     """For a gantt, whose task names cannot hold entity codes: the characters it parses are left out."""
-    flat = " ".join(str(value).split()).replace(":", "\u2236")  # a ratio sign reads as a colon
+    flat = printable(" ".join(str(value).split())).replace(":", "\u2236")  # a ratio sign reads as a colon
     return "".join(ch for ch in flat if ch not in ';#%"<>{}|`')
 
 

@@ -49,8 +49,15 @@ def finding_text(finding: Finding, lang: str) -> str:
 def cell(value: Any) -> str:
     """A captured value made safe for one markdown table cell, or one line: it cannot start a heading, a list
     or a quote, nor break out of its cell."""
-    flat = _MD_SPECIAL.sub(r"\\\1", " ".join(str(value).split()))
-    return _MD_LEADING.sub(r"\1\\\2", flat)
+    flat = printable(" ".join(str(value).split()))
+    return _MD_LEADING.sub(r"\1\\\2", _MD_SPECIAL.sub(r"\\\1", flat))
+
+
+def printable(text: str) -> str:
+    """Control characters (ESC, BEL, NUL...) shown as escapes: a report or a log line never drives a terminal."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in text)
 
 
 def shorten_digests(value: str) -> str:
@@ -147,8 +154,7 @@ def call_line(item: AnalyzedCall, lang: str = "en") -> str:
     endpoint = item.endpoint_id or "-"
     line = f"{call.method} {shorten_digests(call.path)} {status} {endpoint} {meaning(item, lang)}"
     # One line, printable, whatever the capture held: no control character, no byte that is not UTF-8.
-    line = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in " ".join(line.split()))
-    return line.encode("utf-8", "backslashreplace").decode("utf-8")
+    return printable(" ".join(line.split())).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:

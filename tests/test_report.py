@@ -182,3 +182,17 @@ def test_a_chinese_report_of_a_troubled_session_holds_no_english_sentence():
     for line in md.splitlines():
         assert english_in(line) == [], line
     assert "DIGEST 不一致" in md and "上传在 5,000 字节后中断" in md
+
+
+def test_control_characters_never_reach_a_report_or_a_log_line():
+    hostile = "x\x1b]0;owned\x07\x00\x1b[31m"
+    index = json.loads(index_body("linux/amd64"))
+    index["artifactType"] = hostile
+    body = json.dumps(index).encode()
+    a = analysis_of(make_flow("PUT", f"{R}/v2/app/manifests/v1", 201, req_body=body,
+                              req_headers={"Content-Type": OCI_INDEX, "User-Agent": hostile}))
+    for lang in ("en", "zh"):
+        md = render(a, "markdown", lang)
+        assert not any(ch in md for ch in "\x1b\x07\x00") and "\\x1b" in md
+    line = call_line(a.calls[0])
+    assert line.isprintable()
