@@ -1,5 +1,6 @@
 """The report: the article's table from real calls, in English and Chinese, JSON for machines, no secrets."""
 
+import base64
 import json
 import re
 
@@ -122,6 +123,12 @@ def secret_session():
                   resp_headers={"Location": f"https://cdn.example/blob?X-Amz-Signature={SECRET}"}),
         make_flow("GET", f"https://cdn.example/blob?X-Amz-Credential={SECRET}&X-Amz-Signature={SECRET}", 200,
                   req_headers={"X-Registry-Auth": SECRET}),
+        # Vendors' own credential headers and query keys, which no list names: redaction keeps only what is
+        # known to be harmless.
+        make_flow("GET", f"{R}/v2/a/tags/list?api_key={SECRET}&jwt={SECRET}&key={SECRET}&id_token={SECRET}"
+                         f"&%61pi_key={SECRET}&n=10", 200,
+                  req_headers={"X-Docker-Token": SECRET, "X-JFrog-Art-Api": SECRET, "X-Api-Key": SECRET,
+                               "Api-Key": SECRET, "X-Some-New-Token": SECRET}),
     )
 
 
@@ -196,3 +203,14 @@ def test_control_characters_never_reach_a_report_or_a_log_line():
         assert not any(ch in md for ch in "\x1b\x07\x00") and "\\x1b" in md
     line = call_line(a.calls[0])
     assert line.isprintable()
+
+
+def test_basic_credentials_keep_the_user_name_never_the_password():
+    from ocitrace.analyzers import redact
+
+    basic = "Basic " + base64.b64encode(b"alice:" + SECRET.encode()).decode()
+    assert redact.header_value("Authorization", basic) == "Basic alice:<redacted>"
+    assert redact.header_value("X-Anything-New", SECRET) == "<redacted>"
+    assert redact.header_value("Docker-Content-Digest", "sha256:ab") == "sha256:ab"
+    shown = redact.query("n=10&last=v1&_state=" + "s" * 40 + "&sig=x")
+    assert shown == "n=10&last=v1&_state=ssssssssssss...&sig=<redacted>"
