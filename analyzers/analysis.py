@@ -205,16 +205,26 @@ class Analyzer:
             item.findings.append(Finding.of("call-failed", error=call.error))
         if call.status is not None and call.status >= 400:
             item.registry_errors = decode_errors(call.response_body)
+        try:
+            self._analyse(item)
+        except Exception as exc:  # noqa: BLE001 - a call is never lost to a fault of the analysis: it is told
+            item.findings.append(Finding.of("analysis-failed", error=type(exc).__name__))
+        try:
+            self.operations.add(item)
+        except Exception as exc:  # noqa: BLE001
+            item.findings.append(Finding.of("analysis-failed", error=type(exc).__name__))
+        if self.retain:
+            self.analysis.calls.append(item)
+        return item
+
+    def _analyse(self, item: AnalyzedCall) -> None:
+        call, classification = item.call, item.classification
         self._learn(call, classification)
         item.session = classification.session or self._opened_session(item)
         if item.session and classification.ends_session(call.status):
             self.sessions.close(item.session)  # cancelled: nothing to check
         self._body(item)
         self._link_descriptor(item)
-        self.operations.add(item)
-        if self.retain:
-            self.analysis.calls.append(item)
-        return item
 
     def add_all(self, calls) -> Analysis:
         for call in calls:

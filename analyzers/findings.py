@@ -20,6 +20,7 @@ SEVERITIES: Mapping[str, str] = {
     "digest-mismatch": ERROR,  # against, expected, actual
     # the call itself
     "call-failed": WARNING,  # error: why no answer came (mitmproxy's words, a captured value)
+    "analysis-failed": ERROR,  # error: what went wrong in ocitrace while it analysed this call (a bug to report)
     "upload-aborted": WARNING,  # bytes: the request body stopped after this many bytes
     "download-aborted": WARNING,  # bytes: the answer's body stopped after this many bytes
     "body-not-captured": INFO,  # the capture kept no body (streamed past the recorder)

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 _DIGEST_IN_TEXT = IN_TEXT
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|<>#])")
+# The longest value a cell shows in full; longer ones are cut, with their length.
+MOST_CELL = 400
 # What makes a line a list, a quote or a heading underline: escaped where a line starts.
 _MD_LEADING = re.compile(r"^(\d*)([.)+\-])(?=\s)")
 
@@ -50,6 +52,8 @@ def cell(value: Any) -> str:
     """A captured value made safe for one markdown table cell, or one line: it cannot start a heading, a list
     or a quote, nor break out of its cell."""
     flat = printable(" ".join(str(value).split()))
+    if len(flat) > MOST_CELL:  # a 60 KB tag would widen every row of its table (tables pad to the widest cell)
+        flat = f"{flat[:MOST_CELL]}… ({len(flat):,} characters)"
     return _MD_LEADING.sub(r"\1\\\2", _MD_SPECIAL.sub(r"\\\1", flat))
 
 

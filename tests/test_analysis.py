@@ -290,3 +290,16 @@ def test_a_docker_hub_shaped_pull_is_one_login_then_one_pull_with_its_redirected
         make_flow("GET", f"{cdn}/registry-v2/blobs/sha256/ab/x/data?verify=1", 200, resp_body=layer, req_headers=ua),
     )
     assert [(op.kind, [i + 1 for i in op.calls]) for op in a.operations] == [("auth", [1, 2]), ("pull", [3, 4, 5])]
+
+
+def test_a_fault_of_the_analysis_is_told_on_its_call_never_a_lost_call(monkeypatch):
+    from ocitrace.analyzers import analysis
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(analysis, "decode_manifest", broken)
+    a = run(make_flow("GET", f"{R}/v2/app/manifests/v1", 200, resp_body=MANIFEST,
+                      resp_headers={"Content-Type": OCI_MANIFEST}), make_flow("GET", f"{R}/v2/", 200))
+    assert len(a.calls) == 2 and [f.code for f in a.calls[0].findings] == ["analysis-failed"]
+    assert a.calls[0].endpoint_id == "end-3" and a.calls[0].operation is not None

@@ -214,3 +214,11 @@ def test_basic_credentials_keep_the_user_name_never_the_password():
     assert redact.header_value("Docker-Content-Digest", "sha256:ab") == "sha256:ab"
     shown = redact.query("n=10&last=v1&_state=" + "s" * 40 + "&sig=x")
     assert shown == "n=10&last=v1&_state=ssssssssssss...&sig=<redacted>"
+
+
+def test_a_huge_value_cannot_widen_every_row_of_a_table():
+    huge = "t" * 60_000
+    flows = [make_flow("HEAD", f"{R}/v2/app/blobs/sha256:{i:064x}", 404) for i in range(300)]
+    flows.append(make_flow("GET", f"{R}/v2/app/manifests/{huge}", 404))
+    md = render(analysis_of(*flows), "markdown")
+    assert len(md) < 1_000_000 and re.search(r"… \(60,0\d\d characters\)", md)  # not 300 rows × 60 KB
