@@ -34,6 +34,9 @@ from .operations import Operation, Operations, Reason
 from .recent import Recent
 from .sessions import UploadSessions
 
+# Registries accept manifests of at least 4 MiB (distribution-spec); one past twice that is not decoded.
+DECODE_LIMIT = 8 << 20
+
 
 @dataclass(frozen=True)
 class DigestCheck:
@@ -282,7 +285,11 @@ class Analyzer:
         if aborted:
             return
         media_type = bare_media_type(headers.get("content-type"))
-        if body is not None:
+        if body is not None and len(body) > DECODE_LIMIT and payload in ("manifest", "referrers"):
+            # Past what a registry accepts as a manifest: checked, not decoded (decoding would cost far more).
+            item.body_size, item.body_digest = len(body), self._digest_like(body, classification.digest)
+            item.findings.append(Finding.of("body-too-large", bytes=len(body)))
+        elif body is not None:
             item.body_size = len(body)
             if payload == "manifest":
                 self._manifest(item, body, media_type)

@@ -24,6 +24,7 @@ SEVERITIES: Mapping[str, str] = {
     "upload-aborted": WARNING,  # bytes: the request body stopped after this many bytes
     "download-aborted": WARNING,  # bytes: the answer's body stopped after this many bytes
     "body-not-captured": INFO,  # the capture kept no body (streamed past the recorder)
+    "body-too-large": WARNING,  # bytes: a manifest past the decode limit, checked but not decoded
     "invalid-name": WARNING,  # value
     "invalid-reference": WARNING,  # value
     "invalid-digest": WARNING,  # value

@@ -303,3 +303,11 @@ def test_a_fault_of_the_analysis_is_told_on_its_call_never_a_lost_call(monkeypat
                       resp_headers={"Content-Type": OCI_MANIFEST}), make_flow("GET", f"{R}/v2/", 200))
     assert len(a.calls) == 2 and [f.code for f in a.calls[0].findings] == ["analysis-failed"]
     assert a.calls[0].endpoint_id == "end-3" and a.calls[0].operation is not None
+
+
+def test_a_manifest_past_the_decode_limit_is_checked_not_decoded():
+    big = b'{"schemaVersion": 2, "manifests": [' + b'{"a": 1},' * 1_000_000 + b'{}]}'
+    [item] = run(make_flow("GET", f"{R}/v2/app/manifests/{sha256(big)}", 200, resp_body=big,
+                           resp_headers={"Content-Type": OCI_INDEX})).calls
+    assert item.object is None and item.digest_verified is True
+    assert [f.code for f in item.findings] == ["body-too-large"]
