@@ -311,6 +311,7 @@ def render_story(analysis: Analysis, lang: str, diagram=None) -> list[str]:
     out: list[str] = []
     headers = [text(k, lang) for k in ("col_calls", "col_request", "col_times", "col_status", "col_meaning",
                                        "col_why")]
+    pinged = False
     for n, section in enumerate(sections(analysis), 1):
         operation = section.first
         out += [f"### {n}. {cell(title(section, lang))}", ""]
@@ -322,8 +323,14 @@ def render_story(analysis: Analysis, lang: str, diagram=None) -> list[str]:
             if conclusion(section, lang):
                 out += [cell(conclusion(section, lang)), ""]
         rows = fold(section)
-        out.append(table(headers, [[ranges([i.index for i in row.items]), row_request(row), row_count(row),
-                                    _status(row), _meaning(row, lang), _why(row, lang)] for row in rows]))
+        cells = []
+        for row in rows:
+            why = _why(row, lang)
+            if row.step == "ping":  # the same reason under every part: said the first time only
+                why, pinged = ("" if pinged else why), True
+            cells.append([ranges([i.index for i in row.items]), row_request(row), row_count(row), _status(row),
+                          _meaning(row, lang), why])
+        out.append(table(headers, cells))
         out.append("")
         if diagram is not None:
             out += diagram(section, rows, lang) + [""]
