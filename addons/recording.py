@@ -15,7 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from mitmproxy import http, io
+from mitmproxy import http
+from mitmproxy.io import tnetstring
+from ocitrace.analyzers import redact
 
 logger = logging.getLogger(__name__)
 
@@ -87,13 +89,14 @@ class Recording:
     forwarding traffic.
     """
 
-    def __init__(self, out: Path):
+    def __init__(self, out: Path, keep_secrets: bool = False):
         self.out = out
+        self.keep_secrets = keep_secrets
         out.mkdir(parents=True, exist_ok=True)
         self.earlier = keep_earlier_session(out)
         self._flows = _private(out / FLOWS_FILE, "wb")
         self._events = _private(out / EVENTS_FILE, "w")
-        self._writer = io.FlowWriter(self._flows)
+
         self.failure: OSError | None = None
 
     @property
@@ -104,7 +107,9 @@ class Recording:
         if self.failure is not None:
             return
         try:
-            self._writer.add(flow)
+            state = flow.get_state()
+            # What the reports hide, the flow file hides too (unless asked to keep it): it is shared as well.
+            tnetstring.dump(state if self.keep_secrets else redact.flow_state(state), self._flows)
             self._flows.flush()
             self._events.write(event)
             self._events.flush()

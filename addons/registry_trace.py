@@ -69,6 +69,9 @@ class RegistryTrace:
                           f"Folder for {FLOWS_FILE}, {EVENTS_FILE} and {REPORT_FILE} (created if missing); "
                           "a session found there is moved into its earlier/ folder.")
         loader.add_option("ocitrace_lang", str, "en", "Language of log lines and report.md.", choices=LANGUAGES)
+        loader.add_option("ocitrace_keep_secrets", bool, False,
+                          f"Write {FLOWS_FILE} as it passed, credentials included (by default they are redacted "
+                          "there as in the reports).")
         loader.add_option("ocitrace_keep_bytes", int, 65536,
                           "Streamed bodies up to this size are kept whole (configs, attestations, errors); "
                           "larger ones (layers) only hashed.")
@@ -85,7 +88,7 @@ class RegistryTrace:
     def running(self) -> None:
         # Files are opened only now that the proxy is listening: a run that cannot start touches nothing.
         if self.out is not None and self.recording is None:
-            self.recording = Recording(self.out)
+            self.recording = Recording(self.out, ctx.options.ocitrace_keep_secrets)
             if self.recording.earlier is not None:
                 logger.log(ALERT, text("earlier_session", self._lang, path=self.recording.earlier))
 

@@ -167,8 +167,9 @@ def content_length(value: str | None) -> int | None:
 
 
 def _body_size(body: bytes | None, tap: BodyTap | None, headers: Headers) -> int | None:
-    if body is not None:
-        return len(body)
+    # What was measured as the body passed comes first: a body kept in a redacted flow file is shorter.
     if tap is not None:
         return tap.size
+    if body is not None:
+        return len(body)
     return content_length(headers.get("content-length"))

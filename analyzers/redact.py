@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Iterable
 from urllib.parse import parse_qsl, quote, urlencode
+
+from .calls import METADATA_KEY
 
 REDACTED = "<redacted>"
 
@@ -93,3 +96,81 @@ def query(text: str) -> str:
 def url(text: str) -> str:
     base, sep, rest = text.partition("?")
     return base + sep + query(rest) if sep else text
+
+
+# --- whole flows (mitmproxy's flow state, as flow files store it) ---
+
+# Top-level keys of a JSON body that carry a credential: token-endpoint answers (OAuth2, Docker token auth).
+SECRET_BODY_KEYS = frozenset({"token", "access_token", "refresh_token", "id_token", "password", "client_secret"})
+
+
+def _header_pairs(pairs: object) -> object:
+    if not isinstance(pairs, list | tuple):
+        return pairs
+    shown = []
+    for pair in pairs:
+        if isinstance(pair, list | tuple) and len(pair) == 2 and all(isinstance(p, bytes) for p in pair):
+            name, value = pair
+            text = header_value(name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape"))
+            shown.append([name, text.encode("utf-8", "surrogateescape")])
+        else:
+            shown.append(pair)
+    return shown
+
+
+def _path(path: object) -> object:
+    if not isinstance(path, bytes):
+        return path
+    return url(path.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
+
+
+def _body(content: object, content_type: str) -> object:
+    """A form's or a token answer's credentials masked; any other body as it is (manifests, blobs)."""
+    if not isinstance(content, bytes) or not content or len(content) > 1 << 20:
+        return content
+    if "x-www-form-urlencoded" in content_type:
+        return query(content.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
+    if content[:1] != b"{":
+        return content
+    try:
+        document = json.loads(content)
+    except ValueError:
+        return content
+    if not isinstance(document, dict) or not SECRET_BODY_KEYS & document.keys():
+        return content
+    return json.dumps({k: REDACTED if k in SECRET_BODY_KEYS else v for k, v in document.items()}).encode()
+
+
+def _content_type(pairs: object) -> str:
+    for pair in pairs if isinstance(pairs, list | tuple) else ():
+        if isinstance(pair, list | tuple) and len(pair) == 2 and isinstance(pair[0], bytes) \
+                and pair[0].lower() == b"content-type" and isinstance(pair[1], bytes):
+            return pair[1].decode("latin-1").lower()
+    return ""
+
+
+def flow_state(state: dict) -> dict:
+    """A flow's state with what `headers`, `url` and token bodies would hide hidden: a flow file safe to share.
+    The analysis reads a redacted flow as it reads the original (it needs no credential): a body made shorter
+    keeps its measured size in the capture's metadata."""
+    state = dict(state)
+    metadata = dict(state.get("metadata") or {})
+    measured = dict(metadata.get(METADATA_KEY) or {})
+    for side in ("request", "response"):
+        message = state.get(side)
+        if not isinstance(message, dict):
+            continue
+        message = dict(message)
+        kind = _content_type(message.get("headers"))
+        message["headers"] = _header_pairs(message.get("headers"))
+        content = message.get("content")
+        message["content"] = _body(content, kind)
+        if message["content"] != content and side not in measured:
+            measured[side] = {"digest": None, "size": len(content), "complete": True}
+        if side == "request":
+            message["path"] = _path(message.get("path"))
+        state[side] = message
+    if measured:
+        metadata[METADATA_KEY] = measured
+        state["metadata"] = metadata
+    return state

@@ -55,6 +55,8 @@ def mitmdump_args(args: argparse.Namespace) -> list[str]:
             "--set", "flow_detail=0", "--set", "termlog_verbosity=alert"]
     for spec in args.map:
         argv += ["--set", f"ocitrace_map={spec}"]
+    if args.keep_secrets:
+        argv += ["--set", "ocitrace_keep_secrets=true"]
     extra = list(args.extra)
     return argv + (extra[1:] if extra[:1] == ["--"] else extra)
 
@@ -125,6 +127,8 @@ def cmd_proxy(args: argparse.Namespace) -> int:
         return fail(text("error_ca", lang, path=args.confdir, reason=os_error_text(exc, lang)))
     if not _loopback(args.host):
         print(text("warning_open_proxy", lang, host=args.host), file=sys.stderr, flush=True)
+    if args.keep_secrets:
+        print(text("warning_keep_secrets", lang, out=args.out), file=sys.stderr, flush=True)
     print(banner(args, ca), flush=True)
     sys.argv = ["ocitrace proxy"]  # mitmproxy names itself by argv[0] in its messages
     try:
@@ -157,5 +161,7 @@ def register(sub) -> None:
                    "(default en)")
     p.add_argument("--confdir", type=Path, default=DEFAULT_CONFDIR,
                    help="mitmproxy's folder for its CA (default ~/.mitmproxy)")
+    p.add_argument("--keep-secrets", action="store_true",
+                   help="write flows.mitm as it passed, credentials included (default: redacted, as the reports)")
     p.add_argument("extra", nargs=argparse.REMAINDER, help="after --: more mitmdump arguments")
     p.set_defaults(func=cmd_proxy)

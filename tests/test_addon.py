@@ -334,3 +334,40 @@ def test_bytes_that_are_not_utf8_never_lose_an_event(trace):
     assert event["endpoint"] == "end-3" and ["User-Agent", "ev\udcfeil"] in event["request_headers"]
     trace.done()
     assert (trace.out / REPORT_FILE).read_bytes().decode("utf-8")
+
+
+SECRET = "s3cr3t-Tok3n-value"
+
+
+def secret_session(addon):
+    token = json.dumps({"token": SECRET, "access_token": SECRET, "expires_in": 300}).encode()
+    exchange(addon, make_flow("GET", f"https://auth.test/token?scope=repository:app:pull&api_key={SECRET}", 200,
+                              req_headers={"Authorization": f"Basic {SECRET}", "Cookie": f"s={SECRET}"},
+                              resp_body=token, resp_headers={"Set-Cookie": f"id={SECRET}"}))
+    exchange(addon, make_flow("POST", "https://auth.test/token", 200, req_body=f"grant_type=password&password="
+                              f"{SECRET}&service=registry.test".encode(),
+                              req_headers={"Content-Type": "application/x-www-form-urlencoded"}))
+    exchange(addon, make_flow("GET", f"{R}/v2/app/manifests/v1", 404,
+                              req_headers={"Authorization": f"Bearer {SECRET}", "X-Api-Key": SECRET}))
+    exchange(addon, make_flow("GET", f"{R}/v2/app/blobs/{sha256(b'x')}", 307,
+                              resp_headers={"Location": f"https://cdn.test/blob?X-Amz-Signature={SECRET}"}))
+
+
+def test_no_file_the_proxy_writes_holds_a_credential(trace):
+    secret_session(trace)
+    trace.done()
+    for name in (FLOWS_FILE, EVENTS_FILE, REPORT_FILE):
+        assert SECRET.encode() not in (trace.out / name).read_bytes(), name
+    # The redacted flow file still tells the same story, call for call.
+    live = (trace.out / EVENTS_FILE).read_text().splitlines()
+    assert live == render_jsonl(analyze(read_captures([trace.out / FLOWS_FILE]).calls)).splitlines()
+
+
+def test_keep_secrets_writes_the_flow_file_as_it_passed(tmp_path):
+    addon = RegistryTrace()
+    with taddons.context(addon) as tctx:
+        start(addon, tctx, tmp_path / "out", ocitrace_keep_secrets=True)
+        secret_session(addon)
+        addon.done()
+    assert SECRET.encode() in (tmp_path / "out" / FLOWS_FILE).read_bytes()
+    assert SECRET.encode() not in (tmp_path / "out" / EVENTS_FILE).read_bytes()
