@@ -174,3 +174,41 @@ def flow_state(state: dict) -> dict:
         metadata[METADATA_KEY] = measured
         state["metadata"] = metadata
     return state
+
+
+def har(document: dict) -> dict:
+    """A HAR document with what the reports hide hidden: headers, cookies, URLs, query strings, form and token
+    bodies. Manifests and other bodies are kept."""
+    entries = ((document.get("log") or {}).get("entries")) if isinstance(document, dict) else None
+    for entry in entries if isinstance(entries, list) else ():
+        if not isinstance(entry, dict):
+            continue
+        for side in ("request", "response"):
+            message = entry.get(side)
+            if not isinstance(message, dict):
+                continue
+            content_type = ""
+            for header in message.get("headers") or ():
+                if isinstance(header, dict) and isinstance(header.get("value"), str):
+                    header["value"] = header_value(str(header.get("name", "")), header["value"])
+                    if str(header.get("name", "")).lower() == "content-type":
+                        content_type = header["value"].lower()
+            for cookie in message.get("cookies") or ():
+                if isinstance(cookie, dict):
+                    cookie["value"] = REDACTED
+            if isinstance(message.get("url"), str):
+                message["url"] = url(message["url"])
+            if isinstance(message.get("redirectURL"), str):
+                message["redirectURL"] = url(message["redirectURL"])
+            for pair in message.get("queryString") or ():
+                if isinstance(pair, dict) and isinstance(pair.get("value"), str):
+                    pair["value"] = _query_value(str(pair.get("name", "")), pair["value"])
+            body = message.get("postData") if side == "request" else message.get("content")
+            if isinstance(body, dict) and isinstance(body.get("text"), str) and body.get("encoding") != "base64":
+                text = body["text"].encode("utf-8", "surrogateescape")
+                body["text"] = _body(text, content_type or str(body.get("mimeType", ""))).decode(
+                    "utf-8", "surrogateescape")
+                for param in body.get("params") or ():
+                    if isinstance(param, dict) and isinstance(param.get("value"), str):
+                        param["value"] = _query_value(str(param.get("name", "")), param["value"])
+    return document

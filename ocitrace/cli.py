@@ -130,6 +130,42 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_redact(args: argparse.Namespace) -> int:
+    """A copy of a capture safe to share: what the reports hide, hidden in the capture too."""
+    import json as json_module
+
+    from ocitrace.analyzers import redact
+    from ocitrace.analyzers.captures import CaptureError, capture_format, iter_tnetstrings, read_captures
+    from ocitrace.analyzers.report import capture_problem
+    from ocitrace.analyzers.strings import os_error_text, text
+
+    lang, source, target = args.lang, Path(args.capture), Path(args.output)
+    if not source.is_file():
+        return fail(text("error_no_capture", lang, path=args.capture))
+    captures = read_captures([source])  # a damaged capture is refused before anything is written
+    if captures.errors:
+        return fail(capture_problem(captures.errors[0].path, captures.errors[0].finding, lang))
+    try:
+        kind = capture_format(source)
+        if kind == "har":
+            document = json_module.loads(source.read_bytes().decode("utf-8-sig"))
+            target.write_text(json_module.dumps(redact.har(document), ensure_ascii=False, indent=1),
+                              encoding="utf-8", errors="backslashreplace")
+        elif kind == "flows":
+            from mitmproxy.io import tnetstring
+
+            with open(source, "rb") as fh, open(target, "wb") as out:
+                for state, _ in iter_tnetstrings(fh):
+                    tnetstring.dump(redact.flow_state(state) if isinstance(state, dict) else state, out)
+        else:  # events are written redacted; an empty file is empty
+            target.write_bytes(source.read_bytes())
+    except CaptureError as exc:
+        return fail(capture_problem(exc.path, exc.finding, lang))
+    except OSError as exc:
+        return fail(text("error_cannot_write", lang, path=target, reason=os_error_text(exc, lang)))
+    return 0
+
+
 def _lazy(module: str, function: str) -> Callable[[argparse.Namespace], int]:
     return lambda args: getattr(import_module(module), function)(args)
 
@@ -177,6 +213,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lang", choices=LANGUAGES, default="en", help="language of the comparison (default en)")
     p.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
     p.set_defaults(func=cmd_diff)
+
+    p = sub.add_parser("redact", help="write a copy of a capture that is safe to share",
+                       description="Copy a flow file or a HAR file with what the reports hide hidden: credentials "
+                                   "in headers, cookies, query strings, form bodies and token answers. The copy "
+                                   "reads the same in ocitrace analyze.",
+                       epilog="example:\n  ocitrace redact capture.mitm shared.mitm",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("capture", metavar="IN", help="a flow file or a HAR file")
+    p.add_argument("output", metavar="OUT", help="where the redacted copy goes")
+    p.add_argument("--lang", choices=LANGUAGES, default="en", help="language of messages (default en)")
+    p.set_defaults(func=cmd_redact)
 
     from . import proxy, run  # their modules import nothing heavy; mitmproxy is loaded when the proxy runs
 

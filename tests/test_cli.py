@@ -130,7 +130,7 @@ def test_bytes_that_are_not_utf8_come_out_escaped_never_raw(tmp_path):
 
 @pytest.mark.parametrize("command,default", [("analyze", "default markdown"), ("proxy", "default 8080"),
                                              ("demo", "default captures/demo"), ("diff", "default en"),
-                                             ("run", "default ./ocitrace-out")])
+                                             ("run", "default ./ocitrace-out"), ("redact", "default en")])
 def test_help_of_every_command_shows_defaults_and_an_example(command, default):
     result = subprocess.run([sys.executable, "-m", "ocitrace", command, "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and default in result.stdout and "example" in result.stdout
@@ -168,3 +168,45 @@ def test_events_read_back_keep_indexes_and_registry_errors(tmp_path, capsys):
     again = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [c["step"] for c in again] == ["index", "manifest"]
     assert again[1]["registry_errors"] == [{"code": "MANIFEST_UNKNOWN", "message": "manifest unknown"}]
+
+
+REDACT_SECRET = "s3cr3t-Tok3n-value"
+
+
+def secret_flows():
+    token = json.dumps({"token": REDACT_SECRET, "expires_in": 300}).encode()
+    return [make_flow("GET", f"https://auth.test/token?scope=repository:app:pull&api_key={REDACT_SECRET}", 200,
+                      req_headers={"Authorization": f"Bearer {REDACT_SECRET}", "X-Api-Key": REDACT_SECRET},
+                      resp_body=token),
+            make_flow("GET", f"https://registry.test/v2/hj-public/debian/manifests/{sha256(ARTICLE_INDEX)}", 200,
+                      resp_body=ARTICLE_INDEX, resp_headers={"Content-Type": OCI_INDEX},
+                      req_headers={"Cookie": f"s={REDACT_SECRET}"})]
+
+
+def test_redact_makes_a_flow_file_safe_to_share_that_reads_the_same(tmp_path, capsys):
+    source = write_flows(tmp_path / "in.mitm", secret_flows())
+    assert REDACT_SECRET.encode() in source.read_bytes()
+    assert main(["redact", str(source), str(tmp_path / "out.mitm")]) == 0
+    assert REDACT_SECRET.encode() not in (tmp_path / "out.mitm").read_bytes()
+    outputs = []
+    for path in (source, tmp_path / "out.mitm"):
+        assert main(["analyze", str(path), "--format", "jsonl"]) == 0
+        outputs.append([{**json.loads(line), "source": ""} for line in capsys.readouterr().out.splitlines()])
+    assert outputs[0] == outputs[1] and "index: 8 platforms" in outputs[1][1]["meaning"]
+
+
+def test_redact_makes_a_har_file_safe_to_share(tmp_path):
+    from mitmproxy.addons.savehar import SaveHar
+
+    har = SaveHar().make_har(secret_flows())
+    (tmp_path / "in.har").write_text(json.dumps(har))
+    assert main(["redact", str(tmp_path / "in.har"), str(tmp_path / "out.har")]) == 0
+    assert REDACT_SECRET not in (tmp_path / "out.har").read_text()
+    assert json.loads((tmp_path / "out.har").read_text())["log"]["entries"][1]["response"]["content"]["text"]
+
+
+def test_redact_refuses_a_damaged_capture_before_writing(tmp_path, capsys):
+    source = write_flows(tmp_path / "in.mitm", secret_flows())
+    source.write_bytes(source.read_bytes()[:-50])
+    assert main(["redact", str(source), str(tmp_path / "out.mitm")]) == 2
+    assert not (tmp_path / "out.mitm").exists() and "truncated" in capsys.readouterr().err
