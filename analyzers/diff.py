@@ -97,13 +97,14 @@ def render_diff(a: Analysis, b: Analysis, names: tuple[str, str], lang: str = "e
     diff = Diff(a, b)
     name_a, name_b = names  # raw in table headers (table() makes every cell safe), through cell() elsewhere
     out = [f"# {cell(text('diff_title', lang, a=name_a, b=name_b))}", ""]
-    out += [cell(text("diff_summary", lang, name=name_a, calls=len(a.calls), operations=len(sections(a)))), "",
-            cell(text("diff_summary", lang, name=name_b, calls=len(b.calls), operations=len(sections(b)))), ""]
+    parts_a, parts_b = sections(a), sections(b)
+    out += [cell(text("diff_summary", lang, name=name_a, calls=len(a.calls), operations=len(parts_a))), "",
+            cell(text("diff_summary", lang, name=name_b, calls=len(b.calls), operations=len(parts_b))), ""]
 
     out += [f"## {text('diff_operations', lang)}", ""]
     rows = []
-    titles_a = [title(s, lang) for s in sections(a)]
-    titles_b = [title(s, lang) for s in sections(b)]
+    titles_a = [title(s, lang) for s in parts_a]
+    titles_b = [title(s, lang) for s in parts_b]
     for n in range(max(len(titles_a), len(titles_b))):
         rows.append([n + 1, titles_a[n] if n < len(titles_a) else "", titles_b[n] if n < len(titles_b) else ""])
     out += [table(["#", name_a, name_b], rows), ""]

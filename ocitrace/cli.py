@@ -14,7 +14,7 @@ from pathlib import Path
 from ocitrace.analyzers.strings import LANGUAGES
 
 EXIT_BAD_INPUT = 2
-FORMATS = ("markdown", "json", "jsonl")
+FORMATS = ("markdown", "json", "jsonl")  # report.FORMATS, without loading the report machinery at start-up
 # A folder ocitrace proxy recorded holds its session in these, best first (events.jsonl says less).
 SESSION_FILES = ("flows.mitm", "events.jsonl")
 CAPTURE_SUFFIXES = (".mitm", ".flows", ".har")

@@ -65,19 +65,24 @@ def require(*commands: str) -> None:
         raise LabError(f"missing {', '.join(missing)}: run 'make demo' or 'make test', which install them")
 
 
+def terminate(process: subprocess.Popen | None, timeout: float = 20) -> None:
+    """SIGTERM (a proxy writes its report then), and SIGKILL if it has not ended within `timeout` seconds."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class _Service:
     process: subprocess.Popen | None = None
     name = "service"
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        terminate(self.process)
 
     def __enter__(self):
         self.start()

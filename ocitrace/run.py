@@ -23,7 +23,8 @@ from pathlib import Path
 
 from ocitrace.analyzers.strings import LANGUAGES, text
 
-FORMATS = ("markdown", "json", "jsonl")
+from .cli import FORMATS
+
 READY_TIMEOUT = 30.0
 # Variables clients read for a proxy and for the certificates they trust (Go, curl, Python requests, Node).
 PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
@@ -144,14 +145,10 @@ class Proxy:
         return f"not listening after {READY_TIMEOUT:.0f} s"
 
     def stop(self) -> None:
+        from .lab import terminate  # here, not at start-up: the lab's imports cost `--version` 40 ms
+
         self.stopping = True
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process, timeout=60)
         self._reader.join(timeout=5)
 
 
