@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from .digests import Hasher
 
 # Sessions left open (a client that never closed them) are forgotten oldest first past this many.
-MAX_OPEN = 4096
+MAX_OPEN = 1024
 # A blob this small is kept whole as it is uploaded (a config, an attestation), to be decoded once a
 # manifest says what it is.
 KEEP = 1 << 16
