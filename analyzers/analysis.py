@@ -33,6 +33,7 @@ from .manifests import (
 from .operations import Operation, Operations, Reason
 from .recent import Recent
 from .sessions import UploadSessions
+from .tokens import Grant, decode_grant
 
 # Registries accept manifests of at least 4 MiB (distribution-spec); one past twice that is not decoded.
 DECODE_LIMIT = 8 << 20
@@ -83,6 +84,7 @@ class AnalyzedCall:
     operation: int | None = None  # the id of the operation it belongs to
     step: str | None = None  # its part in that operation
     reason: Reason | None = None  # why it was made, where the capture shows it
+    grant: Grant | None = None  # what a token answer granted
 
     @property
     def endpoint_id(self) -> str | None:
@@ -277,6 +279,9 @@ class Analyzer:
                                             bytes=tap.size))
         if payload == "chunk":
             self._chunk(item, body, tap)
+            return
+        if payload == "token":  # what it granted; a token is no image content, nothing to check
+            item.grant = decode_grant(body)
             return
         if body is None and tap is None:
             if call.status is not None and call.status != 206:

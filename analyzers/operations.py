@@ -126,6 +126,10 @@ class Operations:
         self._pending: Recent[str, Operation] = Recent(1024)  # a client's GET /v2/, waiting for what it starts
         self._open: Recent[tuple[str, str, str, str | None], Operation] = Recent(4096)
         self._auth: Recent[str, Operation] = Recent(1024)  # a client's challenge waiting for its token
+        self._granted: Recent[str, tuple[str, ...]] = Recent(1024)  # what a client's last token granted
+        self._fresh: Recent[str, bool] = Recent(1024)  # clients whose GET /v2/ was answered 401: starting anew
+        self._checking: Recent[str, Operation] = Recent(1024)  # a client's login, just given its token
+        self._logins: Recent[str, Operation] = Recent(1024)  # a client's last login
         self._seen: Recent[tuple[str, str, str], int] = Recent()  # (client, method, url) -> first call
         # (client, digest) -> (call that named it, how): the client's own index or manifest, else anyone's ("")
         self._named: Recent[tuple[str, str], tuple[int, str]] = Recent()
@@ -145,7 +149,13 @@ class Operations:
         else:
             kind, step = endpoint.operation_for(call.method), endpoint.step_for(call.method)
         if call.status == 401:
-            kind, step = AUTH, "challenge"
+            if _challenge(call.response_headers.get("www-authenticate")).get("error") == "insufficient_scope" \
+                    and kind not in (AUTH, PING, "other"):
+                step = "denied"  # logged in, but the token does not allow this: a failed step of the operation
+            else:
+                if step == "ping":  # a GET /v2/ that asks to log in still begins the client's next operation
+                    self._fresh[client] = True
+                kind, step = AUTH, "challenge"
         step = self._refine(item, step)
         operation = self._operation(item, client, name, kind, step, repository)
         if step == "blob-exists" and repository != operation.repository:
@@ -164,6 +174,8 @@ class Operations:
 
     def _new(self, kind: str, client: str, name: str, repository: str | None, host: str) -> Operation:
         pending = self._pending.pop(client, None) if kind != "other" else None
+        if kind not in (AUTH, "other"):
+            self._fresh.pop(client, None)
         if pending is not None:  # the GET /v2/ that began it
             pending.kind, pending.repository = kind, repository
             operation = pending
@@ -179,6 +191,9 @@ class Operations:
     def _operation(self, item: AnalyzedCall, client: str, name: str, kind: str, step: str,
                    repository: str | None) -> Operation:
         host = item.call.host
+        checking = self._checking.pop(client, None)
+        if step == "ping" and checking is not None:
+            return checking  # `docker login`: the API asked again with the new token, to check it works
         if step == "ping":
             pending = self._pending.get(client)
             if pending is None:
@@ -189,15 +204,23 @@ class Operations:
             return pending
         if kind == AUTH:
             operation = self._auth.get(client)
+            if operation is None and step == "token":  # a token fetched again, without a new challenge
+                operation = self._logins.get(client)
             if operation is None or (step == "challenge" and operation.steps.get("token")):
                 operation = self._auth[client] = self._new(AUTH, client, name, repository, host)
+                self._logins[client] = operation
             if step == "token":
-                del self._auth[client]
+                self._auth.pop(client, None)
+                if item.grant is not None and item.grant.access is not None:
+                    self._granted[client] = item.grant.access
+                if item.classification.status_class == STATUS_SUCCESS:
+                    self._checking[client] = operation
             return operation
         push = self._open.get((client, PUSH, host, repository))
-        if kind == PULL and step == "manifest-exists" and push is not None and client not in self._pending:
+        starting = client in self._pending or client in self._fresh
+        if kind == PULL and step == "manifest-exists" and push is not None and not starting:
             return push  # "does the target manifest exist", just before pushing it
-        if kind == PUSH and step == "blob-exists" and push is None and client not in self._pending:
+        if kind == PUSH and step == "blob-exists" and push is None and not starting:
             # A HEAD in another repository than the one being pushed: a mount source, or the client's cache.
             elsewhere = self._last_push(client)
             if elsewhere is not None:
@@ -209,7 +232,7 @@ class Operations:
             same = [op for (c, k, _, r), op in self._open.items() if c == client and k == kind and r == repository]
             if same:
                 return max(same, key=lambda op: op.id)
-        if client in self._pending and kind != "other":
+        if starting and kind != "other":
             return self._new(kind, client, name, repository, host)
         current = self._open.get((client, kind, host, repository))
         if current is None or (kind == PULL and self._restarts(item, step, current)):
@@ -261,18 +284,31 @@ class Operations:
     def _reason(self, item: AnalyzedCall, operation: Operation, step: str, again: int | None) -> Reason | None:
         call, classification = item.call, item.classification
         digest = classification.digest
+        if step in ("challenge", "denied"):
+            params = _challenge(call.response_headers.get("www-authenticate"))
+            if step == "denied":
+                granted = self._granted.get(operation.who)
+                return Reason("denied", {"scope": params.get("scope", ""),
+                                         "granted": " ".join(granted) if granted else "-"})
+            if (call.response_headers.get("www-authenticate") or "").strip()[:6].lower() == "basic ":
+                return Reason("challenge-basic", {"realm": params.get("realm", "")})
+            code = "challenge-scope" if params.get("scope") else "challenge"
+            return Reason(code, {k: params.get(k, "?") for k in ("realm", "service", "scope")[:3 if params.get("scope")
+                                                                                             else 2]})
         if item.registry_errors:
             error = item.registry_errors[0]
             return Reason("registry-error", {"code": error.code, "message": error.message})
-        if step == "challenge":
-            params = _challenge(call.response_headers.get("www-authenticate"))
-            return Reason("challenge", {k: params.get(k, "") for k in ("realm", "service", "scope")})
         if step == "token":
             query = parse_qs(call.query)
-            return Reason("token", {"scope": " ".join(query.get("scope", [])), "service":
-                                    ",".join(query.get("service", []))})
+            scope = " ".join(query.get("scope", []))
+            if not scope:  # `docker login`: no repository asked, the credentials checked
+                return Reason("token-account", {"account": ",".join(query.get("account", [])) or "-"})
+            if item.grant is None or item.grant.access is None:
+                return Reason("token", {"scope": scope})
+            return Reason("token-granted", {"scope": scope, "granted": " ".join(item.grant.access) or "-",
+                                            "expires": item.grant.expires_in if item.grant.expires_in else "?"})
         if step == "ping":
-            return Reason("ping")
+            return Reason("login-check" if operation.kind == AUTH else "ping")
         answer = classification.status_class  # success, absent (a HEAD's 404), failure, off-spec
         if step == _ELSEWHERE:
             repository = classification.repository

@@ -11,12 +11,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Iterable
 from urllib.parse import parse_qsl, quote, urlencode
 
 from .calls import METADATA_KEY
+from .tokens import redacted_token
 
 REDACTED = "<redacted>"
+_REDACTED_BASIC = re.compile(r"[^\s:]*:" + re.escape(REDACTED))
 
 # Headers a report needs, whose values carry no secret.
 SHOWN_HEADERS = frozenset({
@@ -47,6 +50,8 @@ def _credential(value: str) -> str:
     scheme, _, secret = value.strip().partition(" ")
     if not secret:
         return REDACTED
+    if secret == REDACTED or _REDACTED_BASIC.fullmatch(secret):  # redacted already (a shared flow file)
+        return f"{scheme} {secret}"
     if scheme.lower() == "basic":
         try:
             user = base64.b64decode(secret.strip(), validate=True).decode("utf-8").partition(":")[0]
@@ -102,6 +107,7 @@ def url(text: str) -> str:
 
 # Top-level keys of a JSON body that carry a credential: token-endpoint answers (OAuth2, Docker token auth).
 SECRET_BODY_KEYS = frozenset({"token", "access_token", "refresh_token", "id_token", "password", "client_secret"})
+GRANT_KEYS = frozenset({"token", "access_token"})
 
 
 def _header_pairs(pairs: object) -> object:
@@ -138,7 +144,14 @@ def _body(content: object, content_type: str) -> object:
         return content
     if not isinstance(document, dict) or not SECRET_BODY_KEYS & document.keys():
         return content
-    return json.dumps({k: REDACTED if k in SECRET_BODY_KEYS else v for k, v in document.items()}).encode()
+    return json.dumps({k: _secret(k, v) if k in SECRET_BODY_KEYS else v for k, v in document.items()}).encode()
+
+
+def _secret(key: str, value: object) -> str:
+    """A registry token keeps its claims, not its signature (the report shows what it granted); others go."""
+    if key in GRANT_KEYS and isinstance(value, str):
+        return redacted_token(value, REDACTED)
+    return REDACTED
 
 
 def _content_type(pairs: object) -> str:

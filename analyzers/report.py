@@ -7,6 +7,7 @@ and every header or URL through `redact`, so a hostile tag cannot break a table 
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -138,6 +139,7 @@ def call_record(item: AnalyzedCall) -> dict[str, Any]:
         "why": item.reason.record() if item.reason is not None else None,
         "findings": [finding.record() for finding in item.findings],
         "registry_errors": [{"code": e.code, "message": e.message} for e in item.registry_errors],
+        "grant": item.grant.record() if item.grant is not None else None,
         "request_headers": redact.headers(call.request_headers),
         "response_headers": redact.headers(call.response_headers),
         "upstream": call.upstream,
@@ -168,7 +170,7 @@ def render_json(analysis: Analysis, errors: Sequence[CaptureError] = (),
         "findings": _capture_findings(errors, notices)
         + [{"call": item.index + 1, **finding.record()} for item, finding in analysis.warnings],
     }
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    return _json(document, indent=2) + "\n"
 
 
 __all__ = ["FORMATS", "LANGUAGES", "call_line", "call_record", "event_line", "os_error_text", "render",
@@ -176,7 +178,16 @@ __all__ = ["FORMATS", "LANGUAGES", "call_line", "call_record", "event_line", "os
 
 
 def event_line(item: AnalyzedCall) -> str:
-    return json.dumps(call_record(item), ensure_ascii=False) + "\n"
+    return _json(call_record(item)) + "\n"
+
+
+# JSON leaves DEL and the C1 controls (0x80-0x9f: CSI, OSC...) raw: escaped, so no output drives a terminal.
+_RAW_CONTROL = re.compile(r"[\x7f-\x9f\u2028\u2029]")
+
+
+def _json(value: Any, indent: int | None = None) -> str:
+    return _RAW_CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(value, indent=indent,
+                                                                            ensure_ascii=False))
 
 
 def render_jsonl(analysis: Analysis) -> str:

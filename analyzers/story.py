@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .digests import IN_TEXT as _DIGEST
 from .digests import short_digest
 from .manifests import ImageConfig, ImageManifest, Index
-from .operations import PUSH, Operation, Reason
+from .operations import AUTH, PUSH, Operation, Reason
 from .strings import strings, text
 from .words import cell, shorten_digests, size, table
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .analysis import Analysis, AnalyzedCall
 
 # Reasons that differ call by call: each is said in full. Others are said once for the row, their values joined.
-_EACH = frozenset({"uploaded", "registry-error", "challenge", "token"})
+_EACH = frozenset({"uploaded", "registry-error", "challenge", "challenge-scope", "token", "token-granted", "denied"})
 _MOST_REASONS = 3
 _MOST_LISTED = 4  # values listed in full; past this many, the first two and a count
 # Steps told as one row: the article's "fetch every blob the manifests name".
@@ -62,6 +62,8 @@ class Row:
 
 
 def _key(operation: Operation) -> tuple:
+    if operation.kind == AUTH:  # each login is told on its own: what it asked and was granted differs
+        return (operation.id,)
     return operation.who, operation.shown_kind, operation.host, operation.repository, operation.reference
 
 
@@ -273,8 +275,11 @@ def title(section: Section, lang: str) -> str:
     platforms = section.platforms
     listed = ", ".join(platforms) if len(platforms) <= _MOST_LISTED else text("n_platforms", lang, n=len(platforms))
     shown = text("for_platforms", lang, platforms=listed) if platforms and operation.kind != PUSH else ""
-    scope = next((r.values.get("scope") for i in section.items if (r := i.reason) and r.code == "challenge"), "")
-    return text(f"op_{operation.shown_kind}", lang, image=image, platforms=shown, scope=scope or "")
+    scopes = [r.values.get("scope") for i in section.items
+              if (r := i.reason) and r.code in ("challenge-scope", "token", "token-granted")]
+    scope = next((s for s in scopes if s and s != "-"), "")
+    kind = "auth-scope" if operation.kind == AUTH and scope else operation.shown_kind
+    return text(f"op_{kind}", lang, image=image, platforms=shown, scope=scope)
 
 
 def push_summary(section: Section, lang: str) -> str:
@@ -326,7 +331,8 @@ def render_story(analysis: Analysis, lang: str, diagram=None) -> list[str]:
         cells = []
         for row in rows:
             why = _why(row, lang)
-            if row.step == "ping":  # the same reason under every part: said the first time only
+            if row.step == "ping" and {r.code for r in row.reasons if r} <= {"ping"}:
+                # the same reason under every part: said the first time only
                 why, pinged = ("" if pinged else why), True
             cells.append([ranges([i.index for i in row.items]), row_request(row), row_count(row), _status(row),
                           _meaning(row, lang), why])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -27,7 +28,9 @@ from ocitrace.analyzers.strings import text
 
 from .lab import REGISTRY_NAME, LabError, PlainMitmdump, Proxy, Registry, require, run_client
 from .layout import ARTICLE_PLATFORMS, write_base_image
+from .token_server import TOKEN_NAME, TokenServer, User
 
+SECURE_NAME = "secure.test"  # the registry that asks for a token
 BASE = f"{REGISTRY_NAME}/hj-public/debian"
 TARGET = f"{REGISTRY_NAME}/hj-public/test1"
 MANUAL = f"{REGISTRY_NAME}/hj-public/test2"
@@ -39,6 +42,22 @@ MANUAL_COMMANDS = (f"docker manifest create --amend {MANUAL}:new {MANUAL}:arm64 
                    f"docker manifest annotate {MANUAL}:new {MANUAL}:arm64 --os linux --arch arm64",
                    f"docker manifest annotate {MANUAL}:new {MANUAL}:amd64 --os linux --arch amd64",
                    f"docker manifest push --purge {MANUAL}:new")
+# Token auth, as Docker Hub, GHCR and Harbor do it: alice may push to team/*, bob only pull from it, carol
+# push to other/* only. Passwords are made anew for each run; a capture must never show them.
+AUTH_USERS = {"alice": {"team/*": ("pull", "push")}, "bob": {"team/*": ("pull",)},
+              "carol": {"other/*": ("pull", "push")}}
+SECURE = f"{SECURE_NAME}/team/app"
+OTHER = f"{SECURE_NAME}/other/idx"
+AUTH_COMMANDS = (
+    f"skopeo copy --dest-creds alice:$ALICE_PASSWORD docker://{TARGET}:new docker://{SECURE}:v1",
+    f"skopeo inspect --creds bob:$BOB_PASSWORD docker://{SECURE}:v1",
+    f"skopeo copy --dest-creds bob:$BOB_PASSWORD docker://{TARGET}:new docker://{SECURE}:v2"
+    "  # refused: bob may only pull",
+    f"docker login {SECURE_NAME} -u alice --password-stdin <<< $ALICE_PASSWORD",
+    f"docker manifest create {OTHER}:v1 {SECURE}:v1",
+    f"docker login {SECURE_NAME} -u carol --password-stdin <<< $CAROL_PASSWORD",
+    f"docker manifest push {OTHER}:v1  # refused: carol may not read team/app, so no mount from it",
+)
 RUN_COMMANDS = (f"ocitrace run --map {REGISTRY_NAME}=http://127.0.0.1:PORT -- skopeo inspect docker://{TARGET}:new",)
 PULL_COMMANDS = (f"skopeo copy --override-os linux --override-arch arm64 docker://{TARGET}:new oci:pulled:new",)
 COMMANDS_FILE = "commands.json"
@@ -48,10 +67,17 @@ CLIENTS = ("docker-registry", "skopeo", "buildah", "docker")
 class Lab:
     """A registry, a scratch folder, and proxies started on demand in front of the registry."""
 
-    def __init__(self, work: Path):
+    def __init__(self, work: Path, passwords: dict[str, str] | None = None):
+        """`passwords`: of the token registry's users (made anew when not given)."""
         self.work = work
         self.confdir = work / "mitmproxy"
         self.registry = Registry(work / "registry")
+        self.passwords = passwords or {user: secrets.token_urlsafe(12) for user in AUTH_USERS}
+        self.tokens = TokenServer(work / "token", {user: User(self.passwords[user], grants)
+                                                   for user, grants in AUTH_USERS.items()}, service=SECURE_NAME)
+        self.secure = Registry(work / "secure", public_url=f"https://{SECURE_NAME}", auth={"token": {
+            "realm": self.tokens.realm, "service": SECURE_NAME, "issuer": self.tokens.issuer,
+            "rootcertbundle": str(self.tokens.certificate)}})
         # While a scenario records: the proxy's events file, and which calls each command made.
         self.events: Path | None = None
         self.journal: list[dict] = []
@@ -63,9 +89,13 @@ class Lab:
         (self.work / "docker").mkdir(parents=True, exist_ok=True)
         (self.work / "docker" / "config.json").write_text("{}")
         self.registry.start()
+        self.tokens.start()
+        self.secure.start()
         return self
 
     def __exit__(self, *exc) -> None:
+        self.secure.stop()
+        self.tokens.stop()
         self.registry.stop()
 
     @contextmanager
@@ -73,17 +103,22 @@ class Lab:
         """A proxy writing into `out` (ocitrace, or plain mitmdump -w); yields what a client needs to use it."""
         log = self.work / f"{out.name}.proxy.log"
         kind = PlainMitmdump if plain else Proxy
-        with kind(out, {REGISTRY_NAME: self.registry.upstream}, self.confdir, log=log) as proxy:
+        maps = {REGISTRY_NAME: self.registry.upstream, SECURE_NAME: self.secure.upstream,
+                TOKEN_NAME: self.tokens.upstream}
+        with kind(out, maps, self.confdir, log=log) as proxy:
             env = proxy.env()
             env.update(DOCKER_CONFIG=str(self.work / "docker"), STORAGE_DRIVER="vfs", BUILDAH_ISOLATION="chroot")
             yield env
 
-    def run(self, argv: list[str], env: dict[str, str], shown: str) -> str:
-        """Run a client; note which calls (1-based, in the recording) the command made."""
+    def run(self, argv: list[str], env: dict[str, str], shown: str, stdin: str | None = None,
+            fails: bool = False) -> str:
+        """Run a client; note which calls (1-based, in the recording) the command made. `fails`: it is meant
+        to be refused."""
         before = self._recorded()
-        output = run_client(argv, env)
+        output = run_client(argv, env, stdin=stdin, fails=fails)
         after = self._settled()
-        self.journal.append({"command": shown, "calls": [before + 1, after] if after > before else []})
+        entry = {"command": shown, "calls": [before + 1, after] if after > before else []}
+        self.journal.append({**entry, "refused": True} if fails else entry)
         return output
 
     def _recorded(self) -> int:
@@ -161,6 +196,21 @@ def pull_one_platform(lab: Lab, env: dict[str, str]) -> None:
              f"oci:{lab.work / 'pulled'}:new"], env, PULL_COMMANDS[0])
 
 
+def token_auth(lab: Lab, env: dict[str, str]) -> None:
+    alice, bob, carol = (f"{user}:{lab.passwords[user]}" for user in ("alice", "bob", "carol"))
+    lab.run(["skopeo", "copy", "--dest-creds", alice, f"docker://{TARGET}:new", f"docker://{SECURE}:v1"], env,
+            AUTH_COMMANDS[0])
+    lab.run(["skopeo", "inspect", "--creds", bob, f"docker://{SECURE}:v1"], env, AUTH_COMMANDS[1])
+    lab.run(["skopeo", "copy", "--dest-creds", bob, f"docker://{TARGET}:new", f"docker://{SECURE}:v2"], env,
+            AUTH_COMMANDS[2], fails=True)
+    lab.run(["docker", "login", SECURE_NAME, "-u", "alice", "--password-stdin"], env, AUTH_COMMANDS[3],
+            stdin=lab.passwords["alice"])
+    lab.run(["docker", "manifest", "create", f"{OTHER}:v1", f"{SECURE}:v1"], env, AUTH_COMMANDS[4])
+    lab.run(["docker", "login", SECURE_NAME, "-u", "carol", "--password-stdin"], env, AUTH_COMMANDS[5],
+            stdin=lab.passwords["carol"])
+    lab.run(["docker", "manifest", "push", f"{OTHER}:v1"], env, AUTH_COMMANDS[6], fails=True)
+
+
 def inspect_with_run(lab: Lab, env: dict[str, str]) -> None:
     """`ocitrace run` starts its own proxy: the lab's is not used, only its registry."""
     lab.run([sys.executable, "-m", "ocitrace", "run", "--quiet", "--out", str(lab.folder), "--map",
@@ -190,6 +240,12 @@ SCENARIOS = (
              article=(("HEAD", "manifest-exists"), ("PUT", "push-index"))),
     Scenario("pull", "3. Pull one platform (linux/arm64)", PULL_COMMANDS, pull_one_platform,
              article=(("GET", "index"), ("GET", "manifest"), ("GET", "blobs"))),
+    Scenario("auth", "Token auth, as Docker Hub, GHCR and Harbor ask for it: logins, grants and two refusals",
+             AUTH_COMMANDS, token_auth,
+             note=f"`{SECURE_NAME}` is a second distribution registry with `auth: token`; its token server "
+                  f"(`{TOKEN_NAME}`, started by the demo) signs JWTs granting each user what it may do of what was "
+                  "asked. The report shows each 401 challenge, each token fetch (what was asked, what was granted, "
+                  "for how long; never the token) and the two `insufficient_scope` refusals."),
     Scenario("run", "`ocitrace run`: one command, no set-up (skopeo inspect)", RUN_COMMANDS, inspect_with_run,
              via_run=True),
     Scenario("mitmdump-w", "A capture made without ocitrace: plain mitmdump -w, analysed afterwards",
@@ -202,10 +258,11 @@ SCENARIOS = (
 )
 
 
-def run_scenarios(out: Path, work: Path, scenarios=SCENARIOS, progress=print) -> dict[str, Path]:
+def run_scenarios(out: Path, work: Path, scenarios=SCENARIOS, progress=print,
+                  passwords: dict[str, str] | None = None) -> dict[str, Path]:
     """Run each scenario behind its own proxy; returns each scenario's capture folder."""
     folders = {}
-    with Lab(work) as lab:
+    with Lab(work, passwords) as lab:
         for scenario in scenarios:
             if scenario.setup is not None:
                 with lab.proxy(work / f"{scenario.name}-setup") as env:
@@ -273,6 +330,8 @@ def _commands_made(folder: Path) -> list[str]:
         calls = entry["calls"]
         made = f"calls {calls[0]}–{calls[1]}" if calls and calls[0] != calls[1] else (
             f"call {calls[0]}" if calls else "no call (it works on the local list only)")
+        if entry.get("refused"):
+            made += ", refused by the registry as intended"
         lines.append(f"- `{entry['command']}`: {made}")
     return lines + [""]
 

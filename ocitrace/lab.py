@@ -13,9 +13,12 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+import yaml
 
 # Go clients never send localhost or 127.x through a proxy, so the registry gets a name that only the
 # proxy resolves (to the registry's loopback port).
@@ -100,11 +103,14 @@ class Registry(_Service):
 
     name = "docker-registry"
 
-    def __init__(self, root: Path, public_url: str | None = f"https://{REGISTRY_NAME}"):
-        """`public_url`: the URL the registry names in its Location headers (None: its own address)."""
+    def __init__(self, root: Path, public_url: str | None = f"https://{REGISTRY_NAME}", auth: dict | None = None,
+                 access_log: bool = False):
+        """`public_url`: the URL the registry names in its Location headers (None: its own address);
+        `auth`: distribution's `auth` section (htpasswd, token); `access_log`: log every request it served."""
         self.root = root
         self.port = free_port()
         self.public_url = public_url or self.upstream
+        self.auth, self.access_log = auth, access_log
         self.log = root / "registry.log"
 
     @property
@@ -115,13 +121,16 @@ class Registry(_Service):
         require("docker-registry")
         self.root.mkdir(parents=True, exist_ok=True)
         config = self.root / "config.yml"
-        # http.host: upload Locations must name the proxy-only name, or clients go around the proxy.
-        config.write_text(
-            "version: 0.1\n"
-            "log: {level: info, accesslog: {disabled: true}}\n"
-            f"storage: {{filesystem: {{rootdirectory: {self.root / 'storage'}}}, delete: {{enabled: true}}}}\n"
-            f"http: {{addr: '127.0.0.1:{self.port}', host: '{self.public_url}'}}\n"
-        )
+        settings = {
+            "version": 0.1,
+            "log": {"level": "info", "accesslog": {"disabled": not self.access_log}},
+            "storage": {"filesystem": {"rootdirectory": str(self.root / "storage")}, "delete": {"enabled": True}},
+            # http.host: upload Locations must name the proxy-only name, or clients go around the proxy.
+            "http": {"addr": f"127.0.0.1:{self.port}", "host": self.public_url},
+        }
+        if self.auth:
+            settings["auth"] = self.auth
+        config.write_text(yaml.safe_dump(settings))
         self.process = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=open(self.log, "wb"),
                                         stderr=subprocess.STDOUT)
         wait_until(self._answers, self.name, self.process, self.log)
@@ -130,6 +139,8 @@ class Registry(_Service):
         try:
             with urllib.request.urlopen(f"{self.upstream}/v2/", timeout=1) as resp:
                 return resp.status == 200
+        except urllib.error.HTTPError as exc:
+            return exc.code == 401  # up, and asking for credentials
         except OSError:
             return False
 
@@ -189,13 +200,18 @@ class PlainMitmdump(Proxy):
         wait_until(lambda: port_open(self.port) and self.ca_file.exists(), self.name, self.process, self.log)
 
 
-def run_client(argv: Sequence[str], env: Mapping[str, str], cwd: Path | None = None, timeout: float = 600) -> str:
-    """Run a real client; its output, or a LabError naming the command and its last lines."""
+def run_client(argv: Sequence[str], env: Mapping[str, str], cwd: Path | None = None, timeout: float = 600,
+               stdin: str | None = None, fails: bool = False) -> str:
+    """Run a real client; its output, or a LabError naming the command and its last lines. `fails`: the
+    command is meant to be refused (a denied push): its error output, or a LabError when it succeeded."""
     try:
-        done = subprocess.run(list(argv), env=dict(env), cwd=cwd, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(list(argv), env=dict(env), cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                              input=stdin)
     except subprocess.TimeoutExpired:
         raise LabError(f"{' '.join(argv[:3])} did not finish in {timeout:.0f} s") from None
-    if done.returncode != 0:
+    if fails and done.returncode == 0:
+        raise LabError(f"{' '.join(argv)} succeeded where it should have been refused")
+    if done.returncode != 0 and not fails:
         tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-4:])
         raise LabError(f"{' '.join(argv)} failed ({done.returncode}): {tail}")
-    return done.stdout
+    return done.stderr if fails else done.stdout

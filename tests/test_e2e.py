@@ -19,17 +19,21 @@ from ocitrace.analyzers.analysis import analyze
 from ocitrace.analyzers.captures import read_captures
 from ocitrace.analyzers.report import render_json, render_jsonl, render_markdown
 
-from ocitrace.demo import SCENARIOS, run_scenarios, write_index
+from ocitrace.demo import SCENARIOS, SECURE_NAME, run_scenarios, write_index
 from ocitrace.lab import REGISTRY_NAME, LabError, Proxy, Registry, free_port, port_open, run_client
+from ocitrace.layout import write_base_image
+from ocitrace.token_server import TOKEN_NAME
 
 pytestmark = pytest.mark.e2e
+# The token registry's users' passwords: no file a capture writes may hold them.
+PASSWORDS = {"alice": "alice-Pa55-8d2f", "bob": "bob-Pa55-1c7e", "carol": "carol-Pa55-44b0"}
 LIVE = [s.name for s in SCENARIOS if not s.plain]
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("captures")
-    folders = run_scenarios(out, tmp_path_factory.mktemp("work"), progress=lambda _: None)
+    folders = run_scenarios(out, tmp_path_factory.mktemp("work"), progress=lambda _: None, passwords=PASSWORDS)
     write_index(out, folders)
     return folders
 
@@ -43,7 +47,7 @@ def test_every_call_is_classified(demo, scenario):
     calls = events(demo[scenario])
     assert calls, "the scenario made no call through the proxy"
     assert [c for c in calls if c["endpoint"] is None] == []
-    assert all(c["host"] == REGISTRY_NAME for c in calls)
+    assert {c["host"] for c in calls} <= {REGISTRY_NAME, SECURE_NAME, TOKEN_NAME}
 
 
 @pytest.mark.parametrize("scenario", LIVE)
@@ -311,3 +315,71 @@ def test_the_diff_of_build_push_and_manual_names_what_only_build_push_did(demo):
     a, b = (analyze(read_captures([demo[name] / "flows.mitm"]).calls) for name in ("build-push", "manual"))
     only_a = {(method, step) for (method, _, step, _), na, nb in Diff(a, b).calls() if nb == 0}
     assert {("HEAD", "blob-exists"), ("POST", "mount"), ("PATCH", "upload"), ("PUT", "push-manifest")} <= only_a
+
+
+def test_token_auth_shows_each_challenge_the_grant_of_each_token_and_both_refusals(demo):
+    doc = json.loads(render_json_of(demo["auth"]))
+    whys = [(c["method"], c["status"], c["why"]) for c in doc["calls"] if c["why"]]
+    challenges = [w for m, s, w in whys if w["code"] == "challenge"]
+    assert challenges and all(w["realm"] == "https://auth.test/token" and w["service"] == "secure.test"
+                              for w in challenges)
+    grants = {(w["scope"], w["granted"]) for m, s, w in whys if w["code"] == "token-granted"}
+    assert ("repository:team/app:pull,push", "repository:team/app:pull,push") in grants  # alice
+    assert ("repository:team/app:pull,push", "repository:team/app:pull") in grants  # bob may only pull
+    denied = [(m, w["granted"]) for m, s, w in whys if w["code"] == "denied"]
+    # bob's manifest PUT; carol's mount from team/app, which she may not read
+    assert ("PUT", "repository:team/app:pull") in denied
+    assert ("POST", "repository:other/idx:pull,push") in denied
+    assert {w["code"] for m, s, w in whys} >= {"token-account", "login-check"}  # docker login
+    report = (demo["auth"] / "report.md").read_text()
+    assert "Log in to secure.test for repository:team/app:pull,push" in report
+
+
+@pytest.mark.parametrize("scenario", LIVE)
+def test_no_file_written_holds_a_password_or_a_usable_token(demo, scenario):
+    """The bytes of every file, not parsed fields: passwords, Basic credentials, signed JWTs."""
+    import base64
+
+    secrets = [p.encode() for p in PASSWORDS.values()]
+    secrets += [base64.b64encode(f"{user}:{p}".encode()) for user, p in PASSWORDS.items()]
+    signed = re.compile(rb"eyJ[\w-]+\.eyJ[\w-]+\.(?!redacted\b)[\w-]{16,}")
+    for path in demo[scenario].rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert not [s for s in secrets if s in data], path
+            assert not signed.search(data), path
+
+
+def test_basic_auth_with_htpasswd_is_told_and_its_password_never_written(tmp_path):
+    import bcrypt
+
+    password = "dave-Pa55-90ac"
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_bytes(b"dave:" + bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=5)) + b"\n")
+    auth = {"htpasswd": {"realm": "ocitrace basic", "path": str(htpasswd)}}
+    layout = write_base_image(tmp_path / "layout")
+    with Registry(tmp_path / "registry", auth=auth) as registry, \
+            Proxy(tmp_path / "out", {REGISTRY_NAME: registry.upstream}, tmp_path / "conf") as proxy:
+        env = proxy.env()
+        run_client(["skopeo", "copy", "--dest-creds", f"dave:{password}", f"oci:{layout}:latest",
+                    f"docker://{REGISTRY_NAME}/basic/app:v1"], env)
+        run_client(["skopeo", "inspect", "--creds", f"dave:{password}", f"docker://{REGISTRY_NAME}/basic/app:v1"],
+                   env)
+        refused = run_client(["skopeo", "inspect", "--creds", "dave:wrong", f"docker://{REGISTRY_NAME}/basic/app:v1"],
+                             env, fails=True)
+    assert "unauthorized" in refused.lower() or "401" in refused
+    records = events(tmp_path / "out")
+    basic = [r for r in records if r["why"] and r["why"]["code"] == "challenge-basic"]
+    assert basic and all(r["why"]["realm"] == "ocitrace basic" for r in basic)
+    assert any(r["method"] == "PUT" and r["status"] == 201 and r["endpoint"] == "end-7" for r in records)
+    for path in (tmp_path / "out").rglob("*"):
+        data = path.read_bytes()
+        assert password.encode() not in data and base64_of(f"dave:{password}") not in data, path
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "user name and password are needed (Basic, realm ocitrace basic)" in report
+
+
+def base64_of(text: str) -> bytes:
+    import base64
+
+    return base64.b64encode(text.encode())

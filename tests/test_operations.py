@@ -1,5 +1,6 @@
 """Operations: calls grouped into what a client did, each call's step and the why of it, folded as the story."""
 
+import base64
 import json
 
 import pytest
@@ -14,6 +15,7 @@ from ocitrace.analyzers.story import fold, ranges, sections
 R = "https://registry.test"
 SKOPEO = {"User-Agent": "skopeo/1.9.3"}
 BUILDAH = {"User-Agent": "Buildah/1.28.2"}
+DOCKER = {"User-Agent": "docker/28.2.2 go/go1.24.3 UpstreamClient(Docker-Client/28.2.2 \\(linux\\))"}
 LAYER = b"layer-bytes" * 50
 CONFIG = json.dumps({"architecture": "arm64", "os": "linux",
                      "rootfs": {"type": "layers", "diff_ids": [sha256(b"uncompressed")]}}).encode()
@@ -129,9 +131,70 @@ def test_a_token_exchange_is_its_own_operation_and_names_what_was_asked():
     auth, pull = a.operations
     assert (auth.kind, [i + 1 for i in auth.calls], pull.kind, [i + 1 for i in pull.calls]) == (
         "auth", [1, 2], "pull", [3])
-    assert dict(a.calls[0].reason.values) == {"realm": "https://auth.test/token", "service": "registry.test",
-                                              "scope": "repository:app:pull"}
-    assert dict(a.calls[1].reason.values) == {"scope": "repository:app:pull", "service": "registry.test"}
+    assert (a.calls[0].reason.code, dict(a.calls[0].reason.values)) == ("challenge-scope", {
+        "realm": "https://auth.test/token", "service": "registry.test", "scope": "repository:app:pull"})
+    assert (a.calls[1].reason.code, dict(a.calls[1].reason.values)) == ("token", {"scope": "repository:app:pull"})
+
+
+def jwt(access, sub="alice"):
+    """A token as Docker token servers sign them: the grant in the `access` claim (the signature is not read)."""
+    def part(value):
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+    return f"{part({'alg': 'RS256'})}.{part({'sub': sub, 'access': access, 'iat': 1, 'exp': 301})}.c2lnbmF0dXJl"
+
+
+def token_answer(*access, expires=300):
+    grants = [{"type": "repository", "name": name, "actions": actions.split(",")} for name, actions in access]
+    return json.dumps({"token": jwt(grants), "expires_in": expires}).encode()
+
+
+def login(scope, *granted, ua=SKOPEO):
+    """GET /v2/ answered 401 (Docker token auth), then the token fetch for `scope`."""
+    return (get("/v2/", 401, ua=ua, **{"WWW-Authenticate": 'Bearer realm="https://auth.test/token",'
+                                                           'service="registry.test"'}),
+            make_flow("GET", f"https://auth.test/token?service=registry.test&scope={scope}", 200,
+                      req_headers=ua, resp_body=token_answer(*granted)))
+
+
+def test_a_token_answer_says_what_it_granted_and_for_how_long():
+    a = run(*login("repository:app:pull,push", ("app", "pull")))
+    assert (a.calls[1].reason.code, dict(a.calls[1].reason.values)) == (
+        "token-granted", {"scope": "repository:app:pull,push", "granted": "repository:app:pull", "expires": 300})
+    assert render(a, "markdown").count("Log in to registry.test for repository:app:pull,push") == 1
+
+
+def test_a_refusal_for_insufficient_scope_is_a_failed_step_of_the_push_naming_what_the_token_granted():
+    denied = 'Bearer realm="https://auth.test/token",service="registry.test",scope="repository:app:pull,push",' \
+             'error="insufficient_scope"'
+    a = run(*login("repository:app:pull,push", ("app", "pull")), head(f"/v2/app/blobs/{sha256(LAYER)}", 200),
+            make_flow("POST", f"{R}/v2/app/blobs/uploads/", 401, req_headers=SKOPEO,
+                      resp_headers={"WWW-Authenticate": denied}))
+    auth, push = a.operations
+    assert (auth.kind, push.kind, a.calls[-1].step) == ("auth", "push", "denied")
+    assert dict(a.calls[-1].reason.values) == {"scope": "repository:app:pull,push", "granted": "repository:app:pull"}
+
+
+def test_docker_login_is_one_operation_ending_with_its_check_and_the_next_login_is_another():
+    a = run(*login("", ua=DOCKER), get("/v2/", ua=DOCKER), *login("repository:app:pull", ("app", "pull"), ua=DOCKER),
+            get("/v2/app/manifests/v1", body=MANIFEST, ua=DOCKER, **{"Content-Type": OCI_MANIFEST}))
+    assert [(op.kind, [i + 1 for i in op.calls]) for op in a.operations] == [
+        ("auth", [1, 2, 3]), ("auth", [4, 5]), ("pull", [6])]
+    assert [len(section.operations) for section in sections(a)] == [1, 1, 1]
+
+
+def test_a_token_fetched_again_without_a_challenge_belongs_to_the_login_before_it():
+    again = make_flow("GET", "https://auth.test/token?service=registry.test&scope=repository:app:pull,push", 200,
+                      req_headers=SKOPEO, resp_body=token_answer(("app", "pull,push")))
+    a = run(*login("repository:app:pull,push", ("app", "pull,push")), again, *upload("app", "s1", LAYER))
+    assert [(op.kind, [i + 1 for i in op.calls]) for op in a.operations] == [("auth", [1, 2, 3]),
+                                                                           ("push", [4, 5, 6])]
+    assert "Log in to registry.test" in render(a, "markdown")
+
+
+def test_a_login_at_the_api_check_begins_a_new_operation_after_it():
+    a = run(*login("repository:app:pull,push", ("app", "pull,push")), *upload("app", "s1", LAYER),
+            *login("repository:app:pull,push", ("app", "pull,push")), *upload("app", "s2", LAYER))
+    assert [op.kind for op in a.operations] == ["auth", "push", "auth", "push"]
 
 
 def test_a_head_of_a_diff_id_is_said_to_be_one():
@@ -224,9 +287,17 @@ REASONS = {
     "named-by-manifest": lambda: pull_one_platform(),
     "again": lambda: [get("/v2/app/manifests/v1"), get("/v2/app/manifests/v1")],
     "tag-names-manifest": lambda: [get("/v2/app/manifests/v1", body=MANIFEST, **{"Content-Type": OCI_MANIFEST})],
-    "challenge": lambda: [get("/v2/app/manifests/v1", 401, **{"WWW-Authenticate": CHALLENGE})],
+    "challenge": lambda: login("repository:app:pull", ("app", "pull"))[:1],
+    "challenge-scope": lambda: [get("/v2/app/manifests/v1", 401, **{"WWW-Authenticate": CHALLENGE})],
     "token": lambda: [get("/v2/app/manifests/v1", 401, **{"WWW-Authenticate": CHALLENGE}),
                       make_flow("GET", "https://auth.test/token?scope=repository:app:pull", 200, req_headers=SKOPEO)],
+    "token-granted": lambda: login("repository:app:pull", ("app", "pull")),
+    "login-check": lambda: [*login("", ua=DOCKER), get("/v2/", ua=DOCKER)],
+    "token-account": lambda: [*login("", ua=DOCKER)],
+    "challenge-basic": lambda: [get("/v2/", 401, **{"WWW-Authenticate": 'Basic realm="Registry Realm"'})],
+    "denied": lambda: [*login("repository:app:push", ("app", "pull")), make_flow(
+        "PUT", f"{R}/v2/app/manifests/v1", 401, req_headers=SKOPEO, resp_headers={"WWW-Authenticate": CHALLENGE
+                                                                                    + ',error="insufficient_scope"'})],
     "absent": lambda: [get("/v2/"), head(f"/v2/app/blobs/{sha256(b'never sent')}", 404)],
     "absent-uploaded": lambda: [get("/v2/"), head(f"/v2/app/blobs/{sha256(LAYER)}", 404), *upload("app", "s", LAYER)],
     "present": lambda: [get("/v2/"), head(f"/v2/app/blobs/{sha256(LAYER)}", 200)],

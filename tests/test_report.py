@@ -210,6 +210,7 @@ def test_basic_credentials_keep_the_user_name_never_the_password():
 
     basic = "Basic " + base64.b64encode(b"alice:" + SECRET.encode()).decode()
     assert redact.header_value("Authorization", basic) == "Basic alice:<redacted>"
+    assert redact.header_value("Authorization", "Basic alice:<redacted>") == "Basic alice:<redacted>"  # again
     assert redact.header_value("X-Anything-New", SECRET) == "<redacted>"
     assert redact.header_value("Docker-Content-Digest", "sha256:ab") == "sha256:ab"
     shown = redact.query("n=10&last=v1&_state=" + "s" * 40 + "&sig=x")
