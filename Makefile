@@ -55,6 +55,7 @@ demo: venv system-deps $(MERMAID_JS)
 bench: venv system-deps
 	$(PY) bench/classify_bench.py
 	$(PY) bench/proxy_bench.py
+	$(PY) bench/load_bench.py --rounds 1
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,93 @@
+"""Many clients at once: N concurrent `skopeo copy --all` of a multi-arch image, through `ocitrace proxy` and
+through plain `mitmdump` (the baseline), side by side against one local registry in one run.
+
+Run: .venv/bin/python bench/load_bench.py [--clients 16] [--rounds 2]
+
+Reported: registry calls and wall time of each path (best of the rounds), the ratio of ocitrace to mitmdump,
+each proxy's peak RSS, and whether every request of the registry's access log is in events.jsonl exactly once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import tempfile
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ocitrace.lab import REGISTRY_NAME, PlainMitmdump, Proxy, Registry, run_client  # noqa: E402
+from ocitrace.layout import write_base_image  # noqa: E402
+
+ACCESS = re.compile(r'"([A-Z]+) (\S+) HTTP/[\d.]+" (\d{3}) \S+ "[^"]*" "([^"]*)"')
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def served(log: Path, since: int) -> Counter:
+    text = log.read_bytes()[since:].decode(errors="replace")
+    return Counter((m, uri.split("?", 1)[0], int(status)) for m, uri, status, agent in ACCESS.findall(text)
+                   if not agent.startswith("Python-urllib"))
+
+
+def one_round(kind, name: str, work: Path, registry: Registry, layout: Path, clients: int, tag: str) -> dict:
+    out = work / f"{name}-{tag}"
+    since = registry.log.stat().st_size
+    with kind(out, {REGISTRY_NAME: registry.upstream}, work / "conf", log=work / f"{name}-{tag}.log") as proxy:
+        env = proxy.env()
+        start = time.perf_counter()
+        with ThreadPoolExecutor(clients) as pool:
+            list(pool.map(lambda n: run_client(
+                ["skopeo", "copy", "--all", "--preserve-digests", f"oci:{layout}:latest",
+                 f"docker://{REGISTRY_NAME}/load-{tag}/{name}{n}:latest"], env), range(clients)))
+        seconds = time.perf_counter() - start
+        rss = peak_rss_mb(proxy.process.pid)
+    calls = served(registry.log, since)
+    result = {"seconds": seconds, "rss": rss, "calls": sum(calls.values())}
+    events = out / "events.jsonl"
+    if events.exists():
+        records = [json.loads(line) for line in events.read_text().splitlines()]
+        result["exact"] = Counter((r["method"], r["path"], r["status"]) for r in records) == calls
+        result["verified"] = all(r["digest_verified"] for r in records if r["endpoint"] == "end-6"
+                                 and r["status"] == 201)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="ocitrace-load-") as tmp:
+        work = Path(tmp)
+        layout = write_base_image(work / "layout")
+        with Registry(work / "registry", access_log=True) as registry:
+            best: dict[str, dict] = {}
+            for round_ in range(args.rounds):
+                for name, kind in (("mitmdump", PlainMitmdump), ("ocitrace", Proxy)):  # side by side, each round
+                    result = one_round(kind, name, work, registry, layout, args.clients, f"r{round_}")
+                    if name not in best or result["seconds"] < best[name]["seconds"]:
+                        best[name] = result
+    print(f"{args.clients} concurrent skopeo copies of a multi-arch image (8 platforms + 8 attestations), "
+          f"best of {args.rounds}")
+    print(f"{'path':10} {'calls':>6} {'seconds':>8} {'calls/s':>8} {'peak RSS MB':>12}")
+    for name, r in best.items():
+        print(f"{name:10} {r['calls']:6} {r['seconds']:8.1f} {r['calls'] / r['seconds']:8.0f} {r['rss']:12.0f}")
+    ours, base = best["ocitrace"], best["mitmdump"]
+    print(f"ocitrace / mitmdump throughput: {base['seconds'] / ours['seconds']:.2f}x")
+    print(f"every registry request in events.jsonl exactly once: {'yes' if ours.get('exact') else 'NO'}; "
+          f"every uploaded blob verified: {'yes' if ours.get('verified') else 'NO'}")
+
+
+if __name__ == "__main__":
+    main()
