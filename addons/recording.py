@@ -6,6 +6,7 @@ when a new one starts is moved, whole, into `DIR/earlier/<when it started>/`: no
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
@@ -113,6 +114,8 @@ class Recording:
             self._flows.flush()
             self._events.write(event)
             self._events.flush()
+            if os.fstat(self._events.fileno()).st_nlink == 0:  # removed (with its folder): writes go nowhere
+                raise FileNotFoundError(errno.ENOENT, "removed", str(self.out / EVENTS_FILE))
         except OSError as exc:
             self.failure = exc
             self.close()

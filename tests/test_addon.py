@@ -2,6 +2,7 @@
 
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import pytest
@@ -234,6 +235,17 @@ def test_a_full_disk_stops_the_recording_once_and_traffic_goes_on(trace, caplog)
     exchange(trace, make_flow("GET", f"{R}/v2/", 200))
     stopped = [r for r in caplog.records if "stopped" in r.getMessage()]
     assert len(stopped) == 1 and "no space left" in stopped[0].getMessage()
+    assert trace.recording is None
+
+
+def test_a_removed_output_folder_stops_the_recording_once_and_traffic_goes_on(trace, caplog):
+    caplog.set_level(logging.INFO)
+    exchange(trace, make_flow("GET", f"{R}/v2/", 200))
+    shutil.rmtree(trace.out)
+    exchange(trace, make_flow("GET", f"{R}/v2/", 200))
+    exchange(trace, make_flow("GET", f"{R}/v2/", 200))
+    stopped = [r for r in caplog.records if "stopped" in r.getMessage()]
+    assert len(stopped) == 1 and "no such file or folder" in stopped[0].getMessage()
     assert trace.recording is None
 
 
