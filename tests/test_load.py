@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+
 from ocitrace.lab import REGISTRY_NAME, Proxy, Registry, run_client
 from ocitrace.layout import write_base_image
 
