@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from urllib.parse import urljoin, urlsplit
 
 from .calls import BodyTap, Call
+from .conformance import CaptureFinding, Conformance
 from .digests import Digest, algorithm_of
 from .endpoints import STATUS_SUCCESS, Classification, EndpointTable, default_table
 from .findings import ERROR, WARNING, Finding
@@ -110,6 +111,7 @@ class Analysis:
     # What the whole session tells of each manifest's platform (from indexes and from configs),
     # including what was learnt after the call that carried it.
     platforms: Recent[str, Platform] = field(default_factory=Recent)
+    findings: list[CaptureFinding] = field(default_factory=list)  # about the capture as a whole
 
     def platform_of(self, item: AnalyzedCall) -> Platform | None:
         if item.platform is not None:
@@ -170,6 +172,7 @@ class Analyzer:
         self.count = 0
         self.sessions = UploadSessions()
         self.operations = Operations(retain=retain)
+        self.conformance = Conformance()
         self.analysis.operations = self.operations.all
         # URLs earlier answers named, by kind (`challenge`: token realms from 401s; the `teaches` of a row,
         # e.g. `redirect`: storage URLs from 307s), with the classification of the call that named them.
@@ -218,6 +221,10 @@ class Analyzer:
             self.operations.add(item)
         except Exception as exc:  # noqa: BLE001
             item.findings.append(Finding.of("analysis-failed", error=type(exc).__name__))
+        try:
+            item.findings += self.conformance.check(item)
+        except Exception as exc:  # noqa: BLE001
+            item.findings.append(Finding.of("analysis-failed", error=type(exc).__name__))
         if self.retain:
             self.analysis.calls.append(item)
         return item
@@ -234,6 +241,15 @@ class Analyzer:
     def add_all(self, calls) -> Analysis:
         for call in calls:
             self.add(call)
+        return self.finish()
+
+    def finish(self) -> Analysis:
+        """The analysis of every call added, with what only the whole capture shows (`at: end` rules)."""
+        if self.retain:
+            try:
+                self.analysis.findings = self.conformance.at_end(self.analysis)
+            except Exception as exc:  # noqa: BLE001
+                self.analysis.findings = [CaptureFinding((), Finding.of("analysis-failed", error=type(exc).__name__))]
         return self.analysis
 
     # --- steps ---
@@ -363,10 +379,6 @@ class Analyzer:
         descriptor = self._descriptors.get(item.body_digest)
         if descriptor is not None and item.body_size is not None:
             item.checks.append(DigestCheck("descriptor size", str(descriptor.size), str(item.body_size)))
-        for check in item.checks:
-            if not check.ok:
-                item.findings.append(Finding.of("digest-mismatch", against=check.against, expected=check.expected,
-                                                actual=check.actual))
 
     def _decoded(self, item: AnalyzedCall, digest: str | None, value: Decoded, media_type: str | None) -> None:
         if isinstance(value, DecodeFailure):

@@ -10,14 +10,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .rules import rules
+
 ERROR = "error"
 WARNING = "warning"
 INFO = "info"
 
 # code -> severity. A code is added here, and its words in strings.yaml (a test checks both agree).
 SEVERITIES: Mapping[str, str] = {
-    # digests
-    "digest-mismatch": ERROR,  # against, expected, actual
     # the call itself
     "call-failed": WARNING,  # error: why no answer came (mitmproxy's words, a captured value)
     "analysis-failed": ERROR,  # error: what went wrong in ocitrace while it analysed this call (a bug to report)
@@ -47,6 +47,8 @@ SEVERITIES: Mapping[str, str] = {
     "capture-unknown-format": ERROR,
     "capture-empty": INFO,
     "capture-given-twice": INFO,
+    # and every rule of rules.yaml (conformance, waste, limits), with the severity the table gives it
+    **{rule.code: rule.severity for rule in rules()},
 }
 
 

@@ -193,6 +193,7 @@ class Index:
     artifact_type: str | None = None
     subject: Descriptor | None = None
     kind: str = "index"
+    declared_media_type: str | None = None  # the body's own `mediaType` field, when it has one
 
     @property
     def images(self) -> tuple[Descriptor, ...]:
@@ -233,6 +234,7 @@ class ImageManifest:
     annotations: Mapping[str, str] = field(default_factory=dict)
     artifact_type: str | None = None
     subject: Descriptor | None = None
+    declared_media_type: str | None = None  # the body's own `mediaType` field, when it has one
 
     @property
     def kind(self) -> str:
@@ -339,6 +341,7 @@ def _index(obj: Mapping[str, Any], media_type: str) -> Index:
         annotations=_str_map(obj, "annotations", "index"),
         artifact_type=_get(obj, "artifactType", str, "index"),
         subject=_subject(obj),
+        declared_media_type=_get(obj, "mediaType", str, "index"),
     )
 
 
@@ -350,6 +353,7 @@ def _image_manifest(obj: Mapping[str, Any], media_type: str) -> ImageManifest:
         annotations=_str_map(obj, "annotations", "manifest"),
         artifact_type=_get(obj, "artifactType", str, "manifest"),
         subject=_subject(obj),
+        declared_media_type=_get(obj, "mediaType", str, "manifest"),
     )
 
 

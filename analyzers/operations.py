@@ -112,6 +112,12 @@ def client_name(user_agent: str | None) -> str:
     return name[:MOST_NAME]
 
 
+def client_key(call) -> str:
+    """Who made a call: its client's product, and the capture file (two files are two sessions)."""
+    name = client_name(call.request_headers.get("user-agent"))
+    return f"{call.source}\0{name}" if call.source else name
+
+
 def _challenge(header: str | None) -> dict[str, str]:
     return dict(_PARAM.findall(header or ""))
 
@@ -140,8 +146,7 @@ class Operations:
     def add(self, item: AnalyzedCall) -> Operation:
         call, classification = item.call, item.classification
         name = client_name(call.request_headers.get("user-agent"))
-        # Two capture files are two sessions: a client in one is not the same run as in the other.
-        client = f"{call.source}\0{name}" if call.source else name
+        client = client_key(call)
         endpoint = classification.endpoint
         repository = classification.repository
         if endpoint is None:

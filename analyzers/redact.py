@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import json
 import re
 from collections.abc import Iterable
@@ -19,6 +20,7 @@ from .calls import METADATA_KEY
 from .tokens import redacted_token
 
 REDACTED = "<redacted>"
+SOURCE_ADDRESS, SOURCE_ACCOUNT = "<an IP address>", "<an account>"
 _REDACTED_BASIC = re.compile(r"[^\s:]*:" + re.escape(REDACTED))
 
 # Headers a report needs, whose values carry no secret.
@@ -31,7 +33,7 @@ SHOWN_HEADERS = frozenset({
     # OCI distribution and the Docker registry API
     "docker-content-digest", "docker-distribution-api-version", "docker-upload-uuid", "oci-subject",
     "oci-filters-applied", "oci-chunk-min-length", "link", "www-authenticate", "ratelimit-limit",
-    "ratelimit-remaining", "ratelimit-reset", "ratelimit-policy", "docker-ratelimit-source",
+    "ratelimit-remaining", "ratelimit-reset", "ratelimit-policy", "ratelimit",
     "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset",
 })
 # Headers whose value is a URL: shown with its query redacted like any other.
@@ -62,8 +64,22 @@ def _credential(value: str) -> str:
     return f"{scheme} {REDACTED}"
 
 
+def ratelimit_source(value: str) -> str:
+    """Docker Hub's `docker-ratelimit-source` names who is counted (an IP address, an account id): its kind is
+    kept, never the value."""
+    if value in (SOURCE_ADDRESS, SOURCE_ACCOUNT):
+        return value
+    try:
+        ipaddress.ip_address(value.strip())
+        return SOURCE_ADDRESS
+    except ValueError:
+        return SOURCE_ACCOUNT
+
+
 def header_value(name: str, value: str) -> str:
     key = name.lower()
+    if key == "docker-ratelimit-source":
+        return ratelimit_source(value)
     if key in URL_HEADERS:
         return url(value)
     if key in SHOWN_HEADERS:

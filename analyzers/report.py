@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import redact
+from . import audit, redact
 from .analysis import Analysis, AnalyzedCall, DecodedObject
 from .captures import CaptureError
 from .diagrams import image_graph, sequence, timeline
@@ -167,8 +167,10 @@ def render_json(analysis: Analysis, errors: Sequence[CaptureError] = (),
         "calls": [call_record(item) for item in analysis.calls],
         "objects": [object_record(obj) for obj in analysis.objects],
         "operations": [operation_record(op) for op in analysis.operations],
-        "findings": _capture_findings(errors, notices)
-        + [{"call": item.index + 1, **finding.record()} for item, finding in analysis.warnings],
+        "findings": _capture_findings(errors, notices) + audit.finding_records(analysis),
+        "finding_counts": audit.counts(analysis),
+        "rate_limits": audit.limit_records(analysis),
+        "slowest": audit.slowest(analysis),
     }
     return _json(document, indent=2) + "\n"
 
@@ -412,6 +414,7 @@ def render_markdown(analysis: Analysis, sources: Sequence[str] = (), errors: Seq
             out += [f"## {text(heading, lang)}", ""]
             out += [f"- {cell(capture_problem(path, finding, lang))}" for path, finding in problems] + [""]
     out += [f"## {text('story_heading', lang)}", ""] + render_story(analysis, lang, sequence)
+    out += audit.findings_section(analysis, lang)
     out += [f"## {text('objects_heading', lang)}", ""]
     trees, shown = _images(analysis, lang)
     out += trees + [""] if trees else []
@@ -424,14 +427,10 @@ def render_markdown(analysis: Analysis, sources: Sequence[str] = (), errors: Seq
     gantt = timeline(analysis, lang)
     if gantt:
         out += [f"## {text('timeline_heading', lang)}", ""] + gantt + [""]
+    out += audit.slowest_section(analysis, lang)
     out += [f"## {text('endpoints_heading', lang)}", "", _endpoint_table(analysis, lang), ""]
     out += [f"## {text('bytes_heading', lang)}", "", text("bytes_line", lang, sent=size(sent),
                                                           received=size(received)), ""]
-    warnings = analysis.warnings
-    if warnings:
-        out += [f"## {text('warnings_heading', lang)}", ""]
-        out += [f"- {cell(_where(item, lang))}: {cell(finding_text(finding, lang))}" for item, finding in warnings]
-        out += [""]
     out += [f"## {text('calls_appendix', lang)}", "", _calls_table(analysis, lang), ""]
     return "\n".join(out)
 

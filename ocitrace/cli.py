@@ -13,6 +13,8 @@ from pathlib import Path
 
 from ocitrace.analyzers.strings import LANGUAGES
 
+# Exit statuses: 0 done; 1 `--strict` and the capture holds an error finding (a CI gate); 2 bad input.
+EXIT_FINDINGS = 1
 EXIT_BAD_INPUT = 2
 FORMATS = ("markdown", "json", "jsonl")  # report.FORMATS, without loading the report machinery at start-up
 # A folder ocitrace proxy recorded holds its session in these, best first (events.jsonl says less).
@@ -22,7 +24,8 @@ CAPTURE_SUFFIXES = (".mitm", ".flows", ".har")
 ANALYZE_EXAMPLE = """examples:
   ocitrace analyze ocitrace-out                 the session a proxy recorded there
   ocitrace analyze captures/demo --lang zh      every session under a folder, as one, in Chinese
-  ocitrace analyze flows.mitm --format jsonl    one JSON record per call"""
+  ocitrace analyze flows.mitm --format jsonl    one JSON record per call
+  ocitrace analyze --strict -o report.md ci/    fail (exit 1) on an error finding, as a CI gate"""
 DIFF_EXAMPLE = "example:\n  ocitrace diff captures/demo/build-push captures/demo/manual"
 DEMO_EXAMPLE = "example:\n  ocitrace demo --out /tmp/demo"
 
@@ -98,7 +101,16 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         return fail(text("error_cannot_write", lang, path=args.output, reason=os_error_text(exc, lang)))
     for path, finding in [(e.path, e.finding) for e in captures.errors] + captures.notices:
         print(f"ocitrace: {capture_problem(path, finding, lang)}", file=sys.stderr)
-    return EXIT_BAD_INPUT if captures.errors else 0
+    if captures.errors:
+        return EXIT_BAD_INPUT
+    if args.strict:
+        from ocitrace.analyzers import audit
+
+        errors = audit.errors(analysis)
+        if errors:
+            print(f"ocitrace: {text('strict_failed', lang, n=errors)}", file=sys.stderr)
+            return EXIT_FINDINGS
+    return 0
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
@@ -202,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=FORMATS, default="markdown", help="output format (default markdown)")
     p.add_argument("--lang", choices=LANGUAGES, default="en", help="language of the report and messages (default en)")
     p.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 when the capture holds an error finding (a digest mismatch, a MUST of the spec "
+                        "broken): a CI gate. Exit 2 is bad input, 0 otherwise")
     p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser("diff", help="compare two captures: operations, calls, platforms, blobs",

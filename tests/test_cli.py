@@ -210,3 +210,14 @@ def test_redact_refuses_a_damaged_capture_before_writing(tmp_path, capsys):
     source.write_bytes(source.read_bytes()[:-50])
     assert main(["redact", str(source), str(tmp_path / "out.mitm")]) == 2
     assert not (tmp_path / "out.mitm").exists() and "truncated" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("served, status", [(b"the promised layer", 0), (b"another layer", 1)])
+def test_strict_is_a_ci_gate_exit_1_on_an_error_finding_0_otherwise(flow_file, capsys, served, status):
+    promised = sha256(b"the promised layer")
+    path = flow_file(make_flow("GET", f"https://registry.test/v2/app/blobs/{promised}", 200, resp_body=served,
+                               resp_headers={"Docker-Content-Digest": promised}))
+    assert main(["analyze", str(path), "-o", str(path.with_suffix(".md"))]) == 0  # without --strict: a report
+    assert main(["analyze", "--strict", str(path), "-o", str(path.with_suffix(".md"))]) == status
+    err = capsys.readouterr().err
+    assert ("--strict: 2 error finding(s)" in err) == (status == 1)

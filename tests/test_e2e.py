@@ -383,3 +383,15 @@ def base64_of(text: str) -> bytes:
     import base64
 
     return base64.b64encode(text.encode())
+
+
+@pytest.mark.parametrize("scenario", [s.name for s in SCENARIOS])
+def test_real_clients_and_the_real_registry_break_no_conformance_rule_today(demo, scenario):
+    """The rules hold still on real traffic (the committed captures are checked in test_rules.py; this is a
+    fresh recording, with today's clients)."""
+    from ocitrace.analyzers import audit
+    from ocitrace.analyzers.rules import rule
+
+    analysis = analyze(read_captures([demo[scenario] / "flows.mitm"]).calls)
+    broken = {code for code in audit.counts(analysis) if rule(code) and rule(code).kind == "conformance"}
+    assert broken == set()

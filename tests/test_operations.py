@@ -226,7 +226,7 @@ def test_the_story_of_a_push_is_a_few_rows_whatever_the_number_of_blobs():
     for n, blob in enumerate(blobs):
         flows += [head(f"/v2/app/blobs/{sha256(blob)}", 404), *upload("app", f"s-{n}", blob)]
     md = render(run(*flows, put_manifest("app", "v1", MANIFEST, OCI_MANIFEST)), "markdown")
-    story = md.split("## Decoded bodies")[0]
+    story = md.split("## What the clients did")[1].split("\n## ")[0]
     table = [line for line in story.splitlines() if line.startswith("| ") and "---" not in line]
     assert len(table) == 1 + 4  # header, then: ping, HEADs, uploads, the manifest
     assert "| 12 " in story  # twelve uploads in one row

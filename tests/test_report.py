@@ -78,7 +78,8 @@ def test_hostile_values_cannot_break_a_table():
 
 def test_json_lists_every_http_flow_with_the_public_fields():
     doc = json.loads(render(article_session(), "json"))
-    assert set(doc) == {"version", "calls", "objects", "operations", "findings"}
+    assert set(doc) == {"version", "calls", "objects", "operations", "findings", "finding_counts", "rate_limits",
+                        "slowest"}
     assert [c["endpoint"] for c in doc["calls"]] == ["end-3", "end-3", "end-3", None]
     required = {"method", "url", "host", "path", "status", "endpoint", "repository", "reference", "digest",
                 "digest_verified"}

@@ -1,0 +1,128 @@
+"""The audit of a capture: every finding (the rules' and the analysis' own), each registry's rate-limit account,
+and the slowest calls, as the report's sections and as JSON.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from .findings import ERROR, INFO, WARNING, Finding
+from .limits import accounts
+from .rules import rule
+from .story import ranges
+from .strings import text
+from .words import cell, finding_text, shorten_digests, size, table
+
+if TYPE_CHECKING:
+    from .analysis import Analysis
+
+_ORDER = {ERROR: 0, WARNING: 1, INFO: 2}
+SLOWEST = 5
+
+
+def findings(analysis: Analysis) -> Iterator[tuple[tuple[int, ...], Finding]]:
+    """Every finding worth a reader's eyes: the rules' (any severity), and the analysis' errors and warnings;
+    with the 0-based calls each is about."""
+    for item in analysis.calls:
+        for finding in item.findings:
+            if rule(finding.code) is not None or finding.severity in (ERROR, WARNING):
+                yield (item.index,), finding
+    for found in analysis.findings:
+        yield found.calls, found.finding
+
+
+def counts(analysis: Analysis) -> dict[str, int]:
+    return dict(Counter(finding.code for _, finding in findings(analysis)))
+
+
+def errors(analysis: Analysis) -> int:
+    """How many findings are errors: what `--strict` fails on."""
+    return sum(1 for _, finding in findings(analysis) if finding.severity == ERROR)
+
+
+def finding_records(analysis: Analysis) -> list[dict[str, Any]]:
+    records = []
+    for calls, finding in findings(analysis):
+        where = {"call": calls[0] + 1} if len(calls) == 1 else {"calls": [i + 1 for i in calls]}
+        known = rule(finding.code)
+        extra = {"side": known.side, "kind": known.kind, "spec": known.section} if known else {}
+        records.append({**where, **finding.record(), **extra})
+    return records
+
+
+def findings_section(analysis: Analysis, lang: str) -> list[str]:
+    grouped: dict[tuple[str, str], list[int]] = {}
+    for calls, finding in findings(analysis):
+        grouped.setdefault((finding.code, finding_text(finding, lang)), []).extend(calls)
+    out = [f"## {text('findings_heading', lang)}", ""]
+    if not grouped:
+        return out + [text("findings_none", lang), ""] + limits_section(analysis, lang)
+    rows = []
+    for (code, words), calls in sorted(grouped.items(), key=lambda kv: (_ORDER[Finding(kv[0][0]).severity],
+                                                                        min(kv[1], default=0))):
+        known = rule(code)
+        rows.append([text(f"severity_{Finding(code).severity}", lang), text(f"side_{known.side}", lang) if known
+                     else "", f"{code}: {shorten_digests(words)}", ranges(sorted(set(calls))),
+                     known.section_in(lang) if known else ""])
+    headers = [text(k, lang) for k in ("col_severity", "col_side", "col_finding", "col_calls", "col_spec")]
+    return out + [table(headers, rows), ""] + limits_section(analysis, lang)
+
+
+def limits_section(analysis: Analysis, lang: str) -> list[str]:
+    told = [a for a in accounts(analysis.calls) if a.told]
+    if not told:
+        return []
+    rows = []
+    for a in told:
+        limit = "-" if a.limit is None else (text("limit_window", lang, limit=a.limit, hours=_hours(a.window))
+                                             if a.window else str(a.limit))
+        remaining = "-" if a.last_remaining is None else f"{a.first_remaining} → {a.last_remaining}"
+        rows.append([a.host, limit, text(f"counted_by_{a.counted_by}", lang) if a.counted_by else "-", remaining,
+                     a.manifest_gets, a.manifest_heads, a.limited])
+    headers = [text(k, lang) for k in ("col_host", "col_limit", "col_counted_by", "col_remaining",
+                                       "col_manifest_gets", "col_manifest_heads", "col_limited")]
+    return [f"### {text('limits_heading', lang)}", "", text("limits_intro", lang), "", table(headers, rows), ""]
+
+
+def _hours(seconds: int | None) -> str:
+    if not seconds:
+        return "?"
+    return f"{seconds / 3600:g} h" if seconds >= 3600 else f"{seconds} s"
+
+
+def limit_records(analysis: Analysis) -> list[dict[str, Any]]:
+    return [a.record() for a in accounts(analysis.calls)]
+
+
+def slowest(analysis: Analysis) -> list[dict[str, Any]]:
+    """The slowest calls, with the bytes they moved and the rate they moved them at."""
+    timed = [item for item in analysis.calls if item.call.duration]
+    timed.sort(key=lambda item: item.call.duration, reverse=True)
+    records = []
+    for item in timed[:SLOWEST]:
+        moved = max(item.call.request_size or 0, item.call.response_size or 0)
+        records.append({"call": item.index + 1, "method": item.call.method, "path": item.call.path,
+                        "status": item.call.status, "seconds": round(item.call.duration, 3), "bytes": moved,
+                        "bytes_per_second": int(moved / item.call.duration) if moved else None})
+    return records
+
+
+def slowest_section(analysis: Analysis, lang: str) -> list[str]:
+    records = slowest(analysis)
+    if not records:
+        return []
+    rows = []
+    for r in records:
+        rate = text("rate_value", lang, bytes=size(r["bytes_per_second"])) if r["bytes_per_second"] else "-"
+        status = "-" if r["status"] is None else r["status"]
+        rows.append([r["call"], f"{r['method']} {shorten_digests(r['path'])}", status, f"{r['seconds']:.3f}",
+                     size(r["bytes"]) if r["bytes"] else "-", rate])
+    headers = [text(k, lang) for k in ("col_index", "col_request", "col_status", "col_seconds", "col_bytes",
+                                       "col_rate")]
+    return [f"## {text('slowest_heading', lang)}", "", table(headers, rows), ""]
+
+
+__all__ = ["cell", "counts", "errors", "finding_records", "findings", "findings_section", "limit_records",
+           "slowest", "slowest_section"]

@@ -1,0 +1,394 @@
+"""The rules of rules.yaml, checked passively on each side of the wire.
+
+A rule `at: call` is decided when its call completes, from that call and what earlier calls taught (so the
+live proxy logs it in the same event an offline analysis writes); a rule `at: end` needs the whole capture
+(an upload never closed, a blob no manifest names) and is decided once the analysis has every call.
+Each check is a function named by the table; it returns the finding's values, or None when the rule holds.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .endpoints import STATUS_OFF_SPEC, STATUS_SUCCESS
+from .findings import Finding
+from .manifests import ImageManifest, Index, bare_media_type
+from .operations import PING, client_key
+from .recent import Recent
+from .rules import Rule, rules
+
+if TYPE_CHECKING:
+    from .analysis import Analysis, AnalyzedCall
+
+# distribution-spec v1.1 "Error Codes"
+SPEC_ERROR_CODES = frozenset({
+    "BLOB_UNKNOWN", "BLOB_UPLOAD_INVALID", "BLOB_UPLOAD_UNKNOWN", "DIGEST_INVALID", "MANIFEST_BLOB_UNKNOWN",
+    "MANIFEST_INVALID", "MANIFEST_UNKNOWN", "NAME_INVALID", "NAME_UNKNOWN", "SIZE_INVALID", "UNAUTHORIZED",
+    "DENIED", "UNSUPPORTED", "TOOMANYREQUESTS",
+    "TAG_INVALID", "MANIFEST_UNVERIFIED"})  # legacy (schema 1): "the client MAY encounter" them
+_CHUNK_RANGE = re.compile(r"^([0-9]+)-([0-9]+)$")
+_LINK = re.compile(r'^\s*<[^>]*>\s*;\s*rel="?next"?\s*$')
+# A chunk under this, on average, costs more in round trips than it carries (unless the registry asks for less).
+SMALL_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class CaptureFinding:
+    """A finding about several calls of a capture (an `at: end` rule): 0-based call indexes and the finding."""
+
+    calls: tuple[int, ...]
+    finding: Finding
+
+
+@dataclass
+class _Session:
+    next_start: int | None = None  # where the next chunk must start, as the last answer's Range said
+    chunks: int = 0
+    bytes: int = 0
+    minimum: int | None = None  # OCI-Chunk-Min-Length
+
+
+class Conformance:
+    """Holds what the `at: call` rules need of earlier calls, bounded like the analysis' own memory."""
+
+    def __init__(self) -> None:
+        self.call_rules = [r for r in rules() if r.at == "call"]
+        self.end_rules = [r for r in rules() if r.at == "end"]
+        self._sessions: Recent[str, _Session] = Recent(1024)
+        self._fetched: Recent[tuple[int | None, str], int] = Recent()  # (operation, url) -> first call
+        self._had: Recent[tuple[int | None, str], int] = Recent()  # (operation, manifest digest) -> the call
+        self._tokens: Recent[tuple[str, str], tuple[float, int]] = Recent(4096)  # (client, scope) -> (until, call)
+        self._present: Recent[tuple[str, str, str], str] = Recent()  # (client, host, digest) -> a repository
+        self._sizes: Recent[str, int] = Recent()  # digest -> its size, from a body or a descriptor
+
+    def check(self, item: AnalyzedCall) -> list[Finding]:
+        call = item.call
+        endpoint = item.endpoint_id
+        found = []
+        for rule in self.call_rules:
+            if rule.applies(endpoint, call.method, call.status):
+                for values in CALL_CHECKS[rule.check](self, rule, item):
+                    found.append(Finding(rule.code, values))
+        self._learn(item)
+        return found
+
+    def at_end(self, analysis: Analysis) -> list[CaptureFinding]:
+        return [CaptureFinding(tuple(calls), Finding(rule.code, values)) for rule in self.end_rules
+                for calls, values in END_CHECKS[rule.check](analysis)]
+
+    # --- what later calls need to know ---
+
+    def _learn(self, item: AnalyzedCall) -> None:
+        call, classification = item.call, item.classification
+        client, endpoint = client_key(call), item.endpoint_id
+        success = classification.status_class == STATUS_SUCCESS
+        if item.session and call.status in (201, 202, 204):
+            session = self._sessions.setdefault(item.session, _Session())
+            end = _range_end(call.response_headers.get("range"))
+            if end is not None:
+                session.next_start = end + 1
+            minimum = call.response_headers.get("oci-chunk-min-length")
+            if minimum and minimum.isdigit():
+                session.minimum = int(minimum)
+            if call.method == "PATCH" and call.request_size:
+                session.chunks += 1
+                session.bytes += call.request_size
+        if call.status == 401:  # a new challenge: a new token is due
+            for key in [k for k in self._tokens if k[0] == client]:
+                del self._tokens[key]
+        if endpoint == "token" and success and item.grant is not None and item.grant.expires_in:
+            scope = " ".join(sorted(_query_values(call.query, "scope")))
+            self._tokens[(client, scope)] = ((call.end or call.timestamp or 0) + item.grant.expires_in, item.index)
+        if success and call.method == "GET" and endpoint in ("end-2", "end-3"):
+            self._fetched.setdefault((item.operation, call.url), item.index)
+        if success and endpoint == "end-3" and item.body_digest:
+            self._had.setdefault((item.operation, item.body_digest), item.index)
+        if item.body_digest and item.body_size is not None and item.call.method != "HEAD":
+            self._sizes[item.body_digest] = item.body_size
+        value = item.object.value if item.object is not None else None
+        if isinstance(value, Index | ImageManifest):
+            for descriptor in (value.manifests if isinstance(value, Index) else (value.config, *value.layers)):
+                self._sizes.setdefault(descriptor.digest, descriptor.size)
+        digest = classification.digest
+        if success and digest and endpoint in ("end-2", "end-6", "end-4b", "end-11") and classification.repository:
+            self._present[(client, call.host, digest)] = classification.repository
+
+
+def _range_end(value: str | None) -> int | None:
+    """The last byte a registry says it holds: `Range: 0-1023` (distribution) or `bytes=0-1023` (the spec)."""
+    match = re.fullmatch(r"\s*(?:bytes=)?(\d+)-(\d+)\s*", value or "")
+    return int(match.group(2)) if match else None
+
+
+def _query_values(query: str, key: str) -> list[str]:
+    from urllib.parse import parse_qs
+
+    return parse_qs(query).get(key, [])
+
+
+# --- checks of one call: each yields the values of its findings (none when the rule holds) ---
+
+Check = Callable[[Conformance, Rule, "AnalyzedCall"], Iterator[dict[str, Any]]]
+
+
+def _status(state: Conformance, rule: Rule, item: AnalyzedCall) -> Iterator[dict[str, Any]]:
+    if item.classification.status_class == STATUS_OFF_SPEC:
+        yield {"status": item.call.status, "endpoint": item.endpoint_id}
+
+
+def _header(state: Conformance, rule: Rule, item: AnalyzedCall) -> Iterator[dict[str, Any]]:
+    if not item.call.response_headers.get(rule.header or ""):
+        yield {"header": rule.header, "status": item.call.status}
+
+
+def _served_digest(state: Conformance, rule: Rule, item: AnalyzedCall) -> Iterator[dict[str, Any]]:
+    if item.classification.endpoint is not None and "response" in item.classification.endpoint.carries:
+        for check in item.checks:
+            if not check.ok:
+                yield {"against": check.against, "expected": check.expected, "actual": check.actual}
+
+
+def _sent_digest(state: Conformance, rule: Rule, item: AnalyzedCall) -> Iterator[dict[str, Any]]:
+    if item.classification.endpoint is not None and "request" in item.classification.endpoint.carries:
+        for check in item.checks:
+            if not check.ok:
+                yield {"against": check.against, "expected": check.expected, "actual": check.actual}
+
+
+def _declared(item: AnalyzedCall) -> str | None:
+    value = item.object.value if item.object is not None else None
+    return value.declared_media_type if isinstance(value, ImageManifest | Index) else None
+
+
+def _served_media_type(state: Conformance, rule: Rule, item: AnalyzedCall) -> Iterator[dict[str, Any]]:
+    declared, sent = _declared(item), bare_media_type(item.call.response_headers.get("content-type"))
+    if declared and sent != declared:
+        yield {"content_type": sent or "-", "media_type": declared}
+
+
+def _sent_media_type(state: Conformance, rule: Rule, item: AnalyzedCall) -> Iterator[dict[str, Any]]:
+    declared, sent = _declared(item), bare_media_type(item.call.request_headers.get("content-type"))
+    if declared and sent != declared:
+        yield {"content_type": sent or "-", "media_type": declared}
+
+
+def _content_length(state: Conformance, rule: Rule, item: AnalyzedCall) -> Iterator[dict[str, Any]]:
+    """A HEAD's Content-Length against the size the capture knows for that digest (a body, a descriptor)."""
+    call = item.call
+    digest = call.response_headers.get("docker-content-digest") or item.classification.digest or ""
+    declared, known = call.response_headers.get("content-length"), state._sizes.get(digest)
+    if declared and declared.strip().isdigit() and known is not None and int(declared) != known:
+        yield {"declared": int(declared), "actual": known}
+
+
+def _error_body(state: Conformance, rule: Rule, item: AnalyzedCall) -> Iterator[dict[str, Any]]:
+    call = item.call
+    if (item.endpoint_id in (None, "token", "blob-redirect") or call.method == "HEAD" or call.status is None
+            or not 400 <= call.status < 500 or call.response_body is None):
+        return  # a body the capture kept, of a /v2 error answer: HEAD answers have none
+    # "A 4XX response code from the registry MAY return a body in any format. If the response body is in JSON
+    # format, it MUST have the following format": only a JSON body that is not the spec's is a finding.
+    if not item.registry_errors and call.response_body.lstrip()[:1] in (b"{", b"[") and _is_json(call.response_body):
+        yield {"status": call.status}
+
+
+def _is_json(body: bytes) -> bool:
+    try:
+        json.loads(body)
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
+def _error_code(state: Conformance, rule: Rule, item: AnalyzedCall) -> Iterator[dict[str, Any]]:
+    for error in item.registry_errors:
+        if error.code not in SPEC_ERROR_CODES:
+            yield {"error_code": error.code}
+
+
+def _subject_header(state: Conformance, rule: Rule, item: AnalyzedCall) -> Iterator[dict[str, Any]]:
+    value = item.object.value if item.object is not None else None
+    subject = getattr(value, "subject", None)
+    if subject is not None and not item.call.response_headers.get("oci-subject"):
+        yield {"subject": subject.digest}
+
+
+def _link(state: Conformance, rule: Rule, item: AnalyzedCall) -> Iterator[dict[str, Any]]:
+    for value in item.call.response_headers.values("link"):
+        if not _LINK.match(value):
+            yield {"value": value}
+
+
+def _accept(state: Conformance, rule: Rule, item: AnalyzedCall) -> Iterator[dict[str, Any]]:
+    # what the manifest is (its own mediaType when decoded): a wrong Content-Type is the registry's fault
+    value = item.object.value if item.object is not None else None
+    got = (value.media_type if isinstance(value, ImageManifest | Index) else None) or bare_media_type(
+        item.call.response_headers.get("content-type"))
+    accepted = [bare_media_type(part) for value in item.call.request_headers.values("accept")
+                for part in value.split(",")]
+    if not got:
+        return
+    if not accepted:
+        yield {"media_type": got, "accept": "-"}
+    elif not any(a in (got, "*/*") or (a or "").endswith("/*") and got.startswith(a[:-1]) for a in accepted):
+        yield {"media_type": got, "accept": ", ".join(a for a in accepted if a)}
+
+
+def _chunk_range(state: Conformance, rule: Rule, item: AnalyzedCall) -> Iterator[dict[str, Any]]:
+    value = item.call.request_headers.get("content-range")
+    if value is not None and not _CHUNK_RANGE.match(value.strip()):
+        yield {"value": value}
+
+
+def _chunk_order(state: Conformance, rule: Rule, item: AnalyzedCall) -> Iterator[dict[str, Any]]:
+    match = _CHUNK_RANGE.match((item.call.request_headers.get("content-range") or "").strip())
+    session = state._sessions.get(item.session or "")
+    if match and session is not None and session.next_start is not None and int(match.group(1)) != session.next_start:
+        yield {"start": int(match.group(1)), "expected": session.next_start}
+
+
+def _fetched_again(state: Conformance, rule: Rule, item: AnalyzedCall) -> Iterator[dict[str, Any]]:
+    first = state._fetched.get((item.operation, item.call.url))
+    if first is not None:
+        yield {"call": first + 1}
+
+
+def _could_be_head(state: Conformance, rule: Rule, item: AnalyzedCall) -> Iterator[dict[str, Any]]:
+    if item.classification.tag is None or not item.body_digest:
+        return
+    first = state._had.get((item.operation, item.body_digest))
+    if first is not None:
+        yield {"call": first + 1}
+
+
+def _token_refetched(state: Conformance, rule: Rule, item: AnalyzedCall) -> Iterator[dict[str, Any]]:
+    call = item.call
+    scope = " ".join(sorted(_query_values(call.query, "scope")))
+    held = state._tokens.get((client_key(call), scope))
+    now = call.timestamp
+    if held is not None and now is not None and now < held[0]:
+        yield {"call": held[1] + 1, "seconds": int(held[0] - now)}
+
+
+def _could_mount(state: Conformance, rule: Rule, item: AnalyzedCall) -> Iterator[dict[str, Any]]:
+    digest = item.body_digest or item.classification.digest
+    if not digest:
+        return
+    source = state._present.get((client_key(item.call), item.call.host, digest))
+    if source is not None and source != item.classification.repository:
+        yield {"digest": digest, "repository": source}
+
+
+def _tiny_chunks(state: Conformance, rule: Rule, item: AnalyzedCall) -> Iterator[dict[str, Any]]:
+    session = state._sessions.get(item.session or "")
+    if session is None or session.chunks < 2:
+        return
+    average = session.bytes // session.chunks
+    if average < (session.minimum or SMALL_CHUNK):
+        yield {"chunks": session.chunks, "bytes": average}
+
+
+def _rate_limited(state: Conformance, rule: Rule, item: AnalyzedCall) -> Iterator[dict[str, Any]]:
+    yield {"retry_after": item.call.response_headers.get("retry-after") or "-"}
+
+
+CALL_CHECKS: dict[str, Check] = {
+    "status": _status, "header": _header, "served-digest": _served_digest, "sent-digest": _sent_digest,
+    "served-media-type": _served_media_type, "sent-media-type": _sent_media_type, "content-length": _content_length,
+    "error-body": _error_body, "error-code": _error_code, "subject-header": _subject_header, "link": _link,
+    "accept": _accept, "chunk-range": _chunk_range, "chunk-order": _chunk_order, "fetched-again": _fetched_again,
+    "could-be-head": _could_be_head, "token-refetched": _token_refetched, "could-mount": _could_mount,
+    "tiny-chunks": _tiny_chunks, "rate-limited": _rate_limited,
+}
+
+
+# --- checks of the whole capture: each yields (the calls it is about, the finding's values) ---
+
+def _open_uploads(analysis: Analysis) -> Iterator[tuple[list[int], dict[str, Any]]]:
+    sessions: dict[str, list[AnalyzedCall]] = {}
+    for item in analysis.calls:
+        if item.session:
+            sessions.setdefault(item.session, []).append(item)
+    for items in sessions.values():
+        ended = any(i.classification.closes_session(i.call.status) or i.classification.ends_session(i.call.status)
+                    for i in items)
+        opened = items[0].classification.opens_session(items[0].call.status)
+        if opened and not ended:
+            yield [i.index for i in items], {"repository": items[0].classification.repository or "-"}
+
+
+def _pushed_names(item: AnalyzedCall) -> list[str] | None:
+    """The digests a pushed manifest names (None when its body was not decoded)."""
+    value = item.object.value if item.object is not None else None
+    if isinstance(value, Index):
+        return [d.digest for d in value.manifests]
+    if isinstance(value, ImageManifest):
+        return [d.digest for d in (value.config, *value.layers)]
+    return None
+
+
+def _unreferenced_blobs(analysis: Analysis) -> Iterator[tuple[list[int], dict[str, Any]]]:
+    pushed: dict[tuple[str, str], dict[str, int]] = {}  # (host, repo) -> blob digest -> the call that completed it
+    named: dict[tuple[str, str], set[str]] = {}
+    unknown: set[tuple[str, str]] = set()
+    for item in analysis.calls:
+        where = (item.call.host, item.classification.repository or "")
+        success = item.classification.status_class == STATUS_SUCCESS
+        if not success:
+            continue
+        if item.endpoint_id in ("end-6", "end-4b", "end-11") and item.call.status == 201:
+            digest = item.body_digest if item.endpoint_id != "end-11" else None
+            digest = digest or item.classification.digest
+            if digest:
+                pushed.setdefault(where, {}).setdefault(digest, item.index)
+        if item.endpoint_id == "end-7" and item.call.method == "PUT":
+            names = _pushed_names(item)
+            if names is None:
+                unknown.add(where)
+            else:
+                named.setdefault(where, set()).update(names)
+    for where, blobs in pushed.items():
+        if where in unknown:
+            continue
+        for digest, index in blobs.items():
+            if digest not in named.get(where, set()):
+                yield [index], {"digest": digest, "repository": where[1]}
+
+
+def _referrers_tag(analysis: Analysis) -> Iterator[tuple[list[int], dict[str, Any]]]:
+    tagged: set[tuple[str, str, str]] = set()  # (client, repository, tag) of manifests pushed
+    waiting: list[tuple[AnalyzedCall, str]] = []
+    for item in analysis.calls:
+        if item.endpoint_id != "end-7" or item.call.method != "PUT" or item.call.status != 201:
+            continue
+        client, repository = client_key(item.call), item.classification.repository or ""
+        if item.classification.tag:
+            tagged.add((client, repository, item.classification.tag))
+        if any(f.code == "no-oci-subject" for f in item.findings):
+            subject = str(next(f.values["subject"] for f in item.findings if f.code == "no-oci-subject"))
+            waiting.append((item, subject.replace(":", "-", 1)[:128]))
+    for item, tag in waiting:
+        if (client_key(item.call), item.classification.repository or "", tag) not in tagged:
+            yield [item.index], {"tag": tag}
+
+
+def _unused_pings(analysis: Analysis) -> Iterator[tuple[list[int], dict[str, Any]]]:
+    """GET /v2/ asked again before the operation it began (only the last one counts), or beginning nothing."""
+    pings: dict[int | None, list[int]] = {}
+    for item in analysis.calls:
+        if item.step == "ping" and item.reason is not None and item.reason.code == "ping":
+            pings.setdefault(item.operation, []).append(item.index)
+    kinds = {op.id: op.kind for op in analysis.operations}
+    unused = [i for op, calls in pings.items() for i in (calls if kinds.get(op) == PING else calls[:-1])]
+    if unused:
+        yield unused, {"n": len(unused)}
+
+
+END_CHECKS: dict[str, Callable[[Analysis], Iterator[tuple[list[int], dict[str, Any]]]]] = {
+    "open-uploads": _open_uploads, "unreferenced-blobs": _unreferenced_blobs, "referrers-tag": _referrers_tag,
+    "unused-pings": _unused_pings,
+}

@@ -1,0 +1,116 @@
+"""Rate limits: what each registry said of its limit, and how many of this capture's calls count against it.
+
+Registries say it in headers: Docker Hub's `ratelimit-limit: 100;w=21600` and `ratelimit-remaining: 76;w=21600`
+(with `docker-ratelimit-source`: the IP address or account counted), the IETF drafts' `RateLimit-Limit`,
+`RateLimit-Remaining`, `RateLimit-Reset` (and `RateLimit: limit=100, remaining=50, reset=30` with
+`RateLimit-Policy`), GitHub-style `X-RateLimit-*`, and `Retry-After` on a 429. Docker Hub counts manifest GETs,
+not HEADs: those are the calls counted here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .redact import SOURCE_ADDRESS, ratelimit_source
+
+if TYPE_CHECKING:
+    from .analysis import AnalyzedCall
+
+_NUMBER = re.compile(r"\s*(\d+)")
+_WINDOW = re.compile(r"w=(\d+)")
+_PARAM = re.compile(r"(limit|remaining|reset)\s*=\s*(\d+)")
+
+
+def _first_number(value: str | None) -> int | None:
+    match = _NUMBER.match(value or "")
+    return int(match.group(1)) if match else None
+
+
+def _window(*values: str | None) -> int | None:
+    for value in values:
+        match = _WINDOW.search(value or "")
+        if match:
+            return int(match.group(1))
+    return None
+
+
+@dataclass
+class Account:
+    """One registry host's rate limit, as its answers told it through the capture."""
+
+    host: str
+    limit: int | None = None
+    window: int | None = None  # seconds
+    first_remaining: int | None = None
+    last_remaining: int | None = None
+    counted_by: str | None = None  # "address" or "account" (docker-ratelimit-source), never the value itself
+    manifest_gets: int = 0  # what Docker Hub counts
+    manifest_heads: int = 0  # what it does not
+    limited: int = 0  # 429 answers
+    retry_after: str | None = None
+
+    @property
+    def told(self) -> bool:
+        """The registry said something of a limit (else only the counts are known)."""
+        return self.limit is not None or self.last_remaining is not None or self.limited > 0
+
+    def record(self) -> dict:
+        return {"host": self.host, "limit": self.limit, "window": self.window, "first_remaining": self.first_remaining,
+                "last_remaining": self.last_remaining, "counted_by": self.counted_by,
+                "manifest_gets": self.manifest_gets, "manifest_heads": self.manifest_heads, "limited": self.limited,
+                "retry_after": self.retry_after}
+
+
+def _limit_headers(headers) -> tuple[int | None, int | None, int | None]:
+    """(limit, remaining, window) from whichever family of headers the answer used."""
+    combined = headers.get("ratelimit")  # the draft's one-header form
+    if combined:
+        params = dict(_PARAM.findall(combined))
+        return (_first_number(params.get("limit")), _first_number(params.get("remaining")),
+                _window(headers.get("ratelimit-policy")))
+    for prefix in ("ratelimit-", "x-ratelimit-"):
+        limit, remaining = headers.get(prefix + "limit"), headers.get(prefix + "remaining")
+        if limit or remaining:
+            return (_first_number(limit), _first_number(remaining),
+                    _window(limit, remaining, headers.get("ratelimit-policy")))
+    return None, None, None
+
+
+def _counted_by(source: str | None) -> str | None:
+    """What Docker Hub counts against: "address" or "account" (from the value, or its redacted kind)."""
+    if not source:
+        return None
+    return "address" if ratelimit_source(source) == SOURCE_ADDRESS else "account"
+
+
+def accounts(items: Iterable[AnalyzedCall]) -> list[Account]:
+    """Each registry host's account, in the order hosts first answered; hosts that said nothing of a limit
+    are kept too (their manifest GETs are what a limit like Docker Hub's would count)."""
+    found: dict[str, Account] = {}
+    for item in items:
+        call = item.call
+        if item.endpoint_id is None or item.endpoint_id == "token":
+            continue
+        account = found.setdefault(call.host, Account(call.host))
+        if item.endpoint_id == "end-3" and call.status == 200:
+            if call.method == "GET":
+                account.manifest_gets += 1
+            elif call.method == "HEAD":
+                account.manifest_heads += 1
+        if call.status == 429:
+            account.limited += 1
+            account.retry_after = call.response_headers.get("retry-after") or account.retry_after
+        limit, remaining, window = _limit_headers(call.response_headers)
+        if limit is not None:
+            account.limit = limit
+        if window is not None:
+            account.window = window
+        if remaining is not None:
+            account.last_remaining = remaining
+            if account.first_remaining is None:
+                account.first_remaining = remaining
+        account.counted_by = _counted_by(call.response_headers.get("docker-ratelimit-source")) or account.counted_by
+    return list(found.values())
