@@ -226,6 +226,7 @@ class Analyzer:
         except Exception as exc:  # noqa: BLE001
             item.findings.append(Finding.of("analysis-failed", error=type(exc).__name__))
         if self.retain:
+            item.call = _without_bodies(item.call)
             self.analysis.calls.append(item)
         return item
 
@@ -442,6 +443,23 @@ class Analyzer:
                 item.descriptor = self._descriptors.get(digest)
             if digest and item.platform is None:
                 item.platform = self._platforms.get(digest)
+
+
+# Bodies past this are let go once analysed (their sizes kept): a report needs what was learnt of them, and a
+# capture of a fleet's day holds gigabytes of them.
+KEPT_BODY = 4096
+
+
+def _without_bodies(call: Call) -> Call:
+    request, response = call.request_body, call.response_body
+    if (request is None or len(request) <= KEPT_BODY) and (response is None or len(response) <= KEPT_BODY):
+        return call
+    changes = {}
+    for side, body, tap in (("request", request, call.request_tap), ("response", response, call.response_tap)):
+        if body is not None and len(body) > KEPT_BODY:
+            changes[f"{side}_body"] = None
+            changes[f"{side}_tap"] = tap or BodyTap(None, len(body))
+    return replace(call, **changes)
 
 
 def analyze(calls) -> Analysis:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 _ORDER = {ERROR: 0, WARNING: 1, INFO: 2}
 SLOWEST = 5
+MOST_ROWS = 100  # findings told in the report (every one is in the JSON, counted per code)
 
 
 def findings(analysis: Analysis) -> Iterator[tuple[tuple[int, ...], Finding]]:
@@ -60,14 +61,17 @@ def findings_section(analysis: Analysis, lang: str) -> list[str]:
     if not grouped:
         return out + [text("findings_none", lang), ""] + limits_section(analysis, lang)
     rows = []
-    for (code, words), calls in sorted(grouped.items(), key=lambda kv: (_ORDER[Finding(kv[0][0]).severity],
-                                                                        min(kv[1], default=0))):
+    ordered = sorted(grouped.items(), key=lambda kv: (_ORDER[Finding(kv[0][0]).severity], min(kv[1], default=0)))
+    for (code, words), calls in ordered[:MOST_ROWS]:
         known = rule(code)
         rows.append([text(f"severity_{Finding(code).severity}", lang), text(f"side_{known.side}", lang) if known
                      else "", f"{code}: {shorten_digests(words)}", ranges(sorted(set(calls))),
                      known.section_in(lang) if known else ""])
     headers = [text(k, lang) for k in ("col_severity", "col_side", "col_finding", "col_calls", "col_spec")]
-    return out + [table(headers, rows), ""] + limits_section(analysis, lang)
+    out += [table(headers, rows), ""]
+    if len(ordered) > MOST_ROWS:
+        out += [text("more_findings", lang, n=len(ordered) - MOST_ROWS), ""]
+    return out + limits_section(analysis, lang)
 
 
 def limits_section(analysis: Analysis, lang: str) -> list[str]:

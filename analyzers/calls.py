@@ -14,21 +14,30 @@ METADATA_KEY = "ocitrace"
 class Headers:
     """Ordered header pairs with case-insensitive lookup."""
 
-    __slots__ = ("_pairs",)
+    __slots__ = ("_pairs", "_first")
 
     def __init__(self, pairs: Iterable[tuple[str, str]] = ()):
         self._pairs = tuple((str(k), str(v)) for k, v in pairs)
+        self._first: dict[str, str] | None = None  # lower-cased name -> its first value, made on the first get
+
+    @classmethod
+    def trusted(cls, pairs: tuple[tuple[str, str], ...]) -> Headers:
+        """Headers from pairs already of text (a reader made them so): nothing converted."""
+        headers = cls.__new__(cls)
+        headers._pairs, headers._first = pairs, None
+        return headers
 
     def values(self, name: str) -> list[str]:
         name = name.lower()
         return [value for key, value in self._pairs if key.lower() == name]
 
     def get(self, name: str, default: str | None = None) -> str | None:
-        name = name.lower()
-        for key, value in self._pairs:
-            if key.lower() == name:
-                return value
-        return default
+        first = self._first
+        if first is None:
+            first = self._first = {}
+            for key, value in self._pairs:
+                first.setdefault(key.lower(), value)
+        return first.get(name.lower(), default)
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self._pairs)

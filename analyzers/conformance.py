@@ -58,6 +58,7 @@ class Conformance:
     def __init__(self) -> None:
         self.call_rules = [r for r in rules() if r.at == "call"]
         self.end_rules = [r for r in rules() if r.at == "end"]
+        self._applying: Recent[tuple[str | None, str, int | None], list[Rule]] = Recent(4096)
         self._sessions: Recent[str, _Session] = Recent(1024)
         self._fetched: Recent[tuple[int | None, str], int] = Recent()  # (operation, url) -> first call
         self._had: Recent[tuple[int | None, str], int] = Recent()  # (operation, manifest digest) -> the call
@@ -67,12 +68,12 @@ class Conformance:
 
     def check(self, item: AnalyzedCall) -> list[Finding]:
         call = item.call
-        endpoint = item.endpoint_id
-        found = []
-        for rule in self.call_rules:
-            if rule.applies(endpoint, call.method, call.status):
-                for values in CALL_CHECKS[rule.check](self, rule, item):
-                    found.append(Finding(rule.code, values))
+        key = (item.endpoint_id, call.method, call.status)
+        applying = self._applying.get(key)
+        if applying is None:  # which rules apply to calls like this one, decided once per kind of call
+            applying = self._applying[key] = [r for r in self.call_rules if r.applies(*key)]
+        found = [Finding(rule.code, values) for rule in applying
+                 for values in CALL_CHECKS[rule.check](self, rule, item)]
         self._learn(item)
         return found
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -101,6 +102,7 @@ class Operation:
 MOST_NAME = 80
 
 
+@lru_cache(maxsize=4096)
 def client_name(user_agent: str | None) -> str:
     """`skopeo/1.9.3`, `Buildah/1.28.2`, `Docker-Client/28.2.2 (linux)`: the product a User-Agent names."""
     flat = " ".join((user_agent or "").split())

@@ -198,20 +198,25 @@ def render_jsonl(analysis: Analysis) -> str:
 
 # --- markdown ---
 
+# Calls listed in the appendix: a report is read by a person; every call is in --format json/jsonl.
+MOST_CALLS_LISTED = 1000
+
 def _calls_table(analysis: Analysis, lang: str) -> str:
     """Every call, as the article tabulates them; the host only when the capture holds more than one."""
     hosts = len({item.call.host for item in analysis.calls}) > 1
     keys = ("col_index", "col_method", *(("col_host",) if hosts else ()), "col_path", "col_status", "col_meaning",
             "col_oci")
     rows = []
-    for item in analysis.calls:
+    for item in analysis.calls[:MOST_CALLS_LISTED]:
         call = item.call
         endpoint = item.classification.endpoint
         oci = f"{endpoint.id} {endpoint.oci}" if endpoint else ""
         status = call.status if call.status is not None else "—"
         rows.append([item.index + 1, call.method, *((call.host,) if hosts else ()), shorten_digests(call.path),
                      status, meaning(item, lang, analysis), oci])
-    return table([text(k, lang) for k in keys], rows)
+    listed = table([text(k, lang) for k in keys], rows)
+    more = len(analysis.calls) - MOST_CALLS_LISTED
+    return listed + ("\n\n" + text("more_calls", lang, n=more) if more > 0 else "")
 
 
 def _object_section(obj: DecodedObject, analysis: Analysis, lang: str) -> str:

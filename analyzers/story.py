@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 # Reasons that differ call by call: each is said in full. Others are said once for the row, their values joined.
 _EACH = frozenset({"uploaded", "registry-error", "challenge", "challenge-scope", "token", "token-granted", "denied"})
 _MOST_REASONS = 3
+MOST_SECTIONS = 200  # parts of the story told; a capture of a fleet's day has thousands of operations
 _MOST_LISTED = 4  # values listed in full; past this many, the first two and a count
 # Steps told as one row: the article's "fetch every blob the manifests name".
 _ROW_STEPS = {"config": "blobs", "layer": "blobs", "blob": "blobs", "attestation-layer": "blobs"}
@@ -317,7 +318,8 @@ def render_story(analysis: Analysis, lang: str, diagram=None) -> list[str]:
     headers = [text(k, lang) for k in ("col_calls", "col_request", "col_times", "col_status", "col_meaning",
                                        "col_why")]
     pinged = False
-    for n, section in enumerate(sections(analysis), 1):
+    every = sections(analysis)
+    for n, section in enumerate(every[:MOST_SECTIONS], 1):
         operation = section.first
         out += [f"### {n}. {cell(title(section, lang))}", ""]
         who = text("story_who", lang, client=operation.client or text("unknown_client", lang),
@@ -340,4 +342,6 @@ def render_story(analysis: Analysis, lang: str, diagram=None) -> list[str]:
         out.append("")
         if diagram is not None:
             out += diagram(section, rows, lang) + [""]
+    if len(every) > MOST_SECTIONS:  # a fleet's day: the rest is in the JSON, every call in the appendix
+        out += [text("more_sections", lang, n=len(every) - MOST_SECTIONS), ""]
     return out

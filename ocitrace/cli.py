@@ -6,6 +6,7 @@ Each command imports what it uses when it runs: `--version` and `analyze` never 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from importlib import import_module
@@ -92,8 +93,15 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     paths = capture_paths(args.captures, lang)
     if isinstance(paths, str):
         return fail(paths)
-    captures = read_captures(paths)
-    analysis = analyze(captures.calls)
+    # Reading overlaps the analysis, and a large flow file is read by every core.
+    from ocitrace.progress import Bar
+
+    bar = Bar(sum(Path(p).stat().st_size for p in paths), text("progress_reading", lang))
+    captures = read_captures(paths, workers=os.cpu_count() or 1, stream=True, progress=bar)
+    try:
+        analysis = analyze(captures.calls)
+    finally:
+        bar.close()
     output = render(analysis, args.format, lang, sources=paths, errors=captures.errors, notices=captures.notices)
     try:
         _write(output, args.output)
@@ -146,8 +154,8 @@ def cmd_redact(args: argparse.Namespace) -> int:
     """A copy of a capture safe to share: what the reports hide, hidden in the capture too."""
     import json as json_module
 
-    from ocitrace.analyzers import redact
-    from ocitrace.analyzers.captures import CaptureError, capture_format, iter_tnetstrings, read_captures
+    from ocitrace.analyzers import redact, tnetstrings
+    from ocitrace.analyzers.captures import CaptureError, capture_format, read_captures
     from ocitrace.analyzers.report import capture_problem
     from ocitrace.analyzers.strings import os_error_text, text
 
@@ -166,8 +174,8 @@ def cmd_redact(args: argparse.Namespace) -> int:
         elif kind == "flows":
             from mitmproxy.io import tnetstring
 
-            with open(source, "rb") as fh, open(target, "wb") as out:
-                for state, _ in iter_tnetstrings(fh):
+            with tnetstrings.mapped(source) as buf, open(target, "wb") as out:
+                for state, _ in tnetstrings.iter_values(buf):
                     tnetstring.dump(redact.flow_state(state) if isinstance(state, dict) else state, out)
         else:  # events are written redacted; an empty file is empty
             target.write_bytes(source.read_bytes())

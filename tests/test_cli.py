@@ -221,3 +221,20 @@ def test_strict_is_a_ci_gate_exit_1_on_an_error_finding_0_otherwise(flow_file, c
     assert main(["analyze", "--strict", str(path), "-o", str(path.with_suffix(".md"))]) == status
     err = capsys.readouterr().err
     assert ("--strict: 2 error finding(s)" in err) == (status == 1)
+
+
+def test_the_progress_bar_is_drawn_only_on_a_terminal():
+    import io
+
+    from ocitrace.progress import Bar
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    for out, drawn in ((Terminal(), True), (io.StringIO(), False)):
+        bar = Bar(1000, "reading", out)
+        bar.last -= 1  # as if the last redraw were a second ago
+        bar(500)
+        bar.close()
+        assert ("50%" in out.getvalue()) == drawn and ("[" in out.getvalue()) == drawn

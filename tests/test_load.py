@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from ocitrace.analyzers.rules import rule
 
 from ocitrace.lab import REGISTRY_NAME, Proxy, Registry, run_client
 from ocitrace.layout import write_base_image
@@ -52,5 +53,10 @@ def test_sixteen_clients_at_once_lose_nothing_and_every_blob_is_verified(tmp_pat
     closed = [r for r in records if r["endpoint"] == "end-6" and r["status"] == 201]
     assert len({r["repository"] for r in closed}) == CLIENTS
     assert all(r["digest_verified"] is True for r in closed)
-    assert not [r for r in records if r["digest_verified"] is False or r["findings"]]
+    assert not [r for r in records if r["digest_verified"] is False]
+    # 16 skopeo copies of one image break no rule of the spec (waste, such as a blob uploaded that another
+    # repository of the registry already had, is what concurrent copies do)
+    broken = {f["code"] for r in records for f in r["findings"] if rule(f["code"]) is None
+              or rule(f["code"]).kind == "conformance"}
+    assert broken == set()
     assert rss < MOST_RSS_MB, f"proxy peak RSS {rss:.0f} MB"

@@ -1,0 +1,63 @@
+"""`ocitrace analyze` of a large flow file against a bare mitmproxy FlowReader loop over the same file.
+
+Run: .venv/bin/python bench/reader_bench.py [--flows 200000] [--keep FILE]
+
+The capture is the demo's real traffic repeated (bench/make_capture.py). Both run in this one run, side by side:
+the baseline reads every flow with mitmproxy's FlowReader and does nothing with it; ocitrace reads, classifies,
+decodes, checks and writes the markdown report (`ocitrace analyze FILE -o /dev/null`, every core). Reported:
+each one's flows per second, the ratio (target >= 3x), and each one's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from make_capture import write  # noqa: E402
+
+BASELINE = """
+import sys
+from mitmproxy import io
+with open(sys.argv[1], "rb") as fh:
+    for flow in io.FlowReader(fh).stream():
+        pass
+"""
+
+
+def timed(argv: list[str]) -> tuple[float, float]:
+    """Seconds and peak RSS (MB) of a command run to its end."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return seconds, max(peak, before) / 1024  # the largest process so far: meaningful when it grows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--flows", type=int, default=200_000)
+    parser.add_argument("--keep", type=Path, help="write the capture here and keep it")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="ocitrace-reader-") as tmp:
+        capture = args.keep or Path(tmp) / "capture.mitm"
+        size = write(capture, args.flows)
+        baseline, base_rss = timed([sys.executable, "-c", BASELINE, str(capture)])
+        ours, our_rss = timed([sys.executable, "-m", "ocitrace", "analyze", str(capture), "-o", "/dev/null"])
+    print(f"{args.flows} flows of real registry traffic, {size / 1e6:.0f} MB")
+    print(f"{'path':32} {'seconds':>8} {'flows/s':>9}")
+    print(f"{'mitmproxy FlowReader loop':32} {baseline:8.1f} {args.flows / baseline:9.0f}")
+    print(f"{'ocitrace analyze (report)':32} {ours:8.1f} {args.flows / ours:9.0f}")
+    print(f"ocitrace / FlowReader throughput: {baseline / ours:.2f}x (target >= 3x)")
+    print(f"peak RSS: FlowReader loop {base_rss:.0f} MB, ocitrace analyze (largest process) {our_rss:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

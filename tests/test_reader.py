@@ -1,0 +1,77 @@
+"""The fast flow-file reader (tnetstrings.py, read in parallel for large files) reads what mitmproxy's own
+FlowReader reads: the same calls, the same report, line for line."""
+
+import sys
+from pathlib import Path
+
+import pytest
+from mitmproxy import io
+from ocitrace.analyzers import captures
+from ocitrace.analyzers.analysis import analyze
+from ocitrace.analyzers.captures import CaptureError, call_from_state, read_captures, read_flow_file
+from ocitrace.analyzers.report import render
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from make_capture import write  # noqa: E402
+
+DEMO = sorted(ROOT.glob("captures/demo/*/flows.mitm"))
+
+
+def through_flowreader(path):
+    with open(path, "rb") as fh:
+        states = [flow.get_state() for flow in io.FlowReader(fh).stream()]
+    return [call for call in (call_from_state(state, str(path)) for state in states) if call is not None]
+
+
+def same_reports(fast, slow):
+    a, b = analyze(fast), analyze(slow)
+    assert render(a, "jsonl") == render(b, "jsonl")
+    assert render(a, "markdown") == render(b, "markdown")
+
+
+@pytest.mark.parametrize("path", DEMO, ids=lambda p: p.parent.name)
+def test_the_fast_reader_gives_what_flowreader_gives_on_real_captures(path):
+    same_reports(list(read_flow_file(path)), through_flowreader(path))
+
+
+@pytest.fixture
+def large(tmp_path, monkeypatch):
+    """A capture of 6,000 flows of the demo's traffic, read by two worker processes in chunks of 500."""
+    monkeypatch.setattr(captures, "PARALLEL_FROM", 0)
+    monkeypatch.setattr(captures, "CHUNK_FLOWS", 500)
+    path = tmp_path / "large.mitm"
+    write(path, 6000)
+    return path
+
+
+def test_a_large_capture_read_by_worker_processes_gives_what_flowreader_gives(large):
+    fast = list(read_flow_file(large, workers=2))
+    assert len(fast) == 6000
+    same_reports(fast, through_flowreader(large))
+
+
+@pytest.mark.parametrize("where", ["between flows", "inside a flow"])
+def test_damage_in_a_large_capture_read_in_parallel_is_told_where_it_is(large, where):
+    data = bytearray(large.read_bytes())
+    flow = captures._flow_starts(data)[3210]
+    if where == "between flows":
+        data[flow:flow + 3] = b"x:]"  # flow 3211's length prefix: the flows after it cannot be found
+    else:  # its first key's length prefix: the flow's own length holds, a worker meets the damage
+        inner = data.index(b":", flow) + 1
+        data[inner] = ord("x")
+    large.write_bytes(bytes(data))
+    for workers in (1, 2):
+        read = []
+        with pytest.raises(CaptureError) as caught:
+            read.extend(read_flow_file(large, workers=workers))
+        assert len(read) == 3210 and caught.value.finding.values["flows"] == 3210
+
+
+def test_streamed_captures_tell_their_errors_once_read(large):
+    data = large.read_bytes()
+    large.write_bytes(data[: len(data) - 100])  # truncated
+    streamed = read_captures([large], workers=2, stream=True)
+    assert streamed.errors == []
+    calls = list(streamed.calls)
+    assert len(calls) == 5999 and [e.finding.code for e in streamed.errors] == ["capture-truncated"]
