@@ -52,9 +52,12 @@ test: venv system-deps lint $(MERMAID_JS)
 demo: venv system-deps $(MERMAID_JS)
 	$(VENV)/bin/ocitrace demo
 
+# Every figure of bench/README.md, each a ratio measured side by side in one run (about 4 minutes here).
 bench: venv system-deps
 	$(PY) bench/classify_bench.py
-	$(PY) bench/proxy_bench.py
+	$(PY) bench/reader_bench.py --flows 50000
+	$(PY) bench/proxy_bench.py --size-mib 512
+	$(PY) bench/latency_bench.py --rounds 1
 	$(PY) bench/load_bench.py --rounds 1
 
 clean:

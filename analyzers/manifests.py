@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from .artifacts import ArtifactConfig, decode_artifact_config
 from .findings import Finding
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -295,7 +296,7 @@ class DecodeFailure:
     kind: str = "undecodable"
 
 
-Decoded = Index | ImageManifest | Schema1Manifest | ImageConfig | InTotoStatement | DecodeFailure
+Decoded = Index | ImageManifest | Schema1Manifest | ImageConfig | InTotoStatement | ArtifactConfig | DecodeFailure
 
 
 def _load_json(body: bytes) -> Any:
@@ -429,9 +430,10 @@ _BLOB_DECODERS = {"config": decode_config, "in-toto": decode_in_toto}
 
 
 def decode_blob(body: bytes, media_type: str | None) -> Decoded | None:
-    """Decode a blob whose media type ocitrace understands (configs, attestations); else None."""
+    """Decode a blob whose media type ocitrace understands (configs, attestations, the configs of known
+    artifacts: artifacts.yaml); else None."""
     decoder = _BLOB_DECODERS.get(media_kind(media_type) or "")
-    return decoder(body, media_type) if decoder else None
+    return decoder(body, media_type) if decoder else decode_artifact_config(body, media_type)
 
 
 def _b64url(text: str) -> bytes:

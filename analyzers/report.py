@@ -15,6 +15,7 @@ from typing import Any
 
 from . import audit, redact
 from .analysis import Analysis, AnalyzedCall, DecodedObject
+from .artifacts import ArtifactConfig, config_name
 from .captures import CaptureError
 from .diagrams import image_graph, sequence, timeline
 from .digests import short_digest
@@ -261,6 +262,8 @@ def _object_section(obj: DecodedObject, analysis: Analysis, lang: str) -> str:
 
 def _config_words(config: DecodedObject | None, lang: str) -> str:
     value = config.value if config is not None else None
+    if isinstance(value, ArtifactConfig):  # a Helm chart's: its name and version
+        return " ".join(f"{k} {v}" for k, v in value.fields.items())
     if not isinstance(value, ImageConfig) or value.platform.unknown:
         return ""  # an attestation's config names no platform: nothing to say of it
     words = [str(value.platform)]
@@ -280,7 +283,8 @@ def _manifest_branch(digest: str, label: str, objects: dict[str, DecodedObject],
     manifest = obj.value
     config = manifest.config
     words = _config_words(objects.get(config.digest), lang)
-    lines.append(f"{pad}  - {cell(text('config', lang))} {cell(short_digest(config.digest))} {size(config.size)} B"
+    named = config_name(config.media_type, lang) or text("config", lang)
+    lines.append(f"{pad}  - {cell(named)} {cell(short_digest(config.digest))} {size(config.size)} B"
                  + (f": {cell(words)}" if words else ""))
     for layer in manifest.layers:
         lines.append(f"{pad}  - {cell(text('layer', lang))} {cell(short_digest(layer.digest))} "

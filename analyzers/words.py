@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from tabulate import tabulate
 
+from .artifacts import ArtifactConfig, config_name, identify
 from .digests import IN_TEXT, short_digest
 from .findings import Finding
 from .manifests import (
@@ -84,7 +85,7 @@ def _count(what: str, items: Sequence[object], lang: str) -> str:
 
 # --- one-line summaries (the meaning column, the live log) ---
 
-def object_summary(value: Decoded, lang: str, platform: Platform | None = None) -> str:
+def object_summary(value: Decoded, lang: str, platform: Platform | None = None, tag: str | None = None) -> str:
     if isinstance(value, Index):
         platforms = _count("platforms", value.images, lang)
         if value.attestations:
@@ -95,6 +96,11 @@ def object_summary(value: Decoded, lang: str, platform: Platform | None = None) 
         kind = value.kind
         if kind == "attestation":
             return text("attestation_for", lang, platform=platform_text(platform) or "?")
+        known = identify(value, tag)
+        if known is not None:
+            return text("artifact_named", lang, name=known.name(lang),
+                        artifact_type=value.effective_artifact_type or value.config.media_type,
+                        layers=_count("layers", value.layers, lang))
         if kind == "artifact":
             return text("artifact_summary", lang, artifact_type=value.effective_artifact_type,
                         layers=_count("layers", value.layers, lang))
@@ -107,12 +113,18 @@ def object_summary(value: Decoded, lang: str, platform: Platform | None = None) 
         return text("config_summary", lang, platform=value.platform)
     if isinstance(value, InTotoStatement):
         return text("in_toto_summary", lang, predicate_type=value.predicate_type)
+    if isinstance(value, ArtifactConfig):
+        fields = " ".join(f"{k} {v}" for k, v in value.fields.items())
+        return f"{config_name(value.media_type, lang) or value.media_type}: {fields or '-'}"
     return finding_text(value.finding, lang)
 
 
 def _descriptor_summary(d: Descriptor, lang: str) -> str:
     """`layer tar+gzip 158 B`, `config 734 B`: a blob as the manifest that named it describes it."""
     kind = media_kind(d.media_type)
+    named = config_name(d.media_type, lang)
+    if named:
+        return f"{named} {size(d.size)} B"
     if kind == "config":
         return f"{text('config', lang)} {size(d.size)} B"
     if kind == "layer":
@@ -128,7 +140,7 @@ def meaning(item: AnalyzedCall, lang: str = "en", analysis: Analysis | None = No
     platform = analysis.platform_of(item) if analysis is not None else item.platform
     parts = [endpoint.describe(item.call.method, lang)]
     if item.object is not None:
-        parts.append(object_summary(item.object.value, lang, platform))
+        parts.append(object_summary(item.object.value, lang, platform, item.classification.tag))
     elif platform is not None:
         parts.append(str(platform))
     elif item.descriptor is not None:
