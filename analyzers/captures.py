@@ -331,7 +331,8 @@ def call_from_har_entry(entry: Mapping[str, Any], source: str = "") -> Call:
     host, port = _split_host(host, url.port or {"https": 443, "http": 80}.get(url.scheme))
     post = req.get("postData")
     if isinstance(post, Mapping):
-        request_body = _har_body({"text": post.get("text"), "size": req.get("bodySize", 0)})
+        request_body = _har_body({"text": post.get("text"), "size": req.get("bodySize", 0),
+                                  "encoding": post.get("encoding")})  # Charles and ocitrace base64 binary bodies
     else:
         request_body = b"" if req.get("bodySize", 0) in (0, -1) else None
     error = resp.get("_error")

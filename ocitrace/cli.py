@@ -186,6 +186,31 @@ def cmd_redact(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    import json as json_module
+
+    from ocitrace.analyzers.captures import read_captures
+    from ocitrace.analyzers.har import har_document
+    from ocitrace.analyzers.report import capture_problem
+    from ocitrace.analyzers.strings import os_error_text, text
+
+    lang = args.lang
+    paths = capture_paths(args.captures, lang)
+    if isinstance(paths, str):
+        return fail(paths)
+    captures = read_captures(paths)
+    for path, finding in [(e.path, e.finding) for e in captures.errors] + captures.notices:
+        print(f"ocitrace: {capture_problem(path, finding, lang)}", file=sys.stderr)
+    if captures.errors:
+        return EXIT_BAD_INPUT
+    document = har_document(captures.calls, _version())
+    try:
+        _write(json_module.dumps(document, ensure_ascii=False, indent=1) + "\n", args.har)
+    except OSError as exc:
+        return fail(text("error_cannot_write", lang, path=args.har, reason=os_error_text(exc, lang)))
+    return 0
+
+
 def _lazy(module: str, function: str) -> Callable[[argparse.Namespace], int]:
     return lambda args: getattr(import_module(module), function)(args)
 
@@ -247,6 +272,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output", metavar="OUT", help="where the redacted copy goes")
     p.add_argument("--lang", choices=LANGUAGES, default="en", help="language of messages (default en)")
     p.set_defaults(func=cmd_redact)
+
+    p = sub.add_parser("export", help="write captures as a HAR file (for DevTools, Charles, Fiddler)",
+                       description="Write the calls of captures (as analyze reads them) as one HAR 1.2 file, "
+                                   "redacted like the reports, that Chrome and Firefox DevTools, Charles and Fiddler "
+                                   "import.",
+                       epilog="example:\n  ocitrace export --har session.har ocitrace-out",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("captures", nargs="+", metavar="CAPTURE", help="flow files, HAR files, events.jsonl, or folders")
+    p.add_argument("--har", required=True, metavar="OUT", help="the HAR file to write")
+    p.add_argument("--lang", choices=LANGUAGES, default="en", help="language of messages (default en)")
+    p.set_defaults(func=cmd_export)
 
     from . import proxy, run  # their modules import nothing heavy; mitmproxy is loaded when the proxy runs
 
