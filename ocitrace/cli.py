@@ -104,7 +104,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         bar.close()
     output = render(analysis, args.format, lang, sources=paths, errors=captures.errors, notices=captures.notices)
     try:
-        _write(output, args.output)
+        if args.format == "markdown" and args.output is None and sys.stdout.isatty():
+            from ocitrace import terminal  # drawn for the terminal: tables, headings, colour
+
+            terminal.show(output, text("terminal_diagram", lang))
+        else:
+            _write(output, args.output)
     except OSError as exc:
         return fail(text("error_cannot_write", lang, path=args.output, reason=os_error_text(exc, lang)))
     for path, finding in [(e.path, e.finding) for e in captures.errors] + captures.notices:
