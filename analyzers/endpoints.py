@@ -110,6 +110,7 @@ class Classification:
     findings: tuple[Finding, ...] = field(default=())
     # For a tag that names another manifest (referrers tag schema, cosign): what it is, per language.
     tag_meaning: Mapping[str, str] | None = None
+    referrers_tag: bool = False  # the tag is the referrers tag schema's (sha256-<hex>): a client keeping the list
 
     @property
     def endpoint_id(self) -> str | None:
@@ -219,7 +220,8 @@ class EndpointTable:
         # Statuses any endpoint may answer with are named failures of every row.
         failures = frozenset(spec.get("any_endpoint_failures", ()))
         self.endpoints: tuple[Endpoint, ...] = tuple(_endpoint(row, failures) for row in spec["endpoints"])
-        self.tag_schemas = tuple((re.compile(t["pattern"]), t["meaning"]) for t in spec.get("tag_schemas", ()))
+        self.tag_schemas = tuple((re.compile(t["pattern"]), t["meaning"], bool(t.get("referrers")))
+                                 for t in spec.get("tag_schemas", ()))
         self._by_id = {e.id: e for e in self.endpoints}
         by_method: dict[str, list[Endpoint]] = {}
         for endpoint in self.endpoints:
@@ -291,8 +293,10 @@ class EndpointTable:
         mount_from = params["from"][0] if "mount" in params and params.get("from") else None
         # In the spec's upload templates the session id is the path's <reference>.
         reference = reference if reference is not None else session
+        tag_meaning, referrers_tag = self._tag_meaning(tag)
         return Classification(
-            tag_meaning=self._tag_meaning(tag),
+            tag_meaning=tag_meaning,
+            referrers_tag=referrers_tag,
             endpoint=endpoint,
             repository=name,
             reference=reference,
@@ -304,13 +308,14 @@ class EndpointTable:
             findings=tuple(findings),
         )
 
-    def _tag_meaning(self, tag: str | None) -> Mapping[str, str] | None:
-        for pattern, meaning in self.tag_schemas if tag else ():
+    def _tag_meaning(self, tag: str | None) -> tuple[Mapping[str, str] | None, bool]:
+        """What a tag that names another manifest says of it, and whether it is the referrers tag schema."""
+        for pattern, meaning, referrers in self.tag_schemas if tag else ():
             match = pattern.match(tag)
             if match:
                 digest = f"{match['algorithm']}:{match['encoded']}"
-                return {lang: text.format(digest=digest) for lang, text in meaning.items()}
-        return None
+                return {lang: text.format(digest=digest) for lang, text in meaning.items()}, referrers
+        return None, False
 
 
 def _was_named(endpoint: Endpoint, path: str, keys: Iterable[str], url: str | None,

@@ -225,6 +225,8 @@ class Operations:
             return operation
         push = self._open.get((client, PUSH, host, repository))
         starting = client in self._pending or client in self._fresh
+        if step in ("referrers-tag", "referrers") and push is not None and not starting:
+            return push  # the client keeping the referrers list of what it pushes
         if kind == PULL and step == "manifest-exists" and push is not None and not starting:
             return push  # "does the target manifest exist", just before pushing it
         if kind == PUSH and step == "blob-exists" and push is None and not starting:
@@ -259,6 +261,10 @@ class Operations:
     # --- the step, refined by what the call carried ---
 
     def _refine(self, item: AnalyzedCall, step: str) -> str:
+        if item.classification.referrers_tag and step in ("manifest", "manifest-exists", "index"):
+            return "referrers-tag"
+        if item.classification.referrers_tag and step in ("push-manifest", "push-index"):
+            return "push-referrers-tag"
         value = item.object.value if item.object is not None else None
         if value is None and step in ("manifest", "push-manifest"):
             # No body to decode (not captured, or an events file): the media type the answer or request declared.
@@ -302,6 +308,12 @@ class Operations:
             code = "challenge-scope" if params.get("scope") else "challenge"
             return Reason(code, {k: params.get(k, "?") for k in ("realm", "service", "scope")[:3 if params.get("scope")
                                                                                              else 2]})
+        if step == "referrers" and call.status == 404:
+            return Reason("no-referrers-api")
+        if step == "referrers-tag":
+            return Reason("referrers-tag-read" if call.status == 200 else "referrers-tag-absent")
+        if step == "push-referrers-tag" and isinstance(item.object.value if item.object else None, Index):
+            return Reason("referrers-tag-pushed", {"n": len(item.object.value.manifests)})
         if item.registry_errors:
             error = item.registry_errors[0]
             return Reason("registry-error", {"code": error.code, "message": error.message})

@@ -58,6 +58,10 @@ AUTH_COMMANDS = (
     f"docker login {SECURE_NAME} -u carol --password-stdin <<< $CAROL_PASSWORD",
     f"docker manifest push {OTHER}:v1  # refused: carol may not read team/app, so no mount from it",
 )
+REFERRERS_COMMANDS = (
+    f"python: oras.client.OrasClient().push(files=['sbom.spdx.json'], target='{TARGET}:sbom', subject=SUBJECT)",
+    f"python -m ocitrace.referrers_client {REGISTRY_NAME} hj-public/test1 SUBJECT",
+)
 RUN_COMMANDS = (f"ocitrace run --map {REGISTRY_NAME}=http://127.0.0.1:PORT -- skopeo inspect docker://{TARGET}:new",)
 PULL_COMMANDS = (f"skopeo copy --override-os linux --override-arch arm64 docker://{TARGET}:new oci:pulled:new",)
 COMMANDS_FILE = "commands.json"
@@ -111,11 +115,11 @@ class Lab:
             yield env
 
     def run(self, argv: list[str], env: dict[str, str], shown: str, stdin: str | None = None,
-            fails: bool = False) -> str:
+            fails: bool = False, cwd: Path | None = None) -> str:
         """Run a client; note which calls (1-based, in the recording) the command made. `fails`: it is meant
         to be refused."""
         before = self._recorded()
-        output = run_client(argv, env, stdin=stdin, fails=fails)
+        output = run_client(argv, env, stdin=stdin, fails=fails, cwd=cwd)
         after = self._settled()
         entry = {"command": shown, "calls": [before + 1, after] if after > before else []}
         self.journal.append({**entry, "refused": True} if fails else entry)
@@ -211,6 +215,33 @@ def token_auth(lab: Lab, env: dict[str, str]) -> None:
     lab.run(["docker", "manifest", "push", f"{OTHER}:v1"], env, AUTH_COMMANDS[6], fails=True)
 
 
+def _subject(lab: Lab) -> dict:
+    """The linux/amd64 manifest of the pushed image, as a descriptor (asked of the registry directly)."""
+    import urllib.request
+
+    accept = {"Accept": "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json"}
+    base = f"{lab.registry.upstream}/v2/hj-public/test1/manifests"
+    with urllib.request.urlopen(urllib.request.Request(f"{base}/new", headers=accept), timeout=30) as answer:
+        index = json.loads(answer.read())
+    return next({k: d[k] for k in ("mediaType", "digest", "size")} for d in index["manifests"]
+                if d.get("platform", {}).get("architecture") == "amd64")
+
+
+def referrers(lab: Lab, env: dict[str, str]) -> None:
+    subject = _subject(lab)
+    work = lab.work / "referrers"
+    work.mkdir(exist_ok=True)
+    (work / "sbom.spdx.json").write_text(json.dumps({"spdxVersion": "SPDX-2.3", "name": "hj-test1"}))
+    script = ("import oras.client, oras.oci\n"
+              f"oras.client.OrasClient(hostname='{REGISTRY_NAME}').push("
+              "files=['sbom.spdx.json:application/spdx+json'], "
+              f"target='{TARGET}:sbom', subject=oras.oci.Subject(**{subject!r}))\n")
+    lab.run([sys.executable, "-c", script], {**env, "REQUESTS_CA_BUNDLE": env["SSL_CERT_FILE"]},
+            REFERRERS_COMMANDS[0].replace("SUBJECT", subject["digest"]), cwd=work)
+    lab.run([sys.executable, "-m", "ocitrace.referrers_client", REGISTRY_NAME, "hj-public/test1", subject["digest"]],
+            env, REFERRERS_COMMANDS[1].replace("SUBJECT", subject["digest"]))
+
+
 def inspect_with_run(lab: Lab, env: dict[str, str]) -> None:
     """`ocitrace run` starts its own proxy: the lab's is not used, only its registry."""
     lab.run([sys.executable, "-m", "ocitrace", "run", "--quiet", "--out", str(lab.folder), "--map",
@@ -246,6 +277,15 @@ SCENARIOS = (
                   f"(`{TOKEN_NAME}`, started by the demo) signs JWTs granting each user what it may do of what was "
                   "asked. The report shows each 401 challenge, each token fetch (what was asked, what was granted, "
                   "for how long; never the token) and the two `insufficient_scope` refusals."),
+    Scenario("referrers", "Artifacts attached to an image: an SBOM with oras, and a client that keeps the referrers "
+                          "tag", REFERRERS_COMMANDS, referrers,
+             note="SUBJECT is the linux/amd64 manifest of hj-public/test1:new. oras (oras-py, a real OCI client) "
+                  "pushes an SBOM whose manifest names it as `subject`. Distribution 2.8 has no referrers API and "
+                  "sends no `OCI-Subject`, so the spec asks the client to keep the referrers tag (`sha256-<hex>`) "
+                  "itself: oras-py does not, and the report says so. The second command is ocitrace's own small "
+                  "client (`ocitrace/referrers_client.py`) doing what the spec asks: it pushes an SBOM and a "
+                  "signature with the same subject, asks the referrers API (404), then fetches the referrers tag "
+                  "(404 the first time), adds each artifact and pushes the index back."),
     Scenario("run", "`ocitrace run`: one command, no set-up (skopeo inspect)", RUN_COMMANDS, inspect_with_run,
              via_run=True),
     Scenario("mitmdump-w", "A capture made without ocitrace: plain mitmdump -w, analysed afterwards",

@@ -277,6 +277,7 @@ def _mount(status, head_first=True):
                               req_headers=SKOPEO, resp_headers={"Location": f"{R}/v2/app/blobs/uploads/m-1"})]
 
 
+REFERRERS_TAG = "sha256-" + sha256(MANIFEST).split(":")[1]  # the referrers tag schema's tag of the manifest
 CHALLENGE = 'Bearer realm="https://auth.test/token",service="registry.test",scope="repository:app:pull"'
 ERROR = b'{"errors": [{"code": "MANIFEST_UNKNOWN", "message": "manifest unknown"}]}'
 # One case per reason the story gives: the calls that make it, as a client makes them.
@@ -294,6 +295,11 @@ REASONS = {
     "token-granted": lambda: login("repository:app:pull", ("app", "pull")),
     "login-check": lambda: [*login("", ua=DOCKER), get("/v2/", ua=DOCKER)],
     "token-account": lambda: [*login("", ua=DOCKER)],
+    "no-referrers-api": lambda: [get("/v2/"), get(f"/v2/app/referrers/{sha256(MANIFEST)}", 404)],
+    "referrers-tag-absent": lambda: [get("/v2/"), get(f"/v2/app/manifests/{REFERRERS_TAG}", 404)],
+    "referrers-tag-read": lambda: [get("/v2/"), get(f"/v2/app/manifests/{REFERRERS_TAG}", body=INDEX,
+                                                    **{"Content-Type": OCI_INDEX})],
+    "referrers-tag-pushed": lambda: [get("/v2/"), put_manifest("app", REFERRERS_TAG, INDEX, OCI_INDEX)],
     "challenge-basic": lambda: [get("/v2/", 401, **{"WWW-Authenticate": 'Basic realm="Registry Realm"'})],
     "denied": lambda: [*login("repository:app:push", ("app", "pull")), make_flow(
         "PUT", f"{R}/v2/app/manifests/v1", 401, req_headers=SKOPEO, resp_headers={"WWW-Authenticate": CHALLENGE

@@ -159,14 +159,23 @@ CAPTURES = sorted(Path(__file__).parent.parent.glob("captures/*/*/flows.mitm"))
 KNOWN_WASTE = {"auth": {"token-refetched"}, "mitmdump-w": {"could-mount"}}
 
 
+# What the demo's real clients break, checked by hand: oras-py pushes an artifact with a subject to a registry
+# without a referrers API, and never pushes the referrers tag the spec then asks of it.
+KNOWN_BROKEN = {"referrers": {"referrers-tag-not-kept"}}
+# Told, not broken: distribution 2.8 has no referrers API, so it sends no OCI-Subject (its right).
+KNOWN_TOLD = {"referrers": {"no-oci-subject"}}
+
+
 @pytest.mark.parametrize("flows", CAPTURES, ids=lambda p: p.parent.name)
-def test_real_clients_and_a_real_registry_break_no_rule(flows):
+def test_real_clients_and_a_real_registry_break_no_rule_but_the_known_ones(flows):
     analysis = analyze(read_captures([flows]).calls)
-    conformance = {code for code in audit.counts(analysis) if next(r for r in rules() if r.code == code).kind
-                   == "conformance"}
-    assert conformance == set()
-    waste = set(audit.counts(analysis)) - conformance
-    assert waste == KNOWN_WASTE.get(flows.parent.name, set())
+    found = set(audit.counts(analysis))
+    kinds = {code: next(r for r in rules() if r.code == code) for code in found}
+    broken = {code for code, r in kinds.items() if r.kind == "conformance" and r.severity != "info"}
+    told = {code for code, r in kinds.items() if r.kind == "conformance" and r.severity == "info"}
+    name = flows.parent.name
+    assert broken == KNOWN_BROKEN.get(name, set()) and told == KNOWN_TOLD.get(name, set())
+    assert found - broken - told == KNOWN_WASTE.get(name, set())
 
 
 def test_findings_are_counted_in_json_with_their_side_and_kind():
