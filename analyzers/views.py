@@ -4,7 +4,7 @@ the console) and anything else that shows one body at a time."""
 from __future__ import annotations
 
 from .artifacts import ArtifactConfig, config_name, identify
-from .digests import Digest, algorithm_of
+from .digests import Digest, algorithm_of, short_digest
 from .manifests import (
     DecodeFailure,
     ImageConfig,
@@ -46,11 +46,13 @@ def manifest_text(body: bytes, content_type: str | None, *, url_digest: str | No
         lines += ["", "platform | manifest | size | attestation"]
         for d in decoded.images:
             attestation = decoded.attestation_for(d.digest)
-            lines.append(f"{platform_text(d.platform) or d.artifact_type or d.media_type} | {d.digest} | "
-                         f"{size(d.size)} B | {attestation.digest if attestation else '-'}")
+            lines.append(f"{platform_text(d.platform) or d.artifact_type or d.media_type} | "
+                         f"{short_digest(d.digest)} | {size(d.size)} B | "
+                         f"{short_digest(attestation.digest) if attestation else '-'}")
         for d in decoded.attestations:
             if decoded.platform_of(d.attests or "") is None:
-                lines.append(f"attestation of {d.attests} | {d.digest} | {size(d.size)} B | -")
+                lines.append(f"attestation of {short_digest(d.attests)} | {short_digest(d.digest)} | "
+                             f"{size(d.size)} B | -")
     elif isinstance(decoded, ImageManifest):
         known = identify(decoded, tag)
         if known is not None:
@@ -76,11 +78,10 @@ def manifest_text(body: bytes, content_type: str | None, *, url_digest: str | No
 def _digest_lines(body: bytes, decoded, url_digest: str | None, header_digest: str | None) -> list[str]:
     canonical = canonical_bytes(body, getattr(decoded, "media_type", None))
     lines = []
+    lines = [f"digest: {Digest.of(canonical, 'sha256')}"]
     for against, claimed in (("URL", url_digest), ("Docker-Content-Digest", header_digest)):
         if claimed:
             actual = str(Digest.of(canonical, algorithm_of(claimed) or "sha256"))
-            lines.append(f"digest: {actual} — {'matches' if actual == claimed else 'DOES NOT MATCH'} {against} "
-                         f"{'' if actual == claimed else claimed}".rstrip())
-    if not lines:
-        lines.append(f"digest: {Digest.of(canonical, 'sha256')}")
+            lines.append(f"{against}: matches" if actual == claimed else
+                         f"{against}: DOES NOT MATCH, it says {claimed}")
     return lines

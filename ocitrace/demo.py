@@ -357,7 +357,8 @@ def index_text(folders: dict[str, Path]) -> str:
     lines += ["## How the push differs from the index stitched by hand", "",
               f"`ocitrace diff captures/demo/{DIFF[0]} captures/demo/{DIFF[1]}`: "
               f"[diff](diff-{DIFF[0]}-{DIFF[1]}.md) · [中文](diff-{DIFF[0]}-{DIFF[1]}.zh.md). "
-              f"The push as a browser draws it: [{SCREENSHOT}]({SCREENSHOT}).", ""]
+              f"The push as a browser draws it: [{SCREENSHOT}]({SCREENSHOT}). The base image's index in mitmweb, "
+              f"with ocitrace's OCI content view: [{MITMWEB_SHOT}]({MITMWEB_SHOT}).", ""]
     return "\n".join(lines)
 
 
@@ -432,6 +433,19 @@ def write_screenshot(out: Path, progress=print) -> None:
         progress(f"no screenshot: {exc}")
 
 
+MITMWEB_SHOT = "mitmdump-w/mitmweb-oci-view.png"
+
+
+def write_mitmweb_screenshot(out: Path, progress=print) -> None:
+    """The base image's index (8 platforms, 8 attestations) as mitmweb's OCI view shows it, drawn by chromium."""
+    from . import mermaid, mitmweb
+
+    try:
+        mitmweb.screenshot(out / "mitmdump-w" / "flows.mitm", out / MITMWEB_SHOT)
+    except (mermaid.BrowserMissing, LabError) as exc:
+        progress(f"no mitmweb screenshot: {exc}")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .cli import fail
 
@@ -444,4 +458,5 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"Index of the captures: {write_index(args.out, folders)}")
     print(f"build-push compared with manual: {write_diff(args.out)}")
     write_screenshot(args.out)
+    write_mitmweb_screenshot(args.out)
     return 0

@@ -410,3 +410,12 @@ def test_an_artifact_is_linked_to_its_subject_and_the_referrers_tag_kept_by_the_
     assert any(f["code"] == "no-oci-subject" for f in oras["findings"])
     doc = json.loads(render_json_of(demo["referrers"]))
     assert [f for f in doc["findings"] if f["code"] == "referrers-tag-not-kept"][0]["call"] == oras["index"]
+
+
+def test_mitmweb_shows_a_recorded_index_with_the_oci_view_drawn_by_chromium(demo, tmp_path):
+    from ocitrace.mitmweb import screenshot
+
+    png = tmp_path / "view.png"
+    shown = screenshot(demo["mitmdump-w"] / "flows.mitm", png)
+    assert shown["view_name"] == "OCI" and "index: 8 platforms + 8 attestations" in shown["text"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
