@@ -11,14 +11,15 @@ import json
 import logging
 import math
 import os
+import queue
 import shutil
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
 from mitmproxy import http
-from mitmproxy.io import tnetstring
-from ocitrace.analyzers import redact
+from ocitrace.analyzers import redact, tnetstrings
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +87,9 @@ def _private(path: Path, mode: str) -> IO:
 class Recording:
     """Appends each finished flow to flows.mitm and its event to events.jsonl, flushed per call.
 
-    A write that fails (disk full, folder removed) stops the recording with one message; the proxy goes on
-    forwarding traffic.
+    The writing happens behind the proxy, on a thread of its own: a call's answer goes back to the client while
+    its record is redacted, serialised and written (the state is taken first, on the event loop). A write that
+    fails (disk full, folder removed) stops the recording with one message; the proxy goes on forwarding.
     """
 
     def __init__(self, out: Path, keep_secrets: bool = False):
@@ -97,30 +99,58 @@ class Recording:
         self.earlier = keep_earlier_session(out)
         self._flows = _private(out / FLOWS_FILE, "wb")
         self._events = _private(out / EVENTS_FILE, "w")
-
         self.failure: OSError | None = None
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._writer = threading.Thread(target=self._write_behind, name="ocitrace-recording", daemon=True)
+        self._writer.start()
 
     @property
     def flows_path(self) -> Path:
         return self.out / FLOWS_FILE
 
     def write(self, flow: http.HTTPFlow, event: str) -> None:
-        if self.failure is not None:
+        if self.failure is None:
+            self._queue.put((flow.get_state(), event))
+
+    def drain(self) -> None:
+        """Wait until every record handed over so far is written (or the recording has failed)."""
+        if not self._writer.is_alive():  # closed: everything is written
             return
-        try:
-            state = flow.get_state()
-            # What the reports hide, the flow file hides too (unless asked to keep it): it is shared as well.
-            tnetstring.dump(state if self.keep_secrets else redact.flow_state(state), self._flows)
-            self._flows.flush()
-            self._events.write(event)
-            self._events.flush()
-            if os.fstat(self._events.fileno()).st_nlink == 0:  # removed (with its folder): writes go nowhere
-                raise FileNotFoundError(errno.ENOENT, "removed", str(self.out / EVENTS_FILE))
-        except OSError as exc:
-            self.failure = exc
-            self.close()
+        done = threading.Event()
+        self._queue.put(done)
+        done.wait()
+
+    def _write_behind(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if isinstance(item, threading.Event):
+                item.set()
+                continue
+            if self.failure is not None:
+                continue
+            state, event = item
+            try:
+                # What the reports hide, the flow file hides too (unless asked to keep it): it is shared as well.
+                self._flows.write(tnetstrings.dumps(state if self.keep_secrets else redact.flow_state(state)))
+                self._flows.flush()
+                self._events.write(event)
+                self._events.flush()
+                if os.fstat(self._events.fileno()).st_nlink == 0:  # removed (with its folder): writes go nowhere
+                    raise FileNotFoundError(errno.ENOENT, "removed", str(self.out / EVENTS_FILE))
+            except OSError as exc:
+                self.failure = exc
+                self._close_files()
 
     def close(self) -> None:
+        """Write what is left, then close the files."""
+        if self._writer.is_alive():
+            self._queue.put(None)
+            self._writer.join()
+        self._close_files()
+
+    def _close_files(self) -> None:
         for fh in (self._flows, self._events):
             try:
                 fh.close()

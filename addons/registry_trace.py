@@ -122,6 +122,9 @@ class RegistryTrace:
         if self.recording is None:
             return
         self.recording.close()
+        if self.recording.failure is not None:
+            self._stop_recording()
+            return
         report = report_of(self.recording.flows_path, self._lang)
         path = self.recording.out / REPORT_FILE
         try:
@@ -174,13 +177,14 @@ class RegistryTrace:
             meta = replace(meta, session=BodyTap(item.body_digest, item.body_size or 0))
         flow.metadata[METADATA_KEY] = meta.to_state()
         logger.log(ALERT, call_line(item, self._lang))
+        if self.recording is not None and self.recording.failure is not None:  # found by the writer, behind
+            self._stop_recording()
         if self.recording is not None:
             self.recording.write(flow, event_line(item))
-            if self.recording.failure is not None:
-                self._stop_recording()
 
     def _stop_recording(self) -> None:
         failure = self.recording.failure
+        self.recording.close()
         logger.log(ALERT, text("recording_stopped", self._lang, path=self.recording.out,
                                reason=os_error_text(failure, self._lang)))
         self.recording = None

@@ -213,3 +213,41 @@ def iter_values(buf, reader=parse) -> Iterator[tuple[Any, int]]:
     while pos < size:
         value, pos = reader(buf, pos)
         yield value, pos
+
+
+def dumps(value: Any) -> bytes:
+    """`value` as a tnetstring, byte for byte what mitmproxy's writer makes (a dict's entries last first, as it
+    writes them), in a fraction of its time: the live proxy writes one per call."""
+    kind = type(value)
+    if kind is bytes:
+        return b"%d:%s," % (len(value), value)
+    if kind is str:
+        data = value.encode("utf8")
+        return b"%d:%s;" % (len(data), data)
+    if kind is dict:
+        body = b"".join([dumps(k) + dumps(v) for k, v in reversed(value.items())])
+        return b"%d:%s}" % (len(body), body)
+    if kind is list or kind is tuple:
+        body = b"".join([dumps(item) for item in value])
+        return b"%d:%s]" % (len(body), body)
+    if value is None:
+        return b"0:~"
+    if value is True:
+        return b"4:true!"
+    if value is False:
+        return b"5:false!"
+    if isinstance(value, int):
+        data = str(int(value)).encode()
+        return b"%d:%s#" % (len(data), data)
+    if isinstance(value, float):
+        data = repr(value).encode()
+        return b"%d:%s^" % (len(data), data)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return dumps(bytes(value))
+    if isinstance(value, str):
+        return dumps(str(value))
+    if isinstance(value, dict):
+        return dumps(dict(value))
+    if isinstance(value, list | tuple):
+        return dumps(list(value))
+    raise ValueError(f"unserializable object: {value!r} ({type(value)})")

@@ -75,3 +75,13 @@ def test_streamed_captures_tell_their_errors_once_read(large):
     assert streamed.errors == []
     calls = list(streamed.calls)
     assert len(calls) == 5999 and [e.finding.code for e in streamed.errors] == ["capture-truncated"]
+
+
+@pytest.mark.parametrize("path", DEMO, ids=lambda p: p.parent.name)
+def test_the_fast_writer_writes_what_mitmproxys_writer_writes(path):
+    from mitmproxy.io import tnetstring
+    from ocitrace.analyzers.tnetstrings import dumps
+
+    with open(path, "rb") as fh:
+        states = [flow.get_state() for flow in io.FlowReader(fh).stream()]
+    assert [dumps(state) for state in states] == [tnetstring.dumps(state) for state in states]
