@@ -31,7 +31,8 @@ SPEC_ERROR_CODES = frozenset({
     "DENIED", "UNSUPPORTED", "TOOMANYREQUESTS",
     "TAG_INVALID", "MANIFEST_UNVERIFIED"})  # legacy (schema 1): "the client MAY encounter" them
 _CHUNK_RANGE = re.compile(r"^([0-9]+)-([0-9]+)$")
-_LINK = re.compile(r'^\s*<[^>]*>\s*;\s*rel="?next"?\s*$')
+_LINK_VALUE = re.compile(r'<([^>]*)>((?:\s*;\s*[^;,]+)*)')
+_REL = re.compile(r'(?i)\brel\s*=\s*"?([^";,]+)"?')
 # A chunk under this, on average, costs more in round trips than it carries (unless the registry asks for less).
 SMALL_CHUNK = 1 << 20
 
@@ -89,15 +90,17 @@ class Conformance:
         success = classification.status_class == STATUS_SUCCESS
         if item.session and call.status in (201, 202, 204):
             session = self._sessions.setdefault(item.session, _Session())
-            end = _range_end(call.response_headers.get("range"))
-            if end is not None:
-                session.next_start = end + 1
-            minimum = call.response_headers.get("oci-chunk-min-length")
-            if minimum and minimum.isdigit():
-                session.minimum = int(minimum)
             if call.method == "PATCH" and call.request_size:
                 session.chunks += 1
                 session.bytes += call.request_size
+            end = _range_end(call.response_headers.get("range"))
+            if end is not None:
+                # `0-0` on a session that has received nothing is distribution's "empty" (the spec's own example
+                # for an upload just started), not "byte 0 held"
+                session.next_start = 0 if end == 0 and session.bytes == 0 else end + 1
+            minimum = call.response_headers.get("oci-chunk-min-length")
+            if minimum and minimum.isdigit():
+                session.minimum = int(minimum)
         if call.status == 401:  # a new challenge: a new token is due
             for key in [k for k in self._tokens if k[0] == client]:
                 del self._tokens[key]
@@ -115,7 +118,9 @@ class Conformance:
             for descriptor in (value.manifests if isinstance(value, Index) else (value.config, *value.layers)):
                 self._sizes.setdefault(descriptor.digest, descriptor.size)
         digest = classification.digest
-        if success and digest and endpoint in ("end-2", "end-6", "end-4b", "end-11") and classification.repository:
+        mounted = endpoint != "end-11" or call.status == 201  # a 202 to a mount is an upload instead
+        if success and mounted and digest and endpoint in ("end-2", "end-6", "end-4b", "end-11") \
+                and classification.repository:
             self._present[(client, call.host, digest)] = classification.repository
 
 
@@ -206,6 +211,8 @@ def _is_json(body: bytes) -> bool:
 
 
 def _error_code(state: Conformance, rule: Rule, item: AnalyzedCall) -> Iterator[dict[str, Any]]:
+    if item.call.status is None or not 400 <= item.call.status < 500:
+        return  # the spec's list governs 4XX bodies; a 5xx is the server's own trouble
     for error in item.registry_errors:
         if error.code not in SPEC_ERROR_CODES:
             yield {"error_code": error.code}
@@ -219,8 +226,11 @@ def _subject_header(state: Conformance, rule: Rule, item: AnalyzedCall) -> Itera
 
 
 def _link(state: Conformance, rule: Rule, item: AnalyzedCall) -> Iterator[dict[str, Any]]:
+    """RFC 8288: `<uri>; param; ...`, links separated by commas; one must have a rel naming `next`."""
     for value in item.call.response_headers.values("link"):
-        if not _LINK.match(value):
+        links = _LINK_VALUE.findall(value)
+        if not links or not any("next" in rel.lower().split() for _, params in links
+                                for rel in _REL.findall(params)):
             yield {"value": value}
 
 
@@ -316,7 +326,7 @@ def _open_uploads(analysis: Analysis) -> Iterator[tuple[list[int], dict[str, Any
             sessions.setdefault(item.session, []).append(item)
     for items in sessions.values():
         ended = any(i.classification.closes_session(i.call.status) or i.classification.ends_session(i.call.status)
-                    for i in items)
+                    or i.call.method == "DELETE" for i in items)  # a cancel tried counts, whatever its answer
         opened = items[0].classification.opens_session(items[0].call.status)
         if opened and not ended:
             yield [i.index for i in items], {"repository": items[0].classification.repository or "-"}

@@ -72,7 +72,7 @@ class Endpoint:
             return STATUS_ABSENT
         if status in self.success:
             return STATUS_SUCCESS
-        if status in self.failure:
+        if status in self.failure or status >= 500:
             return STATUS_FAILURE
         return STATUS_OFF_SPEC
 

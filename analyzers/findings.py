@@ -25,6 +25,7 @@ SEVERITIES: Mapping[str, str] = {
     "download-aborted": WARNING,  # bytes: the answer's body stopped after this many bytes
     "body-not-captured": INFO,  # the capture kept no body (streamed past the recorder)
     "body-too-large": WARNING,  # bytes: a manifest past the decode limit, checked but not decoded
+    "body-encoded": INFO,  # encoding: a Content-Encoding ocitrace cannot undo (br, zstd): the body not checked
     "invalid-name": WARNING,  # value
     "invalid-reference": WARNING,  # value
     "invalid-digest": WARNING,  # value

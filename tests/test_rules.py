@@ -336,3 +336,62 @@ def test_a_misbehaving_registry_behind_the_proxy_breaks_every_registry_rule(tmp_
     report = (tmp_path / "out" / "report.md").read_text()
     findings = report.split("## Findings", 1)[1].split("\n## ", 1)[0]
     assert all(f"{code}:" in findings for code in REGISTRY_RULES)
+
+
+# --- and hold still where real registries and clients do what the spec allows ---
+
+def gzipped_manifest():
+    import gzip
+
+    flow = manifest_get(path=f"/v2/app/manifests/{sha256(MANIFEST)}", **{"Content-Encoding": "gzip"})
+    flow.response.raw_content = gzip.compress(MANIFEST)  # nginx `gzip on` before a registry
+    return [flow]
+
+
+def redirect(status):
+    return [get(f"/v2/app/blobs/{sha256(LAYER)}", status, Location=f"https://cdn.test/blob/{sha256(LAYER)}"),
+            make_flow("GET", f"https://cdn.test/blob/{sha256(LAYER)}", 200, resp_body=LAYER, req_headers=UA)]
+
+
+def link(value):
+    return [get("/v2/app/tags/list?n=1", body=b'{"name":"app","tags":["a"]}', Link=value)]
+
+
+ERROR = b'{"errors": [{"code": "%s", "message": "m"}]}'
+HOLDS = {
+    # distribution answers an empty session's POST with `Range: 0-0`; the first chunk then starts at 0
+    "content-range chunks after Range 0-0": (lambda: upload(chunks=((0, 200), (200, 500))), "chunk-out-of-order"),
+    "a gzip-encoded manifest": (gzipped_manifest, "digest-mismatch"),
+    "a blob redirected with 302 (Quay, GCR)": (lambda: redirect(302), "status-off-spec"),
+    "a manifest refused with 400 MANIFEST_INVALID": (lambda: [put_manifest(status=400, **{
+        "Content-Type": "application/json"})], "status-off-spec"),
+    "a push refused with 405 UNSUPPORTED (pull-through cache)": (lambda: [make_flow(
+        "POST", f"{R}/v2/app/blobs/uploads/", 405, req_headers=UA, resp_body=ERROR % b"UNSUPPORTED")],
+        "status-off-spec"),
+    "a 500 with distribution's UNKNOWN": (lambda: [get("/v2/app/manifests/v1", 500, body=ERROR % b"UNKNOWN")],
+                                          "error-code-unknown"),
+    "a Link with a type param": (lambda: link('</v2/app/tags/list?n=1&last=a>; rel="next"; type="application/json"'),
+                                 "link-malformed"),
+    "a Link with rel last and in capitals": (lambda: link('</v2/app/tags/list?last=a>; type="x"; REL="next"'),
+                                             "link-malformed"),
+    "two Links": (lambda: link('</v2/app/tags/list?last=z>; rel="prev", </v2/app/tags/list?last=a>; rel="next"'),
+                  "link-malformed"),
+    "a mount refused (202) then cancelled, the blob uploaded elsewhere": (lambda: [
+        make_flow("POST", f"{R}/v2/app/blobs/uploads/?mount={sha256(LAYER)}&from=base", 202, req_headers=UA,
+                  resp_headers={"Location": "/v2/app/blobs/uploads/m1", "Range": "0-0"}),
+        make_flow("DELETE", f"{R}/v2/app/blobs/uploads/m1", 204, req_headers=UA),
+        *upload(repo="other")], "could-mount"),
+    "a cancel answered 404": (lambda: [*upload()[:2], make_flow("DELETE", f"{R}/v2/app/blobs/uploads/s1", 404,
+                                                                req_headers=UA)], "upload-left-open"),
+}
+
+
+@pytest.mark.parametrize("case", HOLDS)
+def test_each_rule_holds_still_on_what_the_spec_allows(case):
+    flows, code = HOLDS[case]
+    assert code not in audit.counts(run(flows()))
+
+
+def test_a_gzip_encoded_manifest_is_decoded_and_verified():
+    [item] = run(gzipped_manifest()).calls
+    assert item.digest_verified is True and item.object is not None
