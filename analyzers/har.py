@@ -30,8 +30,11 @@ def _content(body: bytes | None, size: int | None, mime: str) -> dict[str, Any]:
 
 def _entry(call: Call) -> dict[str, Any]:
     url = call.origin + call.path + (f"?{call.query}" if call.query else "")
-    started = datetime.fromtimestamp(call.timestamp or 0, UTC).isoformat(timespec="milliseconds").replace("+00:00",
-                                                                                                           "Z")
+    try:
+        when = datetime.fromtimestamp(call.timestamp or 0, UTC)
+    except (ValueError, OverflowError, OSError):  # a time past year 9999 (milliseconds taken for seconds)
+        when = datetime.fromtimestamp(0, UTC)
+    started = when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     elapsed = round((call.duration or 0) * 1000, 3)
     request_type = call.request_headers.get("content-type") or ""
     request: dict[str, Any] = {

@@ -24,6 +24,13 @@ _WINDOW = re.compile(r"w=(\d+)")
 _PARAM = re.compile(r"(limit|remaining|reset)\s*=\s*(\d+)")
 
 
+class _NEW_PARAM:  # noqa: N801 - a namespace: the structured-field parameters of the newer drafts
+    @staticmethod
+    def search(name: str, value: str) -> int | None:
+        match = re.search(rf";\s*{name}\s*=\s*(\d+)", value)
+        return int(match.group(1)) if match else None
+
+
 def _first_number(value: str | None) -> int | None:
     match = _NUMBER.match(value or "")
     return int(match.group(1)) if match else None
@@ -66,11 +73,16 @@ class Account:
 
 def _limit_headers(headers) -> tuple[int | None, int | None, int | None]:
     """(limit, remaining, window) from whichever family of headers the answer used."""
-    combined = headers.get("ratelimit")  # the draft's one-header form
+    combined = headers.get("ratelimit")  # the drafts' one-header forms
     if combined:
         params = dict(_PARAM.findall(combined))
-        return (_first_number(params.get("limit")), _first_number(params.get("remaining")),
-                _window(headers.get("ratelimit-policy")))
+        if "remaining" in params or "limit" in params:  # draft 07: limit=100, remaining=50, reset=30
+            return (_first_number(params.get("limit")), _first_number(params.get("remaining")),
+                    _window(headers.get("ratelimit-policy")))
+        # draft 08 on: `"default";r=50;t=30`, its quota in `RateLimit-Policy: "default";q=100;w=3600`
+        policy = headers.get("ratelimit-policy") or ""
+        quota, remaining = _NEW_PARAM.search(r"q", policy), _NEW_PARAM.search(r"r", combined)
+        return quota, remaining, _window(policy)
     for prefix in ("ratelimit-", "x-ratelimit-"):
         limit, remaining = headers.get(prefix + "limit"), headers.get(prefix + "remaining")
         if limit or remaining:
@@ -89,12 +101,14 @@ def _counted_by(source: str | None) -> str | None:
 def accounts(items: Iterable[AnalyzedCall]) -> list[Account]:
     """Each registry host's account, in the order hosts first answered; hosts that said nothing of a limit
     are kept too (their manifest GETs are what a limit like Docker Hub's would count)."""
-    found: dict[str, Account] = {}
+    found: dict[tuple[str, str | None], Account] = {}
     for item in items:
         call = item.call
         if item.endpoint_id is None or item.endpoint_id == "token":
             continue
-        account = found.setdefault(call.host, Account(call.host))
+        # an anonymous pull (counted by address) and a logged-in one (by account) are two counters
+        who = _counted_by(call.response_headers.get("docker-ratelimit-source"))
+        account = found.setdefault((call.host, who), Account(call.host, counted_by=who))
         if item.endpoint_id == "end-3" and call.status == 200:
             if call.method == "GET":
                 account.manifest_gets += 1
@@ -112,5 +126,4 @@ def accounts(items: Iterable[AnalyzedCall]) -> list[Account]:
             account.last_remaining = remaining
             if account.first_remaining is None:
                 account.first_remaining = remaining
-        account.counted_by = _counted_by(call.response_headers.get("docker-ratelimit-source")) or account.counted_by
     return list(found.values())

@@ -32,7 +32,7 @@ SHOWN_HEADERS = frozenset({
     "transfer-encoding", "user-agent", "vary", "via", "x-content-type-options", "age", "pragma", "expires",
     # OCI distribution and the Docker registry API
     "docker-content-digest", "docker-distribution-api-version", "docker-upload-uuid", "oci-subject",
-    "oci-filters-applied", "oci-chunk-min-length", "link", "www-authenticate", "ratelimit-limit",
+    "oci-filters-applied", "oci-chunk-min-length", "www-authenticate", "ratelimit-limit",
     "ratelimit-remaining", "ratelimit-reset", "ratelimit-policy", "ratelimit",
     "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset",
 })
@@ -59,8 +59,8 @@ def _credential(value: str) -> str:
             user = base64.b64decode(secret.strip(), validate=True).decode("utf-8").partition(":")[0]
         except (binascii.Error, UnicodeDecodeError, ValueError):
             user = ""
-        if user:
-            return f"{scheme} {user}:{REDACTED}"
+        if user and ":" in base64.b64decode(secret.strip(), validate=True).decode("utf-8"):
+            return f"{scheme} {user}:{REDACTED}"  # a value without its colon is a secret whole: nothing kept
     return f"{scheme} {REDACTED}"
 
 
@@ -76,8 +76,15 @@ def ratelimit_source(value: str) -> str:
         return SOURCE_ACCOUNT
 
 
+def _link(value: str) -> str:
+    """A Link header's URLs with their queries redacted (`<url>; rel="next"`)."""
+    return re.sub(r"<([^>]*)>", lambda m: f"<{url(m.group(1))}>", value)
+
+
 def header_value(name: str, value: str) -> str:
     key = name.lower()
+    if key == "link":
+        return _link(value)
     if key == "docker-ratelimit-source":
         return ratelimit_source(value)
     if key in URL_HEADERS:
@@ -122,7 +129,9 @@ def url(text: str) -> str:
 # --- whole flows (mitmproxy's flow state, as flow files store it) ---
 
 # Top-level keys of a JSON body that carry a credential: token-endpoint answers (OAuth2, Docker token auth).
-SECRET_BODY_KEYS = frozenset({"token", "access_token", "refresh_token", "id_token", "password", "client_secret"})
+SECRET_BODY_KEYS = frozenset({"token", "access_token", "refresh_token", "id_token", "password", "client_secret",
+                              "authorizationtoken", "secret", "secretaccesskey", "sessiontoken", "identitytoken",
+                              "registrytoken", "auth", "api_key", "apikey"})
 GRANT_KEYS = frozenset({"token", "access_token"})
 
 
@@ -146,21 +155,32 @@ def _path(path: object) -> object:
     return url(path.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
 
 
-def _body(content: object, content_type: str) -> object:
-    """A form's or a token answer's credentials masked; any other body as it is (manifests, blobs)."""
+_FORM = re.compile(rb"^[\w.%~+-]+=[^&\s]*(&[\w.%~+-]+=[^&\s]*)*$")
+
+
+def _body(content: object, content_type: str, encoding: str = "") -> object:
+    """A form's or a token answer's credentials masked, at any depth of a JSON body; any other body as it is
+    (manifests, blobs). A gzip- or deflate-encoded body is redacted decoded, and stored so (decoded)."""
     if not isinstance(content, bytes) or not content or len(content) > 1 << 20:
         return content
-    if "x-www-form-urlencoded" in content_type:
+    if encoding and encoding != "identity":
+        from .analysis import content_decoded
+
+        decoded = content_decoded(content, encoding)
+        if decoded is None:
+            return content
+        shown = _body(decoded, content_type)
+        return shown if shown != decoded else content
+    if "x-www-form-urlencoded" in content_type or _FORM.match(content.strip()):
         return query(content.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
-    if content[:1] != b"{":
+    if content.lstrip()[:1] not in (b"{", b"["):
         return content
     try:
         document = json.loads(content)
-    except ValueError:
+    except (ValueError, RecursionError):
         return content
-    if not isinstance(document, dict) or not SECRET_BODY_KEYS & document.keys():
-        return content
-    return json.dumps({k: _secret(k, v) if k in SECRET_BODY_KEYS else v for k, v in document.items()}).encode()
+    shown, changed = _masked(document)
+    return json.dumps(shown).encode() if changed else content
 
 
 def _secret(key: str, value: object) -> str:
@@ -170,12 +190,37 @@ def _secret(key: str, value: object) -> str:
     return REDACTED
 
 
-def _content_type(pairs: object) -> str:
+def _masked(value: object, depth: int = 0) -> tuple[object, bool]:
+    """A JSON value with every secret key's value masked, however deep (ECR's authorizationData[].
+    authorizationToken, an answer wrapping its token in `data`), keys in any case."""
+    if depth > 32:
+        return value, False
+    if isinstance(value, dict):
+        changed, shown = False, {}
+        for key, item in value.items():
+            name = str(key).lower()
+            if name in SECRET_BODY_KEYS:
+                shown[key], changed = _secret(name, item), True
+            else:
+                shown[key], inner = _masked(item, depth + 1)
+                changed |= inner
+        return shown, changed
+    if isinstance(value, list):
+        pairs = [_masked(item, depth + 1) for item in value]
+        return [item for item, _ in pairs], any(changed for _, changed in pairs)
+    return value, False
+
+
+def _header(pairs: object, name: bytes) -> str:
     for pair in pairs if isinstance(pairs, list | tuple) else ():
         if isinstance(pair, list | tuple) and len(pair) == 2 and isinstance(pair[0], bytes) \
-                and pair[0].lower() == b"content-type" and isinstance(pair[1], bytes):
-            return pair[1].decode("latin-1").lower()
+                and pair[0].lower() == name and isinstance(pair[1], bytes):
+            return pair[1].decode("latin-1").strip().lower()
     return ""
+
+
+def _content_type(pairs: object) -> str:
+    return _header(pairs, b"content-type")
 
 
 def flow_state(state: dict) -> dict:
@@ -183,17 +228,21 @@ def flow_state(state: dict) -> dict:
     The analysis reads a redacted flow as it reads the original (it needs no credential): a body made shorter
     keeps its measured size in the capture's metadata."""
     state = dict(state)
-    metadata = dict(state.get("metadata") or {})
-    measured = dict(metadata.get(METADATA_KEY) or {})
+    metadata = dict(state["metadata"]) if isinstance(state.get("metadata"), dict) else {}
+    measured = dict(metadata[METADATA_KEY]) if isinstance(metadata.get(METADATA_KEY), dict) else {}
     for side in ("request", "response"):
         message = state.get(side)
         if not isinstance(message, dict):
             continue
         message = dict(message)
         kind = _content_type(message.get("headers"))
+        coding = _header(message.get("headers"), b"content-encoding")
         message["headers"] = _header_pairs(message.get("headers"))
         content = message.get("content")
-        message["content"] = _body(content, kind)
+        message["content"] = _body(content, kind, coding)
+        if coding and message["content"] != content:  # stored decoded: its Content-Encoding goes
+            message["headers"] = [p for p in message["headers"] if not (isinstance(p, list | tuple) and p
+                                  and isinstance(p[0], bytes) and p[0].lower() == b"content-encoding")]
         if message["content"] != content and side not in measured:
             measured[side] = {"digest": None, "size": len(content), "complete": True}
         if side == "request":
@@ -205,39 +254,50 @@ def flow_state(state: dict) -> dict:
     return state
 
 
+def _items(value: object) -> list:
+    """The entries of a HAR list field, or none when a tool wrote something else there."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
 def har(document: dict) -> dict:
     """A HAR document with what the reports hide hidden: headers, cookies, URLs, query strings, form and token
-    bodies. Manifests and other bodies are kept."""
+    bodies (text or base64, at any depth). Manifests and other bodies are kept."""
     entries = ((document.get("log") or {}).get("entries")) if isinstance(document, dict) else None
-    for entry in entries if isinstance(entries, list) else ():
-        if not isinstance(entry, dict):
-            continue
+    for entry in _items(entries):
         for side in ("request", "response"):
             message = entry.get(side)
             if not isinstance(message, dict):
                 continue
             content_type = ""
-            for header in message.get("headers") or ():
-                if isinstance(header, dict) and isinstance(header.get("value"), str):
+            for header in _items(message.get("headers")):
+                if isinstance(header.get("value"), str):
                     header["value"] = header_value(str(header.get("name", "")), header["value"])
                     if str(header.get("name", "")).lower() == "content-type":
                         content_type = header["value"].lower()
-            for cookie in message.get("cookies") or ():
-                if isinstance(cookie, dict):
-                    cookie["value"] = REDACTED
-            if isinstance(message.get("url"), str):
-                message["url"] = url(message["url"])
-            if isinstance(message.get("redirectURL"), str):
-                message["redirectURL"] = url(message["redirectURL"])
-            for pair in message.get("queryString") or ():
-                if isinstance(pair, dict) and isinstance(pair.get("value"), str):
+            for cookie in _items(message.get("cookies")):
+                cookie["value"] = REDACTED
+            for key in ("url", "redirectURL"):
+                if isinstance(message.get(key), str):
+                    message[key] = url(message[key])
+            for pair in _items(message.get("queryString")):
+                if isinstance(pair.get("value"), str):
                     pair["value"] = _query_value(str(pair.get("name", "")), pair["value"])
             body = message.get("postData") if side == "request" else message.get("content")
-            if isinstance(body, dict) and isinstance(body.get("text"), str) and body.get("encoding") != "base64":
-                text = body["text"].encode("utf-8", "surrogateescape")
-                body["text"] = _body(text, content_type or str(body.get("mimeType", ""))).decode(
-                    "utf-8", "surrogateescape")
-                for param in body.get("params") or ():
-                    if isinstance(param, dict) and isinstance(param.get("value"), str):
-                        param["value"] = _query_value(str(param.get("name", "")), param["value"])
+            if not isinstance(body, dict):
+                continue
+            kind = content_type or str(body.get("mimeType", ""))
+            if isinstance(body.get("text"), str):
+                if body.get("encoding") == "base64":  # Charles, Chrome, ocitrace's own export: binary bodies
+                    try:
+                        raw = base64.b64decode(body["text"], validate=False)
+                    except (binascii.Error, ValueError):
+                        raw = None
+                    if raw is not None and (shown := _body(raw, kind)) != raw:
+                        body["text"] = base64.b64encode(shown).decode()
+                else:
+                    text = body["text"].encode("utf-8", "surrogateescape")
+                    body["text"] = _body(text, kind).decode("utf-8", "surrogateescape")
+            for param in _items(body.get("params")):
+                if isinstance(param.get("value"), str):
+                    param["value"] = _query_value(str(param.get("name", "")), param["value"])
     return document

@@ -167,6 +167,8 @@ def cmd_redact(args: argparse.Namespace) -> int:
     lang, source, target = args.lang, Path(args.capture), Path(args.output)
     if not source.is_file():
         return fail(text("error_no_capture", lang, path=args.capture))
+    if target.exists() and target.resolve() == source.resolve():
+        return fail(text("error_same_file", lang, path=args.output))
     captures = read_captures([source])  # a damaged capture is refused before anything is written
     if captures.errors:
         return fail(capture_problem(captures.errors[0].path, captures.errors[0].finding, lang))
@@ -203,6 +205,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     paths = capture_paths(args.captures, lang)
     if isinstance(paths, str):
         return fail(paths)
+    if Path(args.har).exists() and any(Path(args.har).resolve() == Path(p).resolve() for p in paths):
+        return fail(text("error_same_file", lang, path=args.har))
     captures = read_captures(paths)
     for path, finding in [(e.path, e.finding) for e in captures.errors] + captures.notices:
         print(f"ocitrace: {capture_problem(path, finding, lang)}", file=sys.stderr)

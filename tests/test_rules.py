@@ -395,3 +395,16 @@ def test_each_rule_holds_still_on_what_the_spec_allows(case):
 def test_a_gzip_encoded_manifest_is_decoded_and_verified():
     [item] = run(gzipped_manifest()).calls
     assert item.digest_verified is True and item.object is not None
+
+
+def test_the_newest_ratelimit_draft_and_two_counters_are_read_apart():
+    newest = get("/v2/app/manifests/v1", body=MANIFEST, **{"Content-Type": OCI_MANIFEST,
+                                                           "RateLimit": '"default";r=50;t=30',
+                                                           "RateLimit-Policy": '"default";q=100;w=3600'})
+    [account] = accounts(run([newest]).calls)
+    assert (account.limit, account.last_remaining, account.window) == (100, 50, 3600)
+    anonymous = hub("GET", "/v2/library/debian/manifests/latest", 3, body=MANIFEST)
+    logged_in = hub("GET", "/v2/library/debian/manifests/latest", 149, body=MANIFEST)
+    logged_in.response.headers["docker-ratelimit-source"] = "6f1e0c3a-account-id"
+    counters = {a.counted_by: a.last_remaining for a in accounts(run([anonymous, logged_in]).calls)}
+    assert counters == {"address": 3, "account": 149}
