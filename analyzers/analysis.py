@@ -173,6 +173,7 @@ class Analyzer:
         self.sessions = UploadSessions()
         self.operations = Operations(retain=retain)
         self.conformance = Conformance()
+        self._aliases: Recent[str, str] = Recent(4096)  # upload ids a session was given later -> the session
         self.analysis.operations = self.operations.all
         # URLs earlier answers named, by kind (`challenge`: token realms from 401s; the `teaches` of a row,
         # e.g. `redirect`: storage URLs from 307s), with the classification of the call that named them.
@@ -193,6 +194,9 @@ class Analyzer:
             source = self._learned.get(endpoint.learned_from, {}).get(url)
             if source is not None:
                 classification = replace(classification, repository=source.repository, digest=source.digest)
+        session = self._aliases.get(classification.session or "")
+        if session is not None:  # a session whose Location changed on the way: still the session it began as
+            classification = replace(classification, session=session)
         return classification
 
     def session_hash(self, classification: Classification):
@@ -234,6 +238,8 @@ class Analyzer:
         call, classification = item.call, item.classification
         self._learn(call, classification)
         item.session = classification.session or self._opened_session(item)
+        if item.session and classification.session:
+            self._follow_location(item)
         if item.session and classification.ends_session(call.status):
             self.sessions.close(item.session)  # cancelled: nothing to check
         self._body(item)
@@ -266,6 +272,14 @@ class Analyzer:
             target = _resolved(call.url, location)
             if target:
                 self._learned.setdefault(endpoint.teaches, Recent())[target] = classification
+
+    def _follow_location(self, item: AnalyzedCall) -> None:
+        """A registry may give each answer of a session a new upload URL (the spec: clients use the most recent
+        Location, as an opaque URL): the id it names is the same session."""
+        location = (item.call.response_headers.get("location") or "").split("?", 1)[0].rstrip("/")
+        named = location.rsplit("/", 1)[-1] if "/blobs/uploads/" in location else ""
+        if named and named != item.session and item.call.status == 202:
+            self._aliases[named] = item.session
 
     def _opened_session(self, item: AnalyzedCall) -> str | None:
         call = item.call

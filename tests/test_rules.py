@@ -381,6 +381,15 @@ HOLDS = {
                   resp_headers={"Location": "/v2/app/blobs/uploads/m1", "Range": "0-0"}),
         make_flow("DELETE", f"{R}/v2/app/blobs/uploads/m1", 204, req_headers=UA),
         *upload(repo="other")], "could-mount"),
+    "a session whose Location changes with each chunk": (lambda: [
+        make_flow("POST", f"{R}/v2/app/blobs/uploads/", 202, req_headers=UA, resp_headers={
+            "Location": "/v2/app/blobs/uploads/AAA1", "Range": "0-0"}),
+        make_flow("PATCH", f"{R}/v2/app/blobs/uploads/AAA1", 202, req_body=LAYER[:200], req_headers=UA,
+                  resp_headers={"Location": "/v2/app/blobs/uploads/BBB2", "Range": "0-199"}),
+        make_flow("PATCH", f"{R}/v2/app/blobs/uploads/BBB2", 202, req_body=LAYER[200:], req_headers=UA,
+                  resp_headers={"Location": "/v2/app/blobs/uploads/CCC3", "Range": f"0-{len(LAYER) - 1}"}),
+        make_flow("PUT", f"{R}/v2/app/blobs/uploads/CCC3?digest={sha256(LAYER)}", 201, req_headers=UA,
+                  resp_headers={"Location": f"/v2/app/blobs/{sha256(LAYER)}"})], "upload-left-open"),
     "a cancel answered 404": (lambda: [*upload()[:2], make_flow("DELETE", f"{R}/v2/app/blobs/uploads/s1", 404,
                                                                 req_headers=UA)], "upload-left-open"),
 }
@@ -390,6 +399,11 @@ HOLDS = {
 def test_each_rule_holds_still_on_what_the_spec_allows(case):
     flows, code = HOLDS[case]
     assert code not in audit.counts(run(flows()))
+
+
+def test_a_session_whose_location_changes_is_one_session_and_its_blob_verified():
+    calls = run(HOLDS["a session whose Location changes with each chunk"][0]()).calls
+    assert {item.session for item in calls} == {"AAA1"} and calls[-1].digest_verified is True
 
 
 def test_a_gzip_encoded_manifest_is_decoded_and_verified():
