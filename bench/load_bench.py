@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import tempfile
 import time
@@ -21,23 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ocitrace.lab import REGISTRY_NAME, PlainMitmdump, Proxy, Registry, run_client  # noqa: E402
+from ocitrace.lab import REGISTRY_NAME, PlainMitmdump, Proxy, Registry, peak_rss_mb, run_client  # noqa: E402
 from ocitrace.layout import write_base_image  # noqa: E402
-
-ACCESS = re.compile(r'"([A-Z]+) (\S+) HTTP/[\d.]+" (\d{3}) \S+ "[^"]*" "([^"]*)"')
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def served(log: Path, since: int) -> Counter:
-    text = log.read_bytes()[since:].decode(errors="replace")
-    return Counter((m, uri.split("?", 1)[0], int(status)) for m, uri, status, agent in ACCESS.findall(text)
-                   if not agent.startswith("Python-urllib"))
 
 
 def one_round(kind, name: str, work: Path, registry: Registry, layout: Path, clients: int, tag: str) -> dict:
@@ -52,7 +36,7 @@ def one_round(kind, name: str, work: Path, registry: Registry, layout: Path, cli
                  f"docker://{REGISTRY_NAME}/load-{tag}/{name}{n}:latest"], env), range(clients)))
         seconds = time.perf_counter() - start
         rss = peak_rss_mb(proxy.process.pid)
-    calls = served(registry.log, since)
+    calls = registry.served(since)
     result = {"seconds": seconds, "rss": rss, "calls": sum(calls.values())}
     events = out / "events.jsonl"
     if events.exists():

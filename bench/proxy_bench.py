@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ocitrace.lab import Registry, free_port, port_open, wait_until  # noqa: E402
+from ocitrace.lab import Registry, free_port, peak_rss_mb, port_open, wait_until  # noqa: E402
 
 CHUNK = 1 << 20
 MITMDUMP = Path(sys.executable).with_name("mitmdump")
@@ -84,13 +84,6 @@ class Client:
             if sha is not None:
                 sha.update(chunk)
         return "sha256:" + sha.hexdigest() if sha is not None else None
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def start(argv: list[str], port: int, log: Path) -> subprocess.Popen:

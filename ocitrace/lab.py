@@ -7,6 +7,7 @@ for by probing it (never by sleeping a fixed time), and is stopped on exit.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -15,6 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -143,6 +145,26 @@ class Registry(_Service):
             return exc.code == 401  # up, and asking for credentials
         except OSError:
             return False
+
+
+    def served(self, since: int = 0) -> Counter:
+        """(method, path, status) of every request the registry logged after byte `since` of its log (its access
+        log must be on), the lab's own readiness probes left out."""
+        text = self.log.read_bytes()[since:].decode(errors="replace")
+        return Counter((m, uri.split("?", 1)[0], int(status)) for m, uri, status, agent in _ACCESS.findall(text)
+                       if not agent.startswith("Python-urllib"))
+
+
+# distribution's access log: Apache combined format
+_ACCESS = re.compile(r'"([A-Z]+) (\S+) HTTP/[\d.]+" (\d{3}) \S+ "[^"]*" "([^"]*)"')
+
+
+def peak_rss_mb(pid: int) -> float:
+    """A live process's peak resident memory (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 class Proxy(_Service):

@@ -5,31 +5,18 @@ memory stays bounded. (bench/README.md keeps the figures of a larger run.)
 """
 
 import json
-import re
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from ocitrace.analyzers.rules import rule
 
-from ocitrace.lab import REGISTRY_NAME, Proxy, Registry, run_client
+from ocitrace.lab import REGISTRY_NAME, Proxy, Registry, peak_rss_mb, run_client
 from ocitrace.layout import write_base_image
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 CLIENTS = 16
 MOST_RSS_MB = 300
-# distribution's access log: Apache combined format
-ACCESS = re.compile(r'"([A-Z]+) (\S+) HTTP/[\d.]+" (\d{3}) \S+ "[^"]*" "([^"]*)"')
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmHWM")
-
-
 def test_sixteen_clients_at_once_lose_nothing_and_every_blob_is_verified(tmp_path):
     layout = write_base_image(tmp_path / "layout")
     with Registry(tmp_path / "registry", access_log=True) as registry, \
@@ -43,9 +30,7 @@ def test_sixteen_clients_at_once_lose_nothing_and_every_blob_is_verified(tmp_pat
         with ThreadPoolExecutor(CLIENTS) as pool:
             list(pool.map(copy, range(CLIENTS)))
         rss = peak_rss_mb(proxy.process.pid)
-    served = Counter((m, uri.split("?", 1)[0], int(status))
-                     for m, uri, status, agent in ACCESS.findall(registry.log.read_text(errors="replace"))
-                     if not agent.startswith("Python-urllib"))  # the lab's own readiness probe
+    served = registry.served()
     records = [json.loads(line) for line in (tmp_path / "out" / "events.jsonl").read_text().splitlines()]
     recorded = Counter((r["method"], r["path"], r["status"]) for r in records)
     assert sum(served.values()) > CLIENTS * 20
