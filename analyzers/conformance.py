@@ -94,6 +94,9 @@ class Conformance:
                 session.chunks += 1
                 session.bytes += call.request_size
             end = _range_end(call.response_headers.get("range"))
+            sent = _CHUNK_RANGE.match((call.request_headers.get("content-range") or "").strip())
+            if end is None and sent is not None and call.method == "PATCH":  # no Range: the chunk's own end
+                end = int(sent.group(2))
             if end is not None:
                 # `0-0` on a session that has received nothing is distribution's "empty" (the spec's own example
                 # for an upload just started), not "byte 0 held"
@@ -255,6 +258,19 @@ def _chunk_range(state: Conformance, rule: Rule, item: AnalyzedCall) -> Iterator
         yield {"value": value}
 
 
+def _content_type(state: Conformance, rule: Rule, item: AnalyzedCall) -> Iterator[dict[str, Any]]:
+    sent = bare_media_type(item.call.response_headers.get("content-type"))
+    if sent != rule.content_type:
+        yield {"content_type": sent or "-", "expected": rule.content_type}
+
+
+def _chunk_length(state: Conformance, rule: Rule, item: AnalyzedCall) -> Iterator[dict[str, Any]]:
+    match = _CHUNK_RANGE.match((item.call.request_headers.get("content-range") or "").strip())
+    sent = item.call.request_size
+    if match and sent is not None and int(match.group(2)) - int(match.group(1)) + 1 != sent:
+        yield {"range": match.group(0), "bytes": sent}
+
+
 def _chunk_order(state: Conformance, rule: Rule, item: AnalyzedCall) -> Iterator[dict[str, Any]]:
     match = _CHUNK_RANGE.match((item.call.request_headers.get("content-range") or "").strip())
     session = state._sessions.get(item.session or "")
@@ -311,7 +327,8 @@ CALL_CHECKS: dict[str, Check] = {
     "status": _status, "header": _header, "served-digest": _served_digest, "sent-digest": _sent_digest,
     "served-media-type": _served_media_type, "sent-media-type": _sent_media_type, "content-length": _content_length,
     "error-body": _error_body, "error-code": _error_code, "subject-header": _subject_header, "link": _link,
-    "accept": _accept, "chunk-range": _chunk_range, "chunk-order": _chunk_order, "fetched-again": _fetched_again,
+    "accept": _accept, "chunk-range": _chunk_range, "chunk-order": _chunk_order, "content-type": _content_type,
+    "chunk-length": _chunk_length, "fetched-again": _fetched_again,
     "could-be-head": _could_be_head, "token-refetched": _token_refetched, "could-mount": _could_mount,
     "tiny-chunks": _tiny_chunks, "rate-limited": _rate_limited,
 }

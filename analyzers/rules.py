@@ -45,6 +45,7 @@ class Rule:
     says: str
     when: tuple[When, ...] = ()
     header: str | None = None
+    content_type: str | None = None
 
     def section_in(self, lang: str) -> str:
         return self.section_zh if lang == "zh" else self.section
@@ -60,7 +61,7 @@ def _rule(row: Mapping) -> Rule:
                 says=spec["says"],
                 when=tuple(When(frozenset(w.get("endpoints", ())), frozenset(w.get("methods", ())),
                                 frozenset(w.get("statuses", ()))) for w in row.get("when") or ()),
-                header=row.get("header"))
+                header=row.get("header"), content_type=row.get("content_type"))
     if rule.side not in SIDES or rule.kind not in KINDS or rule.level not in LEVELS or rule.at not in ("call", "end"):
         raise ValueError(f"rule {rule.code}: side, kind, level or at is not one of the table's")
     return rule

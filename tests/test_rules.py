@@ -110,6 +110,13 @@ FIRES = {
         req_headers={**UA, "Content-Range": "bytes 0-499"},
         resp_headers={"Location": "/v2/app/blobs/uploads/s1", "Range": "0-499"})],
     "chunk-out-of-order": lambda: upload(chunks=((0, 200), (100, 500))),
+    "chunk-length-mismatch": lambda: upload(chunks=((0, 200),))[:1] + [make_flow(
+        "PATCH", f"{R}/v2/app/blobs/uploads/s1", 202, req_body=LAYER[:100],
+        req_headers={**UA, "Content-Range": "0-199"},
+        resp_headers={"Location": "/v2/app/blobs/uploads/s1", "Range": "0-99"})],
+    "referrers-content-type": lambda: [get(f"/v2/app/referrers/{sha256(MANIFEST)}", body=json.dumps(
+        {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}).encode(),
+        **{"Content-Type": "application/json"})],
     "upload-left-open": lambda: upload()[:2],
     "blob-unreferenced": lambda: [*upload(blob=b"orphan"), put_manifest()],
     "referrers-tag-not-kept": lambda: [put_manifest(manifest(subject=MANIFEST), reference=sha256(manifest(MANIFEST)))],
@@ -282,6 +289,8 @@ class Misbehaving:
             ("PUT", "/v2/bad/manifests/v2"): (201, {"Location": "/v2/bad/manifests/v2",
                                                     "Docker-Content-Digest": sha256(self.PUSHED)}, b""),
             ("GET", "/v2/bad/manifests/teapot"): (418, {}, b""),
+            ("GET", f"/v2/bad/referrers/{sha256(MANIFEST)}"): (200, {"Content-Type": "application/json"}, json.dumps(
+                {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}).encode()),
             ("GET", "/v2/bad/manifests/busy"): (429, {"Retry-After": "30", "Content-Type": "application/json"},
                                                 b'{"errors": [{"code": "TOOMANYREQUESTS", "message": "slow down"}]}'),
         }
@@ -316,7 +325,8 @@ def test_a_misbehaving_registry_behind_the_proxy_breaks_every_registry_rule(tmp_
                      ("GET", "/v2/bad/tags/list", b""), ("POST", "/v2/bad/blobs/uploads/", b""),
                      ("PATCH", "/v2/bad/blobs/uploads/u1", b"chunk"),
                      ("PUT", "/v2/bad/manifests/v2", Misbehaving.PUSHED),
-                     ("GET", "/v2/bad/manifests/teapot", b""), ("GET", "/v2/bad/manifests/busy", b"")]
+                     ("GET", "/v2/bad/manifests/teapot", b""), ("GET", "/v2/bad/manifests/busy", b""),
+                     ("GET", f"/v2/bad/referrers/{sha256(MANIFEST)}", b"")]
             for method, path, body in calls:
                 conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=30)
                 headers = {"Accept": f"{OCI_MANIFEST}, {OCI_INDEX}", "User-Agent": "ocitrace-test/1"}
@@ -328,7 +338,7 @@ def test_a_misbehaving_registry_behind_the_proxy_breaks_every_registry_rule(tmp_
     finally:
         bad.server.shutdown()
     records = [json.loads(line) for line in (tmp_path / "out" / "events.jsonl").read_text().splitlines()]
-    assert len(records) == 12
+    assert len(records) == 13
     fired = {f["code"] for r in records for f in r["findings"]}
     assert REGISTRY_RULES <= fired, REGISTRY_RULES - fired
     client_rules = {r.code for r in rules() if r.side == "client" and r.kind == "conformance"}
@@ -381,6 +391,8 @@ HOLDS = {
                   resp_headers={"Location": "/v2/app/blobs/uploads/m1", "Range": "0-0"}),
         make_flow("DELETE", f"{R}/v2/app/blobs/uploads/m1", 204, req_headers=UA),
         *upload(repo="other")], "could-mount"),
+    "chunks with Content-Range and no Range in the answers": (lambda: upload(
+        chunks=((0, 200), (200, 500)), patch={"Location": "/v2/app/blobs/uploads/s1"}), "chunk-out-of-order"),
     "a session whose Location changes with each chunk": (lambda: [
         make_flow("POST", f"{R}/v2/app/blobs/uploads/", 202, req_headers=UA, resp_headers={
             "Location": "/v2/app/blobs/uploads/AAA1", "Range": "0-0"}),
