@@ -10,11 +10,23 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from . import redact
+from .analysis import content_decoded
 from .calls import Call
 
 
-def _headers(headers) -> list[dict[str, str]]:
-    return [{"name": name, "value": value} for name, value in headers]
+def _headers(headers, decoded: bool = False) -> list[dict[str, str]]:
+    """Header pairs as HAR lists them; without Content-Encoding when the body is written decoded."""
+    return [{"name": name, "value": value} for name, value in headers
+            if not (decoded and name.lower() == "content-encoding")]
+
+
+def _decoded(body: bytes | None, headers) -> tuple[bytes | None, bool]:
+    """A body as HAR wants it: its Content-Encoding (gzip, deflate) undone, when ocitrace can undo it."""
+    coding = (headers.get("content-encoding") or "identity").strip().lower()
+    if body is None or coding == "identity":
+        return body, False
+    plain = content_decoded(body, coding)
+    return (plain, True) if plain is not None else (body, False)
 
 
 def _content(body: bytes | None, size: int | None, mime: str) -> dict[str, Any]:
@@ -47,10 +59,12 @@ def _entry(call: Call) -> dict[str, Any]:
         request["postData"] = {"mimeType": request_type, **{k: v for k, v in _content(
             call.request_body, len(call.request_body), request_type).items() if k in ("text", "encoding")}}
     response_type = call.response_headers.get("content-type") or ""
+    body, decoded = _decoded(call.response_body, call.response_headers)
     response: dict[str, Any] = {
         "status": call.status or 0, "statusText": "", "httpVersion": "HTTP/1.1", "cookies": [],
-        "headers": _headers(call.response_headers),
-        "content": _content(call.response_body, call.response_size, response_type),
+        "headers": _headers(call.response_headers, decoded),
+        "content": _content(body, len(body) if decoded and body is not None else call.response_size,
+                            response_type),
         "redirectURL": call.response_headers.get("location") or "", "headersSize": -1,
         "bodySize": call.response_size if call.response_size is not None else -1,
     }

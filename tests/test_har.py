@@ -120,3 +120,18 @@ def test_analyze_reads_the_har_each_tool_writes(tool, tmp_path):
         assert "body-not-captured" in [f.code for f in analysis.calls[1].findings]
     assert all(i.call.timestamp is not None for i in analysis.calls)
     assert analysis.calls[0].call.timestamp == 1729234771.123  # 06:59:31.123 UTC, however the tool wrote it
+
+
+def test_a_gzip_encoded_answer_is_exported_decoded(tmp_path):
+    import gzip
+
+    flow = make_flow("GET", f"https://registry.test/v2/app/manifests/{sha256(ARTICLE_MANIFEST)}", 200,
+                     resp_headers={"Content-Type": OCI_MANIFEST, "Content-Encoding": "gzip"})
+    flow.response.raw_content = gzip.compress(ARTICLE_MANIFEST)
+    capture = write_flows(tmp_path / "c.mitm", [flow])
+    assert main(["export", "--har", str(tmp_path / "out.har"), str(capture)]) == 0
+    [entry] = json.loads((tmp_path / "out.har").read_text())["log"]["entries"]
+    assert entry["response"]["content"]["text"].encode() == ARTICLE_MANIFEST
+    assert "content-encoding" not in {h["name"].lower() for h in entry["response"]["headers"]}
+    [item] = analyze(read_captures([tmp_path / "out.har"]).calls).calls
+    assert item.digest_verified is True
