@@ -231,6 +231,8 @@ class Analyzer:
             item.findings.append(Finding.of("analysis-failed", error=type(exc).__name__))
         if self.retain:
             item.call = _without_bodies(item.call)
+            item.call.request_headers.forget_index()  # a report reads few headers again: memory, not speed
+            item.call.response_headers.forget_index()
             self.analysis.calls.append(item)
         return item
 

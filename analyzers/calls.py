@@ -27,6 +27,10 @@ class Headers:
         headers._pairs, headers._first = pairs, None
         return headers
 
+    def forget_index(self) -> None:
+        """Let the lookup index go (it is made again on the next `get`)."""
+        self._first = None
+
     def values(self, name: str) -> list[str]:
         name = name.lower()
         return [value for key, value in self._pairs if key.lower() == name]
