@@ -77,7 +77,7 @@ def keep_earlier_session(out: Path) -> Path | None:
     return folder
 
 
-def _private(path: Path, mode: str) -> IO:
+def private_file(path: Path, mode: str) -> IO:
     """A new file only its owner can read: captures hold credentials."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     # Bytes a capture held that are not UTF-8 come out escaped, as `ocitrace analyze` writes them.
@@ -97,8 +97,8 @@ class Recording:
         self.keep_secrets = keep_secrets
         out.mkdir(parents=True, exist_ok=True)
         self.earlier = keep_earlier_session(out)
-        self._flows = _private(out / FLOWS_FILE, "wb")
-        self._events = _private(out / EVENTS_FILE, "w")
+        self._flows = private_file(out / FLOWS_FILE, "wb")
+        self._events = private_file(out / EVENTS_FILE, "w")
         self.failure: OSError | None = None
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._writer = threading.Thread(target=self._write_behind, name="ocitrace-recording", daemon=True)

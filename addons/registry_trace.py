@@ -21,7 +21,7 @@ from ocitrace.analyzers.report import call_line, event_line, report_of
 from ocitrace.analyzers.strings import LANGUAGES, os_error_text, text
 
 from .flowcall import call_from_flow
-from .recording import EVENTS_FILE, FLOWS_FILE, REPORT_FILE, Recording, writable_problem
+from .recording import EVENTS_FILE, FLOWS_FILE, REPORT_FILE, Recording, private_file, writable_problem
 from .tap import Tap
 
 logger = logging.getLogger(__name__)
@@ -128,7 +128,8 @@ class RegistryTrace:
         report = report_of(self.recording.flows_path, self._lang)
         path = self.recording.out / REPORT_FILE
         try:
-            path.write_text(report, encoding="utf-8", errors="backslashreplace")
+            with private_file(path, "w") as fh:  # readable by its owner only, like the session's other files
+                fh.write(report)
         except OSError as exc:
             logger.log(ALERT, text("error_cannot_write", self._lang, path=path, reason=os_error_text(exc, self._lang)))
             return

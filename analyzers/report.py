@@ -396,7 +396,9 @@ def capture_problem(path: str, finding: Finding, lang: str) -> str:
 
 
 def _names(sources: Sequence[str]) -> list[str]:
-    """Each capture by its file name, or with its folder where two share a name (story/flows.mitm)."""
+    """Each capture by its file name, or with its folder where two share a name (story/flows.mitm); a capture
+    given twice, once."""
+    sources = list({str(Path(s).resolve()): s for s in reversed(sources)}.values())[::-1]
     names = [Path(s).name for s in sources]
     if len(set(names)) == len(names):
         return names

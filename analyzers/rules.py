@@ -6,6 +6,7 @@ rules is `rules_markdown()` of this table.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -102,12 +103,29 @@ def with_rules(readme: str) -> str:
     return f"{head}{README_START}{rules_markdown()}{README_END}{tail}"
 
 
-if __name__ == "__main__":  # python -m ocitrace.analyzers.rules [README.md]: print the list, or renew the file's
-    import sys
+def main(argv: list[str]) -> int:
+    """`python -m ocitrace.analyzers.rules [README.md]`: print the list of rules, or renew it in a file that has
+    the list's markers."""
     from pathlib import Path
 
-    if len(sys.argv) > 1:
-        path = Path(sys.argv[1])
-        path.write_text(with_rules(path.read_text(encoding="utf-8")), encoding="utf-8")
-    else:
+    if not argv:
         print(rules_markdown())
+        return 0
+    if argv[0].startswith("-") or len(argv) > 1:
+        print(main.__doc__.strip(), file=sys.stderr)
+        return 0 if argv[0] in ("-h", "--help") else 2
+    path = Path(argv[0])
+    try:
+        readme = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        print(f"rules: cannot read {path}: {exc.strerror}", file=sys.stderr)
+        return 2
+    if README_START not in readme or README_END not in readme:
+        print(f"rules: {path} has no list of rules to renew (its markers are missing)", file=sys.stderr)
+        return 2
+    path.write_text(with_rules(readme), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

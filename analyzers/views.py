@@ -17,7 +17,6 @@ from .manifests import (
     decode_manifest,
     media_kind,
 )
-from .strings import text
 from .words import object_summary, platform_text, size
 
 # Types this view tells better than a JSON view does (the JSON view claims every `+json` type).
@@ -39,7 +38,8 @@ def manifest_text(body: bytes, content_type: str | None, *, url_digest: str | No
                else decode_blob(body, media_type))
     if decoded is None or isinstance(decoded, DecodeFailure):
         raise ValueError("not a manifest, index or config ocitrace can decode")
-    lines = [f"{text('kind_' + decoded.kind, lang)}: {object_summary(decoded, lang, tag=tag)}",
+    summary = object_summary(decoded, lang, tag=tag)
+    lines = [summary[:1].upper() + summary[1:],
              f"mediaType: {getattr(decoded, 'media_type', media_type)}"]
     lines += _digest_lines(body, decoded, url_digest, header_digest)
     if isinstance(decoded, Index):

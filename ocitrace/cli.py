@@ -83,6 +83,14 @@ def _write(output: str, destination: str | None) -> None:
         Path(destination).write_bytes(data)
 
 
+def _overwrites(output: str | None, inputs: Sequence[str | Path]) -> bool:
+    """Whether writing `output` would replace one of the captures read."""
+    if output is None or not Path(output).exists():
+        return False
+    target = Path(output).resolve()
+    return any(Path(p).resolve() == target for p in inputs)
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     from ocitrace.analyzers.analysis import analyze
     from ocitrace.analyzers.captures import read_captures
@@ -93,6 +101,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     paths = capture_paths(args.captures, lang)
     if isinstance(paths, str):
         return fail(paths)
+    if _overwrites(args.output, paths):
+        return fail(text("error_same_file", lang, path=args.output))
     # Reading overlaps the analysis, and a large flow file is read by every core.
     from ocitrace.progress import Bar
 
@@ -102,6 +112,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         analysis = analyze(captures.calls)
     finally:
         bar.close()
+    if captures.errors and not analysis.calls:  # nothing read: a report of nothing would look clean
+        for error in captures.errors:
+            print(f"ocitrace: {capture_problem(error.path, error.finding, lang)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     output = render(analysis, args.format, lang, sources=paths, errors=captures.errors, notices=captures.notices)
     try:
         if args.format == "markdown" and args.output is None and sys.stdout.isatty():
@@ -139,6 +153,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
         paths = capture_paths([name], lang)
         if isinstance(paths, str):
             return fail(paths)
+        if _overwrites(args.output, paths):
+            return fail(text("error_same_file", lang, path=args.output))
         captures = read_captures(paths)
         for path, finding in [(e.path, e.finding) for e in captures.errors] + captures.notices:
             print(f"ocitrace: {capture_problem(path, finding, lang)}", file=sys.stderr)
@@ -205,7 +221,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     paths = capture_paths(args.captures, lang)
     if isinstance(paths, str):
         return fail(paths)
-    if Path(args.har).exists() and any(Path(args.har).resolve() == Path(p).resolve() for p in paths):
+    if _overwrites(args.har, paths):
         return fail(text("error_same_file", lang, path=args.har))
     captures = read_captures(paths)
     for path, finding in [(e.path, e.finding) for e in captures.errors] + captures.notices:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import signal
 import socket
 import ssl
@@ -226,6 +227,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     problem = writable_problem(args.out)
     if problem is not None:
         return fail(text("error_cannot_write", lang, path=args.out, reason=os_error_text(problem, lang)))
+    if shutil.which(command[0]) is None:  # before the earlier session is moved aside: nothing to record
+        return fail(text("run_no_such_command", lang, command=command[0]), 127)
     for hint in (daemon_warning(command, lang), loopback_hint(command, args.map, lang)):
         if hint:
             print(f"ocitrace: {hint}", file=sys.stderr, flush=True)

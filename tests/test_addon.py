@@ -394,3 +394,10 @@ def test_keep_secrets_writes_the_flow_file_as_it_passed(tmp_path):
         addon.done()
     assert SECRET.encode() in (tmp_path / "out" / FLOWS_FILE).read_bytes()
     assert SECRET.encode() not in (tmp_path / "out" / EVENTS_FILE).read_bytes()
+
+
+def test_every_file_of_a_session_is_readable_by_its_owner_only(trace):
+    exchange(trace, make_flow("GET", f"{R}/v2/", 200))
+    trace.done()
+    for name in (FLOWS_FILE, EVENTS_FILE, REPORT_FILE):
+        assert (trace.out / name).stat().st_mode & 0o777 == 0o600, name

@@ -238,3 +238,29 @@ def test_the_progress_bar_is_drawn_only_on_a_terminal():
         bar(500)
         bar.close()
         assert ("50%" in out.getvalue()) == drawn and ("[" in out.getvalue()) == drawn
+
+
+@pytest.mark.parametrize("command", [["analyze", "{c}", "-o", "{c}"], ["analyze", "--format", "jsonl", "{c}", "-o",
+                                                                        "{c}"], ["diff", "{c}", "{c}", "-o", "{c}"]])
+def test_a_report_never_replaces_the_capture_it_reads(command, flow_file, capsys):
+    capture = flow_file(make_flow("GET", "https://registry.test/v2/", 200))
+    before = capture.read_bytes()
+    assert main([part.format(c=capture) for part in command]) == 2
+    assert capture.read_bytes() == before and "is also the capture read" in capsys.readouterr().err
+
+
+def test_what_is_no_capture_gives_no_report_that_looks_clean(tmp_path, capsys):
+    junk = tmp_path / "junk.txt"
+    junk.write_text("not a capture\n")
+    assert main(["analyze", str(junk)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+
+
+def test_the_rules_list_command_says_how_it_is_used_and_touches_no_file_without_its_markers(tmp_path, capsys):
+    from ocitrace.analyzers.rules import main as rules_main
+
+    assert rules_main(["--help"]) == 0 and "README" in capsys.readouterr().err
+    notes = tmp_path / "notes.md"
+    notes.write_text("my notes\n")
+    assert rules_main([str(notes)]) == 2 and notes.read_text() == "my notes\n"

@@ -28,7 +28,7 @@ def test_an_index_is_told_as_the_report_tells_it_and_wins_over_the_json_view():
     shown = answer(ARTICLE_INDEX, OCI_INDEX, f"{R}/manifests/latest",
                    **{"Docker-Content-Digest": sha256(ARTICLE_INDEX)})
     assert shown.view_name == "OCI"
-    assert "index: 8 platforms + 8 attestations" in shown.text
+    assert "Index: 8 platforms + 8 attestations" in shown.text
     assert "Docker-Content-Digest: matches" in shown.text
     assert shown.text.count("linux/") >= 8 and "platform | manifest | size | attestation" in shown.text
 

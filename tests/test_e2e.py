@@ -417,5 +417,5 @@ def test_mitmweb_shows_a_recorded_index_with_the_oci_view_drawn_by_chromium(demo
 
     png = tmp_path / "view.png"
     shown = screenshot(demo["mitmdump-w"] / "flows.mitm", png)
-    assert shown["view_name"] == "OCI" and "index: 8 platforms + 8 attestations" in shown["text"]
+    assert shown["view_name"] == "OCI" and "Index: 8 platforms + 8 attestations" in shown["text"]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000

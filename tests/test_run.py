@@ -187,3 +187,12 @@ def test_an_http2_chunk_of_unknown_length_reaches_the_registry_whole(tmp_path, r
     patch = calls(tmp_path)[-1]
     assert (patch["method"], patch["status"], patch["request_bytes"]) == ("PATCH", 202, 3_000_000)
     assert dict(patch["response_headers"])["Range"] == "0-2999999" and patch["findings"] == []
+
+
+def test_a_command_that_does_not_exist_fails_before_the_earlier_session_is_touched(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "flows.mitm").write_bytes(b"earlier")
+    done = subprocess.run([*OCITRACE, "--out", str(out), "--", "no-such-command-xyz"], capture_output=True, text=True)
+    assert done.returncode == 127 and done.stderr.count("\n") == 1 and "no-such-command-xyz" in done.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["flows.mitm"] and (out / "flows.mitm").read_bytes() == b"earlier"
