@@ -91,6 +91,27 @@ def _overwrites(output: str | None, inputs: Sequence[str | Path]) -> bool:
     return any(Path(p).resolve() == target for p in inputs)
 
 
+def _inputs(names: Sequence[str], output: str | None, lang: str) -> list[str] | int:
+    """The capture files `names` stand for, or the exit status of a one-sentence refusal: none found, or
+    `output` would be written over one of them."""
+    from ocitrace.analyzers.strings import text
+
+    paths = capture_paths(names, lang)
+    if isinstance(paths, str):
+        return fail(paths)
+    if _overwrites(output, paths):
+        return fail(text("error_same_file", lang, path=output))
+    return paths
+
+
+def _tell_problems(captures, lang: str) -> None:
+    """What reading noticed (damage, a file given twice, an empty one), one line each on stderr."""
+    from ocitrace.analyzers.report import capture_problem
+
+    for path, finding in [(e.path, e.finding) for e in captures.errors] + captures.notices:
+        print(f"ocitrace: {capture_problem(path, finding, lang)}", file=sys.stderr)
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     from ocitrace.analyzers.analysis import analyze
     from ocitrace.analyzers.captures import read_captures
@@ -98,11 +119,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from ocitrace.analyzers.strings import os_error_text, text
 
     lang = args.lang
-    paths = capture_paths(args.captures, lang)
-    if isinstance(paths, str):
-        return fail(paths)
-    if _overwrites(args.output, paths):
-        return fail(text("error_same_file", lang, path=args.output))
+    paths = _inputs(args.captures, args.output, lang)
+    if isinstance(paths, int):
+        return paths
     # Reading overlaps the analysis, and a large flow file is read by every core.
     from ocitrace.progress import Bar
 
@@ -126,8 +145,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             _write(output, args.output)
     except OSError as exc:
         return fail(text("error_cannot_write", lang, path=args.output, reason=os_error_text(exc, lang)))
-    for path, finding in [(e.path, e.finding) for e in captures.errors] + captures.notices:
-        print(f"ocitrace: {capture_problem(path, finding, lang)}", file=sys.stderr)
+    _tell_problems(captures, lang)
     if captures.errors:
         return EXIT_BAD_INPUT
     if args.strict:
@@ -144,20 +162,16 @@ def cmd_diff(args: argparse.Namespace) -> int:
     from ocitrace.analyzers.analysis import analyze
     from ocitrace.analyzers.captures import read_captures
     from ocitrace.analyzers.diff import render_diff
-    from ocitrace.analyzers.report import capture_problem
     from ocitrace.analyzers.strings import os_error_text, text
 
     lang = args.lang
     analyses = []
     for name in (args.a, args.b):
-        paths = capture_paths([name], lang)
-        if isinstance(paths, str):
-            return fail(paths)
-        if _overwrites(args.output, paths):
-            return fail(text("error_same_file", lang, path=args.output))
+        paths = _inputs([name], args.output, lang)
+        if isinstance(paths, int):
+            return paths
         captures = read_captures(paths)
-        for path, finding in [(e.path, e.finding) for e in captures.errors] + captures.notices:
-            print(f"ocitrace: {capture_problem(path, finding, lang)}", file=sys.stderr)
+        _tell_problems(captures, lang)
         if captures.errors:
             return EXIT_BAD_INPUT
         if not captures.calls:
@@ -214,18 +228,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     from ocitrace.analyzers.captures import read_captures
     from ocitrace.analyzers.har import har_document
-    from ocitrace.analyzers.report import capture_problem
     from ocitrace.analyzers.strings import os_error_text, text
 
     lang = args.lang
-    paths = capture_paths(args.captures, lang)
-    if isinstance(paths, str):
-        return fail(paths)
-    if _overwrites(args.har, paths):
-        return fail(text("error_same_file", lang, path=args.har))
+    paths = _inputs(args.captures, args.har, lang)
+    if isinstance(paths, int):
+        return paths
     captures = read_captures(paths)
-    for path, finding in [(e.path, e.finding) for e in captures.errors] + captures.notices:
-        print(f"ocitrace: {capture_problem(path, finding, lang)}", file=sys.stderr)
+    _tell_problems(captures, lang)
     if captures.errors:
         return EXIT_BAD_INPUT
     document = har_document(captures.calls, _version())
