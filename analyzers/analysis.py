@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from urllib.parse import urljoin, urlsplit
 
-from .calls import BodyTap, Call
+from .calls import BodyTap, Call, content_decoded
 from .conformance import CaptureFinding, Conformance
 from .digests import Digest, algorithm_of
 from .endpoints import STATUS_SUCCESS, Classification, EndpointTable, default_table
@@ -309,7 +309,7 @@ class Analyzer:
         coding = (headers.get("content-encoding") or "identity").strip().lower()
         if coding != "identity" and payload != "chunk":
             # HTTP content coding is transparent (RFC 9110 8.4): the digest covers the decoded content
-            body = content_decoded(body, coding) if body is not None else None
+            body = content_decoded(body, coding, DECODE_LIMIT) if body is not None else None
             if body is None:
                 item.findings.append(Finding.of("body-encoded", encoding=coding))
                 return
@@ -466,24 +466,6 @@ class Analyzer:
                 item.descriptor = self._descriptors.get(digest)
             if digest and item.platform is None:
                 item.platform = self._platforms.get(digest)
-
-
-def content_decoded(body: bytes, coding: str) -> bytes | None:
-    """A body with its Content-Encoding (gzip, deflate) undone, at most DECODE_LIMIT bytes of it; None for a
-    coding ocitrace cannot undo, a damaged one, or one that unpacks past the limit."""
-    import zlib
-
-    if coding in ("gzip", "x-gzip"):
-        decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    elif coding == "deflate":
-        decoder = zlib.decompressobj()
-    else:
-        return None
-    try:
-        data = decoder.decompress(body, DECODE_LIMIT + 1)
-    except zlib.error:
-        return None
-    return data if len(data) <= DECODE_LIMIT and decoder.eof else None
 
 
 # Bodies past this are let go once analysed (their sizes kept): a report needs what was learnt of them, and a

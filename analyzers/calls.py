@@ -186,3 +186,21 @@ def _body_size(body: bytes | None, tap: BodyTap | None, headers: Headers) -> int
     if body is not None:
         return len(body)
     return content_length(headers.get("content-length"))
+
+
+def content_decoded(body: bytes, coding: str, limit: int) -> bytes | None:
+    """A body with its Content-Encoding (gzip, deflate) undone, at most `limit` bytes of it; None for a coding
+    ocitrace cannot undo, a damaged one, or one that unpacks past the limit."""
+    import zlib
+
+    if coding in ("gzip", "x-gzip"):
+        decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    elif coding == "deflate":
+        decoder = zlib.decompressobj()
+    else:
+        return None
+    try:
+        data = decoder.decompress(body, limit + 1)
+    except zlib.error:
+        return None
+    return data if len(data) <= limit and decoder.eof else None

@@ -10,8 +10,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from . import redact
-from .analysis import content_decoded
-from .calls import Call
+from .analysis import DECODE_LIMIT
+from .calls import Call, content_decoded
 
 
 def _headers(headers, decoded: bool = False) -> list[dict[str, str]]:
@@ -25,7 +25,7 @@ def _decoded(body: bytes | None, headers) -> tuple[bytes | None, bool]:
     coding = (headers.get("content-encoding") or "identity").strip().lower()
     if body is None or coding == "identity":
         return body, False
-    plain = content_decoded(body, coding)
+    plain = content_decoded(body, coding, DECODE_LIMIT)
     return (plain, True) if plain is not None else (body, False)
 
 

@@ -24,11 +24,11 @@ _WINDOW = re.compile(r"w=(\d+)")
 _PARAM = re.compile(r"(limit|remaining|reset)\s*=\s*(\d+)")
 
 
-class _NEW_PARAM:  # noqa: N801 - a namespace: the structured-field parameters of the newer drafts
-    @staticmethod
-    def search(name: str, value: str) -> int | None:
-        match = re.search(rf";\s*{name}\s*=\s*(\d+)", value)
-        return int(match.group(1)) if match else None
+
+def _parameter(name: str, value: str) -> int | None:
+    """A structured-field parameter of the newer drafts (`;r=50`, `;q=100`)."""
+    match = re.search(rf";\s*{name}\s*=\s*(\d+)", value)
+    return int(match.group(1)) if match else None
 
 
 def _first_number(value: str | None) -> int | None:
@@ -81,7 +81,7 @@ def _limit_headers(headers) -> tuple[int | None, int | None, int | None]:
                     _window(headers.get("ratelimit-policy")))
         # draft 08 on: `"default";r=50;t=30`, its quota in `RateLimit-Policy: "default";q=100;w=3600`
         policy = headers.get("ratelimit-policy") or ""
-        quota, remaining = _NEW_PARAM.search(r"q", policy), _NEW_PARAM.search(r"r", combined)
+        quota, remaining = _parameter("q", policy), _parameter("r", combined)
         return quota, remaining, _window(policy)
     for prefix in ("ratelimit-", "x-ratelimit-"):
         limit, remaining = headers.get(prefix + "limit"), headers.get(prefix + "remaining")

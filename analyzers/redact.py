@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable
 from urllib.parse import parse_qsl, quote, urlencode
 
-from .calls import METADATA_KEY
+from .calls import METADATA_KEY, content_decoded
 from .tokens import redacted_token
 
 REDACTED = "<redacted>"
@@ -164,9 +164,7 @@ def _body(content: object, content_type: str, encoding: str = "") -> object:
     if not isinstance(content, bytes) or not content or len(content) > 1 << 20:
         return content
     if encoding and encoding != "identity":
-        from .analysis import content_decoded
-
-        decoded = content_decoded(content, encoding)
+        decoded = content_decoded(content, encoding, 1 << 20)
         if decoded is None:
             return content
         shown = _body(decoded, content_type)
