@@ -57,7 +57,7 @@ bench: venv system-deps
 	$(PY) bench/classify_bench.py
 	$(PY) bench/reader_bench.py --flows 50000
 	$(PY) bench/proxy_bench.py --size-mib 512
-	$(PY) bench/latency_bench.py --rounds 1
+	$(PY) bench/latency_bench.py --calls 2000
 	$(PY) bench/load_bench.py --rounds 1
 
 clean:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from mitmproxy import http
 from ocitrace.analyzers.calls import METADATA_KEY, BodyTap, Call, CaptureMeta
 from ocitrace.analyzers.captures import Target, asked_for, headers_from_pairs
@@ -48,3 +50,15 @@ def _end(flow: http.HTTPFlow) -> float | None:
         end = flow.response.timestamp_end
         return float(end) if end is not None else None
     return float(flow.error.timestamp) if flow.error is not None else None
+
+
+def answered_call(call: Call, flow: http.HTTPFlow, request_tap: BodyTap | None = None,
+                  response_tap: BodyTap | None = None) -> Call:
+    """`call`, made by `call_from_flow` when the request's headers came in, with how the flow ended: its body,
+    the answer, the taps."""
+    resp = flow.response
+    return replace(call, status=resp.status_code if resp is not None else None,
+                   response_headers=headers_from_pairs(resp.headers.fields if resp is not None else ()),
+                   request_body=flow.request.raw_content, response_body=resp.raw_content if resp is not None else None,
+                   end=_end(flow), error=flow.error.msg if flow.error else None, request_tap=request_tap,
+                   response_tap=response_tap)

@@ -1,5 +1,8 @@
 """The folder a live session is recorded into: flows.mitm, events.jsonl and, at the end, report.md.
 
+The proxy only hands each finished flow over (`Recording`); the recorder process (`recorder.py`) analyses it,
+prints its line and writes the files.
+
 A folder holds the current session at its top, so `ocitrace analyze DIR` reads it; a session found there
 when a new one starts is moved, whole, into `DIR/earlier/<when it started>/`: no run destroys another.
 """
@@ -7,21 +10,18 @@ when a new one starts is moved, whole, into `DIR/earlier/<when it started>/`: no
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
-import logging
 import math
 import os
-import queue
+import pickle
 import shutil
-import threading
+import struct
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
-
-from mitmproxy import http
-from ocitrace.analyzers import redact, tnetstrings
-
-logger = logging.getLogger(__name__)
 
 FLOWS_FILE = "flows.mitm"
 EVENTS_FILE = "events.jsonl"
@@ -77,82 +77,98 @@ def keep_earlier_session(out: Path) -> Path | None:
     return folder
 
 
-def private_file(path: Path, mode: str) -> IO:
+def private_fd(path: Path) -> int:
     """A new file only its owner can read: captures hold credentials."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+
+
+def private_file(path: Path, mode: str) -> IO:
+    fd = private_fd(path)
     # Bytes a capture held that are not UTF-8 come out escaped, as `ocitrace analyze` writes them.
     return os.fdopen(fd, mode, **({"encoding": "utf-8", "errors": "backslashreplace"} if "b" not in mode else {}))
 
 
-class Recording:
-    """Appends each finished flow to flows.mitm and its event to events.jsonl, flushed per call.
+# A record on the pipe: its length, then the pickled flow state. Length 0 asks the recorder to say when it has
+# written everything before it (`drain`).
+LENGTH = struct.Struct("!I")
+READY = b"R"  # the recorder's first word on its acks pipe
+# The pipe holds this much of what waits for the recorder (Linux lets an unprivileged process ask for 1 MiB).
+PIPE_SIZE = 1 << 20
 
-    The writing happens behind the proxy, on a thread of its own: a call's answer goes back to the client while
-    its record is redacted, serialised and written (the state is taken first, on the event loop). A write that
-    fails (disk full, folder removed) stops the recording with one message; the proxy goes on forwarding.
+
+class Recording:
+    """Hands each finished flow to the recorder, a process of its own that analyses it, prints its line and writes
+    the session's files (`recorder.py`).
+
+    The proxy's part is to take the flow's state and write it to a pipe: the analysis, the redaction and the
+    writing run on another core, where a thread would wait for the proxy's GIL and make it wait in turn. What waits
+    is bounded by the pipe: a recorder that falls behind slows the proxy down rather than growing its memory. A
+    write that fails stops the recording with one message (the recorder's); the proxy goes on forwarding.
     """
 
-    def __init__(self, out: Path, keep_secrets: bool = False):
+    def __init__(self, out: Path, keep_secrets: bool = False, lang: str = "en", lines: bool = True):
         self.out = out
-        self.keep_secrets = keep_secrets
         out.mkdir(parents=True, exist_ok=True)
         self.earlier = keep_earlier_session(out)
-        self._flows = private_file(out / FLOWS_FILE, "wb")
-        self._events = private_file(out / EVENTS_FILE, "w")
         self.failure: OSError | None = None
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._writer = threading.Thread(target=self._write_behind, name="ocitrace-recording", daemon=True)
-        self._writer.start()
+        files = [private_fd(out / FLOWS_FILE), private_fd(out / EVENTS_FILE)]
+        records, self._records = os.pipe()
+        self._acks, acks = os.pipe()
+        try:
+            fcntl.fcntl(self._records, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+        except OSError:  # a lower system limit: the default pipe (64 KiB) still works
+            pass
+        argv = [sys.executable, "-m", "ocitrace.addons.recorder", str(out), "--lang", lang,
+                "--files", f"{files[0]},{files[1]}", "--acks", str(acks)]
+        argv += ["--keep-secrets"] * keep_secrets + ["--quiet"] * (not lines)
+        try:  # the same interpreter, which imports ocitrace as this process did
+            self.process = subprocess.Popen(argv, stdin=records, pass_fds=(*files, acks))
+        finally:
+            for fd in (records, acks, *files):
+                os.close(fd)
+        # Wait until it can take calls (its imports take a moment): lines and events come as calls end, from the
+        # first one on.
+        if os.read(self._acks, 1) != READY:
+            self.failure = ChildProcessError(errno.ECHILD, "the recorder did not start")
+            self._close_pipe()
 
     @property
     def flows_path(self) -> Path:
         return self.out / FLOWS_FILE
 
-    def write(self, flow: http.HTTPFlow, event: str) -> None:
-        if self.failure is None:
-            self._queue.put((flow.get_state(), event))
+    def write(self, state: dict) -> bool:
+        """Hand a finished flow's state to the recorder; False when it is gone (its reason in `failure`)."""
+        data = pickle.dumps(state, pickle.HIGHEST_PROTOCOL)
+        return self._send(LENGTH.pack(len(data)), data)
 
     def drain(self) -> None:
         """Wait until every record handed over so far is written (or the recording has failed)."""
-        if not self._writer.is_alive():  # closed: everything is written
-            return
-        done = threading.Event()
-        self._queue.put(done)
-        done.wait()
+        if self._send(LENGTH.pack(0)):
+            os.read(self._acks, 1)
 
-    def _write_behind(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            if isinstance(item, threading.Event):
-                item.set()
-                continue
-            if self.failure is not None:
-                continue
-            state, event = item
-            try:
-                # What the reports hide, the flow file hides too (unless asked to keep it): it is shared as well.
-                self._flows.write(tnetstrings.dumps(state if self.keep_secrets else redact.flow_state(state)))
-                self._flows.flush()
-                self._events.write(event)
-                self._events.flush()
-                if os.fstat(self._events.fileno()).st_nlink == 0:  # removed (with its folder): writes go nowhere
-                    raise FileNotFoundError(errno.ENOENT, "removed", str(self.out / EVENTS_FILE))
-            except OSError as exc:
-                self.failure = exc
-                self._close_files()
+    def _send(self, *parts: bytes) -> bool:
+        if self._records is None:
+            return False
+        try:
+            for part in parts:
+                view = memoryview(part)
+                while view:
+                    view = view[os.write(self._records, view):]
+        except OSError as exc:  # the recorder is gone (EPIPE)
+            self.failure = exc
+            self._close_pipe()
+            return False
+        return True
 
     def close(self) -> None:
-        """Write what is left, then close the files."""
-        if self._writer.is_alive():
-            self._queue.put(None)
-            self._writer.join()
-        self._close_files()
+        """Let the recorder write what is left and the report, and wait for it."""
+        self._close_pipe()
+        self.process.wait()
+        if self._acks is not None:
+            os.close(self._acks)
+            self._acks = None
 
-    def _close_files(self) -> None:
-        for fh in (self._flows, self._events):
-            try:
-                fh.close()
-            except OSError:
-                pass
+    def _close_pipe(self) -> None:
+        if self._records is not None:
+            os.close(self._records)
+            self._records = None

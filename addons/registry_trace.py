@@ -1,13 +1,16 @@
 """Trace a container client's registry calls live: one annotated line per call, events, a flow file, a report.
 
 `ocitrace proxy` runs it; plain mitmproxy loads it with `mitmdump -s addons/script.py`. Blobs stream
-through untouched while sha256 is computed over the chunks; manifests are kept for decoding. What a call
-means is decided in `ocitrace.analyzers`; the hooks here only gather what passes and hand it over.
+through untouched while sha256 is computed over the chunks; manifests are kept for decoding. The hooks here
+only gather what passes (what to stream, the taps, the upload sessions the taps feed) and hand each finished
+flow to the recorder process, which analyses it with `ocitrace.analyzers` as `ocitrace analyze` would.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import deque
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,13 +18,13 @@ from mitmproxy import ctx, exceptions, http
 from mitmproxy.flow import Error as FlowError
 from mitmproxy.log import ALERT
 from ocitrace.analyzers.analysis import Analyzer
-from ocitrace.analyzers.calls import METADATA_KEY, BodyTap, CaptureMeta, content_length
+from ocitrace.analyzers.calls import METADATA_KEY, BodyTap, Call, CaptureMeta, content_length
 from ocitrace.analyzers.endpoints import Classification
-from ocitrace.analyzers.report import call_line, event_line, report_of
 from ocitrace.analyzers.strings import LANGUAGES, os_error_text, text
 
-from .flowcall import call_from_flow
-from .recording import EVENTS_FILE, FLOWS_FILE, REPORT_FILE, Recording, private_file, writable_problem
+from .flowcall import answered_call, call_from_flow
+from .flowstate import flow_state
+from .recording import EVENTS_FILE, FLOWS_FILE, REPORT_FILE, Recording, writable_problem
 from .tap import Tap
 
 logger = logging.getLogger(__name__)
@@ -39,6 +42,12 @@ def held_whole(message: http.Message) -> bool:
     return length is not None and length <= KEEP_LIMIT
 
 
+def _bodiless(message: http.Message) -> bool:
+    """An HTTP/1 request that says it has no body (no Content-Length, not chunked): mitmproxy streams none."""
+    return (isinstance(message, http.Request) and message.http_version.startswith("HTTP/1")
+            and "content-length" not in message.headers and "transfer-encoding" not in message.headers)
+
+
 def _needs_framing(request: http.Request) -> bool:
     return ((request.is_http2 or request.is_http3) and request.method in ("POST", "PUT", "PATCH")
             and "content-length" not in request.headers and "transfer-encoding" not in request.headers)
@@ -47,9 +56,10 @@ def _needs_framing(request: http.Request) -> bool:
 class InFlight:
     """What the hooks learnt of a flow before it completes: what it is, and the taps on its bodies."""
 
-    __slots__ = ("classification", "taps", "flow")
+    __slots__ = ("call", "classification", "taps", "flow")
 
-    def __init__(self, classification: Classification, flow: http.HTTPFlow):
+    def __init__(self, call: Call, classification: Classification, flow: http.HTTPFlow):
+        self.call = call  # as its request's headers made it
         self.classification = classification
         self.taps: dict[str, Tap] = {}
         self.flow = flow
@@ -57,10 +67,11 @@ class InFlight:
 
 class RegistryTrace:
     def __init__(self) -> None:
-        # The live analysis keeps no call: each is logged and written as it completes; report.md is made
-        # from flows.mitm at the end, so a proxy left up for weeks holds only what is in flight.
+        # Here only to classify requests and follow upload sessions; the recorder analyses each call. It keeps
+        # no call: a proxy left up for weeks holds only what is in flight.
         self.analyzer = Analyzer(retain=False)
         self.in_flight: dict[str, InFlight] = {}
+        self._finished: deque[InFlight] = deque()  # answered, to be recorded once the answer has gone out
         self.out: Path | None = None
         self.recording: Recording | None = None
 
@@ -88,19 +99,28 @@ class RegistryTrace:
     def running(self) -> None:
         # Files are opened only now that the proxy is listening: a run that cannot start touches nothing.
         if self.out is not None and self.recording is None:
-            self.recording = Recording(self.out, ctx.options.ocitrace_keep_secrets)
+            self.recording = Recording(self.out, ctx.options.ocitrace_keep_secrets, self._lang, self._lines)
             if self.recording.earlier is not None:
                 logger.log(ALERT, text("earlier_session", self._lang, path=self.recording.earlier))
+            if self.recording.failure is not None:
+                self._stop_recording()
 
     @property
     def _lang(self) -> str:
         return ctx.options.ocitrace_lang
 
+    @property
+    def _lines(self) -> bool:
+        """Whether mitmproxy's terminal log shows ocitrace's lines (ALERT) at its verbosity."""
+        verbosity = getattr(ctx.options, "termlog_verbosity", "info")
+        return logging.getLevelName(verbosity.upper()) <= ALERT
+
     # --- hooks: gather, then hand over ---
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
-        classification = self.analyzer.classify(self._call(flow))
-        pending = self.in_flight[flow.id] = InFlight(classification, flow)
+        call = call_from_flow(flow)
+        classification = self.analyzer.classify(call)
+        pending = self.in_flight[flow.id] = InFlight(call, classification, flow)
         self._stream(flow.request, pending, "request", self.analyzer.session_hash(classification))
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
@@ -115,36 +135,21 @@ class RegistryTrace:
 
     def done(self) -> None:
         # Calls still in flight when the proxy stops are recorded too, as ended without an answer.
+        self._record_finished()
         for pending in list(self.in_flight.values()):
             if pending.flow.error is None:
                 pending.flow.error = FlowError(STOPPED)
-            self._finish(pending.flow)
-        if self.recording is None:
-            return
-        self.recording.close()
-        if self.recording.failure is not None:
-            self._stop_recording()
-            return
-        report = report_of(self.recording.flows_path, self._lang)
-        path = self.recording.out / REPORT_FILE
-        try:
-            with private_file(path, "w") as fh:  # readable by its owner only, like the session's other files
-                fh.write(report)
-        except OSError as exc:
-            logger.log(ALERT, text("error_cannot_write", self._lang, path=path, reason=os_error_text(exc, self._lang)))
-            return
-        logger.log(ALERT, text("report_written", self._lang, path=path))
+            del self.in_flight[pending.flow.id]
+            self._record(pending)
+        if self.recording is not None:
+            self.recording.close()  # the recorder writes what is left, then report.md
 
     # --- helpers ---
-
-    def _call(self, flow: http.HTTPFlow, request: BodyTap | None = None, response: BodyTap | None = None):
-        source = str(self.recording.flows_path) if self.recording is not None else ""
-        return call_from_flow(flow, request, response, source=source)
 
     def _stream(self, message: http.Message, pending: InFlight, side: str, session=None) -> None:
         """Stream the body through a tap, unless it is one the analysis decodes and small enough to hold."""
         keeps = pending.classification.keeps(side)
-        if keeps and held_whole(message):
+        if keeps and held_whole(message) or _bodiless(message):
             return
         limit = KEEP_LIMIT if keeps else ctx.options.ocitrace_keep_bytes
         message.stream = pending.taps[side] = Tap(limit, session)
@@ -156,12 +161,32 @@ class RegistryTrace:
     def _pending(self, flow: http.HTTPFlow) -> InFlight:
         # A flow replayed or injected without requestheaders is classified when first seen.
         if flow.id not in self.in_flight:
-            self.in_flight[flow.id] = InFlight(self.analyzer.classify(self._call(flow)), flow)
+            call = call_from_flow(flow)
+            self.in_flight[flow.id] = InFlight(call, self.analyzer.classify(call), flow)
         return self.in_flight[flow.id]
 
     def _finish(self, flow: http.HTTPFlow) -> None:
         pending = self._pending(flow)
         del self.in_flight[flow.id]
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # hooks driven by hand, outside mitmproxy's loop: at once
+            self._record(pending)
+            return
+        # The rest waits until the answer has gone out (mitmproxy sends it as the hook returns, in the same step
+        # of its loop): the client waits for none of it. Ordered before whatever the loop does next, such as the
+        # next request of an upload session whose hash this call closes.
+        if not self._finished:
+            loop.call_soon(self._record_finished)
+        self._finished.append(pending)
+
+    def _record_finished(self) -> None:
+        while self._finished:
+            self._record(self._finished.popleft())
+
+    def _record(self, pending: InFlight) -> None:
+        """Measure what the taps saw, follow the upload session, and hand the flow to the recorder."""
+        flow = pending.flow
         measured: dict[str, BodyTap] = {}
         for side, tap in pending.taps.items():
             if not tap.used:  # the body ended with its headers: mitmproxy read it whole, it was not streamed
@@ -170,20 +195,20 @@ class RegistryTrace:
             message = flow.request if side == "request" else flow.response
             if message is not None and message.raw_content is None:
                 message.raw_content = tap.small_body()
-        call = self._call(flow, measured.get("request"), measured.get("response"))
-        item = self.analyzer.add(call, pending.classification)
+        session = None
+        if self.analyzer.follows(pending.classification, flow.response.status_code if flow.response else None):
+            call = answered_call(pending.call, flow, measured.get("request"), measured.get("response"))
+            session = self.analyzer.follow_sessions(call, pending.classification)
         meta = replace(CaptureMeta.from_state(flow.metadata.get(METADATA_KEY)), request=measured.get("request"),
                        response=measured.get("response"))
-        if item.classification.closes_session(call.status) and item.body_digest:
-            meta = replace(meta, session=BodyTap(item.body_digest, item.body_size or 0))
+        if session is not None:
+            meta = replace(meta, session=session)
         flow.metadata[METADATA_KEY] = meta.to_state()
-        logger.log(ALERT, call_line(item, self._lang))
-        if self.recording is not None and self.recording.failure is not None:  # found by the writer, behind
+        if self.recording is not None and not self.recording.write(flow_state(flow)):
             self._stop_recording()
-        if self.recording is not None:
-            self.recording.write(flow, event_line(item))
 
     def _stop_recording(self) -> None:
+        """The recorder is gone (it did not end by itself: a disk it could not write to, it says itself)."""
         failure = self.recording.failure
         self.recording.close()
         logger.log(ALERT, text("recording_stopped", self._lang, path=self.recording.out,

@@ -236,7 +236,34 @@ class Analyzer:
             self.analysis.calls.append(item)
         return item
 
+    @staticmethod
+    def follows(classification: Classification, status: int | None) -> bool:
+        """Whether `follow_sessions` has anything to learn from a call so answered (most calls: nothing)."""
+        endpoint = classification.endpoint
+        return (classification.session is not None or classification.opens_session(status) or status == 401
+                or (endpoint is not None and bool(endpoint.teaches) and _redirect(status)))
+
+    def follow_sessions(self, call: Call, classification: Classification) -> BodyTap | None:
+        """For the live proxy, which leaves the rest of the analysis to its recorder: follow the call's upload
+        session only (its stream taps feed the session hashes), and say what the session hashed to when this
+        call closed it (recorded as the call's `session`, as an offline analysis reads it)."""
+        classification = classification.answered(call.status, call.method)
+        item = AnalyzedCall(index=self.count, call=call, classification=classification)
+        self.count += 1
+        self._session(item)
+        endpoint = classification.endpoint
+        if endpoint is not None and endpoint.carries.get("request") == "chunk" and call.method != "HEAD":
+            self._chunk(item, call.request_body, call.request_tap)
+        if classification.closes_session(call.status) and item.body_digest:
+            return BodyTap(item.body_digest, item.body_size or 0)
+        return None
+
     def _analyse(self, item: AnalyzedCall) -> None:
+        self._session(item)
+        self._body(item)
+        self._link_descriptor(item)
+
+    def _session(self, item: AnalyzedCall) -> None:
         call, classification = item.call, item.classification
         self._learn(call, classification)
         item.session = classification.session or self._opened_session(item)
@@ -244,8 +271,6 @@ class Analyzer:
             self._follow_location(item)
         if item.session and classification.ends_session(call.status):
             self.sessions.close(item.session)  # cancelled: nothing to check
-        self._body(item)
-        self._link_descriptor(item)
 
     def add_all(self, calls) -> Analysis:
         for call in calls:

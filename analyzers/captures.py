@@ -59,6 +59,10 @@ def headers_from_pairs(pairs: Any) -> Headers:
         return Headers()
     if all(type(pair) is tuple and type(pair[0]) is str and type(pair[1]) is str for pair in pairs):
         return Headers.trusted(tuple(pairs))  # as tnetstrings._pairs reads them: text already
+    if all(type(pair) is tuple and len(pair) == 2 and type(pair[0]) is bytes and type(pair[1]) is bytes
+           for pair in pairs):  # as a live flow holds them
+        return Headers.trusted(tuple((k.decode("utf-8", "surrogateescape"), v.decode("utf-8", "surrogateescape"))
+                                     for k, v in pairs))
     return Headers((_text(pair[0]), _text(pair[1])) for pair in pairs
                    if isinstance(pair, list | tuple) and len(pair) == 2)
 

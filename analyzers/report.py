@@ -98,8 +98,9 @@ def object_record(obj: DecodedObject) -> dict[str, Any]:
     return record
 
 
-def call_record(item: AnalyzedCall) -> dict[str, Any]:
-    """A call as an event: what was known of it when it completed, the same live and offline."""
+def call_record(item: AnalyzedCall, said: str | None = None) -> dict[str, Any]:
+    """A call as an event: what was known of it when it completed, the same live and offline. `said`: its
+    `meaning` in English, when the caller has it already."""
     call, classification = item.call, item.classification
     endpoint = classification.endpoint
     query = redact.query(call.query)
@@ -119,7 +120,7 @@ def call_record(item: AnalyzedCall) -> dict[str, Any]:
         "endpoint": classification.endpoint_id,
         "oci": endpoint.oci if endpoint else None,
         "status_class": classification.status_class,
-        "meaning": meaning(item, "en"),
+        "meaning": meaning(item, "en") if said is None else said,
         "repository": classification.repository,
         "reference": classification.reference,
         "tag": classification.tag,
@@ -180,8 +181,8 @@ __all__ = ["FORMATS", "LANGUAGES", "call_line", "call_record", "event_line", "os
            "render_json", "render_jsonl", "render_markdown", "text"]
 
 
-def event_line(item: AnalyzedCall) -> str:
-    return _json(call_record(item)) + "\n"
+def event_line(item: AnalyzedCall, said: str | None = None) -> str:
+    return _json(call_record(item, said)) + "\n"
 
 
 # JSON leaves DEL and the C1 controls (0x80-0x9f: CSI, OSC...) raw: escaped, so no output drives a terminal.

@@ -163,12 +163,14 @@ def meaning(item: AnalyzedCall, lang: str = "en", analysis: Analysis | None = No
     return "; ".join(p for p in parts if p)
 
 
-def call_line(item: AnalyzedCall, lang: str = "en") -> str:
-    """`PUT /v2/hj-public/test1/manifests/new 201 end-7 push manifest; index: 2 platforms + ...`"""
+def call_line(item: AnalyzedCall, lang: str = "en", said: str | None = None) -> str:
+    """`PUT /v2/hj-public/test1/manifests/new 201 end-7 push manifest; index: 2 platforms + ...`; `said`: its
+    `meaning` in `lang`, when the caller has it already."""
     call = item.call
     status = call.status if call.status is not None else "—"
     endpoint = item.endpoint_id or "-"
-    line = f"{call.method} {shorten_digests(call.path)} {status} {endpoint} {meaning(item, lang)}"
+    said = meaning(item, lang) if said is None else said
+    line = f"{call.method} {shorten_digests(call.path)} {status} {endpoint} {said}"
     # One line, printable, whatever the capture held: no control character, no byte that is not UTF-8.
     return printable(" ".join(line.split())).encode("utf-8", "backslashreplace").decode("utf-8")
 

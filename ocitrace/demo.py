@@ -82,8 +82,7 @@ class Lab:
         self.secure = Registry(work / "secure", public_url=f"https://{SECURE_NAME}", auth={"token": {
             "realm": self.tokens.realm, "service": SECURE_NAME, "issuer": self.tokens.issuer,
             "rootcertbundle": str(self.tokens.certificate)}})
-        # While a scenario records: the proxy's events file, and which calls each command made.
-        self.events: Path | None = None
+        # While a scenario records: the commands run, and when.
         self.journal: list[dict] = []
         self.folder: Path | None = None  # the story being recorded
 
@@ -118,28 +117,11 @@ class Lab:
             fails: bool = False, cwd: Path | None = None) -> str:
         """Run a client; note which calls (1-based, in the recording) the command made. `fails`: it is meant
         to be refused."""
-        before = self._recorded()
+        start = time.time()
         output = run_client(argv, env, stdin=stdin, fails=fails, cwd=cwd)
-        after = self._settled()
-        entry = {"command": shown, "calls": [before + 1, after] if after > before else []}
+        entry = {"command": shown, "span": [start, time.time()]}  # made calls, once the recording is complete
         self.journal.append({**entry, "refused": True} if fails else entry)
         return output
-
-    def _recorded(self) -> int:
-        if self.events is None or not self.events.exists():
-            return 0
-        with open(self.events, "rb") as fh:
-            return sum(1 for _ in fh)
-
-    def _settled(self, quiet: float = 0.3, most: float = 5.0) -> int:
-        """The number of calls recorded once the proxy has written the last answer's event."""
-        count, since, deadline = self._recorded(), time.monotonic(), time.monotonic() + most
-        while time.monotonic() - since < quiet and time.monotonic() < deadline:
-            time.sleep(0.05)
-            now = self._recorded()
-            if now != count:
-                count, since = now, time.monotonic()
-        return count
 
     def buildah(self, *args: str) -> list[str]:
         return ["buildah", "--root", str(self.work / "buildah" / "root"),
@@ -310,7 +292,7 @@ def run_scenarios(out: Path, work: Path, scenarios=SCENARIOS, progress=print,
             folder = out / scenario.name
             if folder.exists():
                 shutil.rmtree(folder)
-            lab.journal, lab.events = [], None if scenario.plain else folder / "events.jsonl"
+            lab.journal = []
             lab.folder = folder
             if scenario.via_run:
                 scenario.run(lab, dict(os.environ))
@@ -318,12 +300,29 @@ def run_scenarios(out: Path, work: Path, scenarios=SCENARIOS, progress=print,
                 with lab.proxy(folder, plain=scenario.plain) as env:
                     scenario.run(lab, env)
             if not scenario.plain:
-                (folder / COMMANDS_FILE).write_text(json.dumps(lab.journal, indent=2) + "\n", encoding="utf-8")
-            lab.events = None
+                journal = calls_made(lab.journal, folder / "events.jsonl")
+                (folder / COMMANDS_FILE).write_text(json.dumps(journal, indent=2) + "\n", encoding="utf-8")
             write_reports(folder, english=scenario.plain)
             folders[scenario.name] = folder
             progress(f"{scenario.title}: {folder / 'report.md'}")
     return folders
+
+
+def calls_made(journal: list[dict], events: Path) -> list[dict]:
+    """Each command with the calls (first and last, 1-based) whose requests were made while it ran, from the
+    recording's events (their time is the request's, on this machine's clock)."""
+    times = []
+    with open(events, encoding="utf-8") as fh:
+        for line in fh:
+            event = json.loads(line)
+            times.append((event["index"], event["timestamp"]))
+    made = []
+    for entry in journal:
+        start, end = entry["span"]
+        calls = [index for index, when in times if start <= when <= end]
+        made.append({"command": entry["command"], "calls": [min(calls), max(calls)] if calls else [],
+                     **{k: v for k, v in entry.items() if k not in ("command", "span")}})
+    return made
 
 
 def write_reports(folder: Path, english: bool) -> None:

@@ -49,12 +49,12 @@ def mitmdump_args(args: argparse.Namespace) -> list[str]:
     argv = ["--listen-host", args.host, "--listen-port", str(args.port),
             "--set", f"ocitrace_out={args.out}", "--set", f"ocitrace_lang={args.lang}",
             "--set", f"confdir={args.confdir}",
-            # Mapped names need not resolve: connect upstream only once the request says where to.
-            "--set", "connection_strategy=lazy",
             # ocitrace prints one line per call; mitmdump's own flow dump and chatter would bury it.
             "--set", "flow_detail=0", "--set", "termlog_verbosity=alert"]
     for spec in args.map:
         argv += ["--set", f"ocitrace_map={spec}"]
+    if args.map:  # mapped names need not resolve: connect upstream only once a request says where to
+        argv += ["--set", "connection_strategy=lazy"]
     if args.keep_secrets:
         argv += ["--set", "ocitrace_keep_secrets=true"]
     extra = list(args.extra)

@@ -2,13 +2,15 @@
 
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 from conftest import ARTICLE_MANIFEST, english_in, index_body, make_flow, sha256
-from mitmproxy import exceptions
+from mitmproxy import exceptions, io
 from mitmproxy.test import taddons
+from ocitrace.addons.recorder import Recorder
 from ocitrace.addons.recording import EARLIER, EVENTS_FILE, FLOWS_FILE, REPORT_FILE
 from ocitrace.addons.registry_trace import RegistryTrace
 from ocitrace.addons.tap import BATCH, Tap
@@ -51,6 +53,8 @@ def stream(tap, data: bytes, chunk: int = 7, finish: bool = True) -> bytes:
 
 def exchange(addon, flow, request_body: bytes | None = None, response_body: bytes | None = None):
     """Drive one flow through the hooks as mitmproxy would: bodies given here pass through the taps."""
+    if request_body is not None and "content-length" not in flow.request.headers:
+        flow.request.headers["transfer-encoding"] = "chunked"  # as a client streaming a body says
     addon.requestheaders(flow)
     if request_body is not None:
         flow.request.content = None
@@ -140,7 +144,8 @@ def test_registry_down_is_recorded_with_the_error(trace):
 
 
 def test_client_abort_mid_upload_is_recorded_with_the_bytes_seen(trace):
-    flow = make_flow("PATCH", f"{R}/v2/app/blobs/uploads/u-9", None, error="client disconnected")
+    flow = make_flow("PATCH", f"{R}/v2/app/blobs/uploads/u-9", None, error="client disconnected",
+                     req_headers={"Transfer-Encoding": "chunked"})
     flow.request.content = None
     trace.requestheaders(flow)
     stream(flow.request.stream, b"q" * 5000, finish=False)
@@ -173,13 +178,31 @@ def test_events_are_what_an_offline_analysis_of_the_flow_file_says_line_for_line
     assert live.splitlines() == offline.splitlines() and len(live.splitlines()) == 8
 
 
-def test_the_live_analysis_keeps_no_call(trace):
+def test_the_live_analysis_keeps_no_call(trace, tmp_path):
     for _ in range(3):
         a_session(trace)
     assert trace.analyzer.analysis.calls == [] and trace.analyzer.analysis.objects == []
     assert trace.in_flight == {} and len(trace.analyzer.sessions) == 0
-    live = list(trace.analyzer.operations._open.values())
+    # The recorder, fed the same flows, keeps none either.
+    recorder = a_recorder(tmp_path / "again")
+    for state in recorded_states(trace):
+        recorder.add(state)
+    assert recorder.analyzer.analysis.calls == [] and recorder.analyzer.analysis.objects == []
+    live = list(recorder.analyzer.operations._open.values())
     assert live and all(not op.uploads and not op.present and not op.mounted and not op.calls for op in live)
+
+
+def a_recorder(out, events: str | None = None) -> Recorder:
+    """The recorder's work, in this process: what `recorder.main` does with each state the proxy hands over."""
+    out.mkdir()
+    flows = os.open(out / FLOWS_FILE, os.O_WRONLY | os.O_CREAT, 0o600)
+    events_fd = os.open(events or out / EVENTS_FILE, os.O_WRONLY | os.O_CREAT, 0o600)
+    return Recorder(out, flows, events_fd, "en", keep_secrets=False)
+
+
+def recorded_states(addon) -> list[dict]:
+    addon.recording.drain()
+    return [flow.get_state() for flow in io.FlowReader(open(addon.out / FLOWS_FILE, "rb")).stream()]
 
 
 def test_flow_file_and_report_at_shutdown_match_an_offline_analysis(trace):
@@ -191,15 +214,19 @@ def test_flow_file_and_report_at_shutdown_match_an_offline_analysis(trace):
     assert (trace.out / REPORT_FILE).read_text() == offline
 
 
-def test_log_lines_and_report_in_chinese_hold_no_english_sentence(tmp_path, caplog):
-    caplog.set_level(logging.INFO)  # mitmproxy's ALERT, the level of ocitrace's lines, is just above INFO
+def printed(capfd) -> list[str]:
+    """The lines the recorder printed (on the proxy's standard output), without their time."""
+    return [line.split("] ", 1)[1] for line in capfd.readouterr().out.splitlines() if line.startswith("[")]
+
+
+def test_log_lines_and_report_in_chinese_hold_no_english_sentence(tmp_path, capfd):
     addon = RegistryTrace()
     with taddons.context(addon) as tctx:
         start(addon, tctx, tmp_path / "out", ocitrace_lang="zh")
         a_session(addon)
         exchange(addon, make_flow("GET", f"{R}/v2/app/manifests/.bad", None, error="Connection refused"))
         addon.done()
-        lines = [r.getMessage() for r in caplog.records if r.name.startswith("ocitrace")]
+    lines = printed(capfd)
     assert len(lines) == 10  # nine calls and where the report is
     for line in lines + (tmp_path / "out" / REPORT_FILE).read_text().splitlines():
         assert english_in(line) == [], line
@@ -235,28 +262,42 @@ def test_an_unwritable_output_folder_fails_at_start(tmp_path):
             tctx.configure(addon, ocitrace_out=str(blocker / "out"))
 
 
-def test_a_full_disk_stops_the_recording_once_and_traffic_goes_on(trace, caplog):
+def test_a_full_disk_stops_the_recording_once_and_the_lines_go_on(trace, tmp_path, caplog):
     caplog.set_level(logging.INFO)
-    trace.recording._events = open("/dev/full", "w")  # every write fails with ENOSPC
-    exchange(trace, make_flow("GET", f"{R}/v2/", 200))
-    trace.recording.drain()  # the writer, behind the proxy, meets the full disk
-    exchange(trace, make_flow("GET", f"{R}/v2/", 200))
-    exchange(trace, make_flow("GET", f"{R}/v2/", 200))
-    stopped = [r for r in caplog.records if "stopped" in r.getMessage()]
-    assert len(stopped) == 1 and "no space left" in stopped[0].getMessage()
-    assert trace.recording is None
+    for _ in range(3):
+        exchange(trace, make_flow("GET", f"{R}/v2/", 200))
+    recorder = a_recorder(tmp_path / "full", events="/dev/full")  # every write fails with ENOSPC
+    for state in recorded_states(trace):
+        recorder.add(state)
+    said = [r.getMessage() for r in caplog.records if r.name == "ocitrace.recorder"]
+    assert len(said) == 4 and "stopped" in said[1] and "no space left" in said[1]  # once, after the first call
+    assert all(line.startswith("GET /v2/ 200 end-1") for line in said[:1] + said[2:])
 
 
-def test_a_removed_output_folder_stops_the_recording_once_and_traffic_goes_on(trace, caplog):
+def test_a_removed_output_folder_stops_the_recording_once_and_traffic_goes_on(tmp_path, capfd):
+    addon = RegistryTrace()  # made here, not by a fixture: its recorder prints where capfd reads
+    with taddons.context(addon) as tctx:
+        start(addon, tctx, tmp_path / "out")
+        exchange(addon, make_flow("GET", f"{R}/v2/", 200))
+        addon.recording.drain()
+        shutil.rmtree(addon.out)
+        for _ in range(2):
+            exchange(addon, make_flow("GET", f"{R}/v2/", 200))
+        addon.done()
+    lines = printed(capfd)
+    assert len(lines) == 4 and "stopped" in lines[2] and "no such file or folder" in lines[2]
+    assert lines[3].startswith("GET /v2/ 200 end-1")
+
+
+def test_a_recorder_gone_stops_the_recording_once_and_traffic_goes_on(trace, caplog):
     caplog.set_level(logging.INFO)
     exchange(trace, make_flow("GET", f"{R}/v2/", 200))
-    trace.recording.drain()
-    shutil.rmtree(trace.out)
-    exchange(trace, make_flow("GET", f"{R}/v2/", 200))
-    trace.recording.drain()
-    exchange(trace, make_flow("GET", f"{R}/v2/", 200))
-    stopped = [r for r in caplog.records if "stopped" in r.getMessage()]
-    assert len(stopped) == 1 and "no such file or folder" in stopped[0].getMessage()
+    trace.recording.process.kill()
+    trace.recording.process.wait()
+    for _ in range(2):
+        exchange(trace, make_flow("GET", f"{R}/v2/", 200))
+    stopped = [r.getMessage() for r in caplog.records if "stopped" in r.getMessage()]
+    assert len(stopped) == 1 and "broken pipe" in stopped[0].lower()
     assert trace.recording is None
 
 

@@ -1,0 +1,141 @@
+"""The recorder: the live proxy's second process, which analyses each finished call, prints its line and writes
+the session (flows.mitm, events.jsonl, and report.md at the end).
+
+The proxy (`recording.Recording`) starts it and writes each finished flow's state to its standard input; it reads
+each one as `ocitrace analyze` reads a flow file (`captures.call_from_state`), so the live lines and events are the
+offline analysis of what was recorded, by construction. It ends when the proxy closes the pipe, whatever signal
+the terminal sent to both: Ctrl-C stops the proxy, and the recorder still writes the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import os
+import pickle
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from mitmproxy.log import ALERT, MitmFormatter
+from mitmproxy.utils import vt_codes
+from ocitrace.analyzers import redact, tnetstrings
+from ocitrace.analyzers.analysis import Analyzer
+from ocitrace.analyzers.captures import call_from_state
+from ocitrace.analyzers.report import call_line, event_line, report_of
+from ocitrace.analyzers.strings import LANGUAGES, os_error_text, text
+from ocitrace.analyzers.words import meaning
+
+from .recording import EVENTS_FILE, FLOWS_FILE, LENGTH, READY, REPORT_FILE, private_file
+
+logger = logging.getLogger("ocitrace.recorder")
+
+
+def records(stream: BinaryIO, acks: int) -> Iterator[dict]:
+    """The flow states the proxy hands over, in order; a drain request is answered once all before it is done."""
+    while True:
+        head = stream.read(LENGTH.size)
+        if len(head) < LENGTH.size:
+            return
+        (length,) = LENGTH.unpack(head)
+        if length == 0:
+            os.write(acks, b".")
+            continue
+        data = stream.read(length)
+        if len(data) < length:
+            return
+        yield pickle.loads(data)
+
+
+class Recorder:
+    def __init__(self, out: Path, flows: int, events: int, lang: str, keep_secrets: bool):
+        self.out = out
+        self.lang = lang
+        self.keep_secrets = keep_secrets
+        # The live analysis keeps no call: a proxy left up for weeks holds only what the recorder works on;
+        # report.md is made from flows.mitm at the end.
+        self.analyzer = Analyzer(retain=False)
+        self.source = str(out / FLOWS_FILE)
+        self._flows: BinaryIO | None = os.fdopen(flows, "wb")
+        # Bytes a capture held that are not UTF-8 come out escaped, as `ocitrace analyze` writes them.
+        self._events = os.fdopen(events, "w", encoding="utf-8", errors="backslashreplace")
+        self.failure: OSError | None = None
+
+    def add(self, state: dict) -> None:
+        call = call_from_state(state, self.source)
+        if call is None:
+            return
+        item = self.analyzer.add(call)
+        said = meaning(item, "en")  # once, for the line and the event
+        logger.log(ALERT, call_line(item, self.lang, said if self.lang == "en" else None))
+        if self.failure is not None:
+            return
+        try:
+            # What the reports hide, the flow file hides too (unless asked to keep it): it is shared as well.
+            self._flows.write(tnetstrings.dumps(state if self.keep_secrets else redact.flow_state(state)))
+            self._flows.flush()
+            self._events.write(event_line(item, said))
+            self._events.flush()
+            if os.fstat(self._events.fileno()).st_nlink == 0:  # removed (with its folder): writes go nowhere
+                raise FileNotFoundError(errno.ENOENT, "removed", str(self.out / EVENTS_FILE))
+        except OSError as exc:
+            self.failure = exc
+            self._close_files()
+            logger.log(ALERT, text("recording_stopped", self.lang, path=self.out, reason=os_error_text(exc, self.lang)))
+
+    def finish(self) -> None:
+        self._close_files()
+        if self.failure is not None:
+            return
+        path = self.out / REPORT_FILE
+        try:
+            report = report_of(self.out / FLOWS_FILE, self.lang)
+            with private_file(path, "w") as fh:  # readable by its owner only, like the session's other files
+                fh.write(report)
+        except OSError as exc:
+            logger.log(ALERT, text("error_cannot_write", self.lang, path=path, reason=os_error_text(exc, self.lang)))
+            return
+        logger.log(ALERT, text("report_written", self.lang, path=path))
+
+    def _close_files(self) -> None:
+        for fh in (self._flows, self._events):
+            try:
+                fh.close()
+            except OSError:
+                pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    # The proxy decides when the recording ends, by closing the pipe: a signal meant for it (Ctrl-C reaches the
+    # whole foreground group) must not cut the report short.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # Background work: where cores are short, the traffic goes first (the pipe holds what waits meanwhile).
+    os.nice(10)
+    parser = argparse.ArgumentParser(prog="ocitrace recorder", description=__doc__.split("\n\n")[0])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--lang", choices=LANGUAGES, default="en")
+    parser.add_argument("--files", required=True, help="the open flows.mitm and events.jsonl, as fds")
+    parser.add_argument("--acks", type=int, required=True, help="the fd a drain is answered on")
+    parser.add_argument("--keep-secrets", action="store_true")
+    parser.add_argument("--quiet", action="store_true", help="no line per call")
+    args = parser.parse_args(argv)
+    handler = logging.StreamHandler(sys.stdout)  # flushed per line: `ocitrace run` shows them as they come
+    handler.setFormatter(MitmFormatter(vt_codes.ensure_supported(sys.stdout)))
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.CRITICAL + 1 if args.quiet else ALERT)
+    flows, events = (int(fd) for fd in args.files.split(","))
+    recorder = Recorder(args.out, flows, events, args.lang, args.keep_secrets)
+    os.write(args.acks, READY)
+    for state in records(sys.stdin.buffer, args.acks):
+        recorder.add(state)
+    recorder.finish()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
