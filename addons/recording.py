@@ -9,6 +9,7 @@ when a new one starts is moved, whole, into `DIR/earlier/<when it started>/`: no
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import fcntl
 import json
@@ -91,6 +92,10 @@ def private_file(path: Path, mode: str) -> IO:
 # A record on the pipe: its length, then the pickled flow state. Length 0 asks the recorder to say when it has
 # written everything before it (`drain`).
 LENGTH = struct.Struct("!I")
+# Records wait this long (or until this many bytes) for others: the recorder wakes once for several calls, not
+# once per call, on cores the traffic needs. A line comes at most this late.
+BATCH_DELAY = 0.05
+BATCH_BYTES = 1 << 16
 READY = b"R"  # the recorder's first word on its acks pipe
 # The pipe holds this much of what waits for the recorder (Linux lets an unprivileged process ask for 1 MiB).
 PIPE_SIZE = 1 << 20
@@ -111,6 +116,8 @@ class Recording:
         out.mkdir(parents=True, exist_ok=True)
         self.earlier = keep_earlier_session(out)
         self.failure: OSError | None = None
+        self._batch = bytearray()  # records not sent yet
+        self._flush_due = False
         files = [private_fd(out / FLOWS_FILE), private_fd(out / EVENTS_FILE)]
         records, self._records = os.pipe()
         self._acks, acks = os.pipe()
@@ -138,12 +145,31 @@ class Recording:
 
     def write(self, state: dict) -> bool:
         """Hand a finished flow's state to the recorder; False when it is gone (its reason in `failure`)."""
+        if self._records is None:
+            return False
         data = pickle.dumps(state, pickle.HIGHEST_PROTOCOL)
-        return self._send(LENGTH.pack(len(data)), data)
+        self._batch += LENGTH.pack(len(data))
+        self._batch += data
+        if len(self._batch) >= BATCH_BYTES:
+            return self.flush()
+        if not self._flush_due:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # driven by hand, outside mitmproxy's loop: at once
+                return self.flush()
+            loop.call_later(BATCH_DELAY, self.flush)
+            self._flush_due = True
+        return True
+
+    def flush(self) -> bool:
+        """Send what waits to the recorder; False when it is gone."""
+        self._flush_due = False
+        batch, self._batch = self._batch, bytearray()
+        return self._send(batch) if batch else self._records is not None
 
     def drain(self) -> None:
         """Wait until every record handed over so far is written (or the recording has failed)."""
-        if self._send(LENGTH.pack(0)):
+        if self.flush() and self._send(LENGTH.pack(0)):
             os.read(self._acks, 1)
 
     def _send(self, *parts: bytes) -> bool:
@@ -162,6 +188,7 @@ class Recording:
 
     def close(self) -> None:
         """Let the recorder write what is left and the report, and wait for it."""
+        self.flush()
         self._close_pipe()
         self.process.wait()
         if self._acks is not None:
