@@ -16,6 +16,7 @@ import json
 import math
 import os
 import pickle
+import select
 import shutil
 import struct
 import subprocess
@@ -97,6 +98,7 @@ LENGTH = struct.Struct("!I")
 BATCH_DELAY = 0.05
 BATCH_BYTES = 1 << 16
 READY = b"R"  # the recorder's first word on its acks pipe
+READY_TIMEOUT = 60  # seconds: its imports take about one
 # The pipe holds this much of what waits for the recorder (Linux lets an unprivileged process ask for 1 MiB).
 PIPE_SIZE = 1 << 20
 
@@ -123,7 +125,7 @@ class Recording:
         self._acks, acks = os.pipe()
         try:
             fcntl.fcntl(self._records, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
-        except OSError:  # a lower system limit: the default pipe (64 KiB) still works
+        except (OSError, AttributeError):  # a lower limit, or not Linux: the default pipe (64 KiB) works too
             pass
         argv = [sys.executable, "-m", "ocitrace.addons.recorder", str(out), "--lang", lang,
                 "--files", f"{files[0]},{files[1]}", "--acks", str(acks)]
@@ -135,9 +137,11 @@ class Recording:
                 os.close(fd)
         # Wait until it can take calls (its imports take a moment): lines and events come as calls end, from the
         # first one on.
-        if os.read(self._acks, 1) != READY:
+        ready, _, _ = select.select([self._acks], [], [], READY_TIMEOUT)
+        if not ready or os.read(self._acks, 1) != READY:
             self.failure = ChildProcessError(errno.ECHILD, "the recorder did not start")
             self._close_pipe()
+            self.process.kill()
 
     @property
     def flows_path(self) -> Path:

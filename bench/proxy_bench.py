@@ -4,7 +4,7 @@ Run: .venv/bin/python bench/proxy_bench.py [--size-mib 1024] [--rounds 1]
 
 All three run side by side against one local registry (Debian's docker-registry) in one run, so the
 ratios hold on a shared, noisy machine. Reported: throughput of each, the ratio of ocitrace to plain
-mitmdump (target >= 0.85), each proxy's peak RSS (ocitrace target < 150 MB), and whether ocitrace
+mitmdump (target >= 0.9), each proxy's peak RSS (ocitrace target < 150 MB), and whether ocitrace
 verified the blob's digest both ways.
 """
 
@@ -163,7 +163,7 @@ def report(results, size_mib: int, verified: dict[str, bool]) -> None:
         print(f"{name:<10} {r['push']:>7.0f} {r['pull']:>7.0f} {r['bare pull']:>10.0f} {rss:>12}")
     o, m = best["ocitrace"], best["mitmdump"]
     ratios = ", ".join(f"{k} {o[k] / m[k]:.2f}x" for k in ("push", "pull", "bare pull"))
-    print(f"ocitrace / mitmdump throughput: {ratios} (target >= 0.85)")
+    print(f"ocitrace / mitmdump throughput: {ratios} (target >= 0.9)")
     print(f"ocitrace peak RSS: {o['rss']:.0f} MB (target < 150 MB)")
     print("digest verified by ocitrace: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in verified.items()))
 

@@ -442,3 +442,16 @@ def test_every_file_of_a_session_is_readable_by_its_owner_only(trace):
     trace.done()
     for name in (FLOWS_FILE, EVENTS_FILE, REPORT_FILE):
         assert (trace.out / name).stat().st_mode & 0o777 == 0o600, name
+
+
+def test_a_recorder_that_cannot_start_is_told_once_and_traffic_goes_on(tmp_path, caplog, monkeypatch):
+    caplog.set_level(logging.INFO)
+    monkeypatch.setattr("sys.executable", "/bin/false")  # the recorder's interpreter: exits at once
+    addon = RegistryTrace()
+    with taddons.context(addon) as tctx:
+        start(addon, tctx, tmp_path / "out")
+        flow = exchange(addon, make_flow("GET", f"{R}/v2/", 200))
+        addon.done()
+    stopped = [r.getMessage() for r in caplog.records if "stopped" in r.getMessage()]
+    assert len(stopped) == 1 and "the recorder did not start" in stopped[0]
+    assert addon.recording is None and flow.response.status_code == 200
