@@ -25,6 +25,7 @@ from mitmproxy.utils import vt_codes
 from ocitrace.analyzers import redact, tnetstrings
 from ocitrace.analyzers.analysis import Analyzer
 from ocitrace.analyzers.captures import call_from_state
+from ocitrace.analyzers.recent import Recent
 from ocitrace.analyzers.report import call_line, event_line, report_of
 from ocitrace.analyzers.strings import LANGUAGES, os_error_text, text
 from ocitrace.analyzers.words import meaning
@@ -63,6 +64,7 @@ class Recorder:
         # Bytes a capture held that are not UTF-8 come out escaped, as `ocitrace analyze` writes them.
         self._events = os.fdopen(events, "w", encoding="utf-8", errors="backslashreplace")
         self.failure: OSError | None = None
+        self._connections: Recent[tuple[str, str], tuple[dict, bytes]] = Recent(256)
 
     def add(self, state: dict) -> None:
         call = call_from_state(state, self.source)
@@ -75,7 +77,8 @@ class Recorder:
             return
         try:
             # What the reports hide, the flow file hides too (unless asked to keep it): it is shared as well.
-            self._flows.write(tnetstrings.dumps(state if self.keep_secrets else redact.flow_state(state)))
+            self._flows.write(tnetstrings.dumps(self._with_connections(
+                state if self.keep_secrets else redact.flow_state(state))))
             self._flows.flush()
             self._events.write(event_line(item, said))
             self._events.flush()
@@ -85,6 +88,21 @@ class Recorder:
             self.failure = exc
             self._close_files()
             logger.log(ALERT, text("recording_stopped", self.lang, path=self.out, reason=os_error_text(exc, self.lang)))
+
+    def _with_connections(self, state: dict) -> dict:
+        """The state with its connections written as they were for the flow before on the same connection, when
+        they have not changed (keep-alive: most calls), so they are not written again."""
+        state = dict(state)
+        for key in ("client_conn", "server_conn"):
+            conn = state.get(key)
+            if not isinstance(conn, dict):
+                continue
+            which = (key, str(conn.get("id")))
+            known = self._connections.get(which)
+            if known is None or known[0] != conn:
+                known = self._connections[which] = (conn, tnetstrings.Encoded(tnetstrings.dumps(conn)))
+            state[key] = known[1]
+        return state
 
     def finish(self) -> None:
         self._close_files()

@@ -455,3 +455,20 @@ def test_a_recorder_that_cannot_start_is_told_once_and_traffic_goes_on(tmp_path,
     stopped = [r.getMessage() for r in caplog.records if "stopped" in r.getMessage()]
     assert len(stopped) == 1 and "the recorder did not start" in stopped[0]
     assert addon.recording is None and flow.response.status_code == 200
+
+
+def test_the_recorder_writes_each_flow_as_mitmproxy_would_with_connections_reused_or_not(trace, tmp_path):
+    from mitmproxy.io import tnetstring
+    from ocitrace.analyzers import redact
+
+    a_session(trace)
+    states = recorded_states(trace)
+    # One keep-alive connection for every call, whose state changes half-way (it ended).
+    for n, state in enumerate(states):
+        state["client_conn"] = {**states[0]["client_conn"], "timestamp_end": 1.0 if n > len(states) // 2 else None}
+    recorder = a_recorder(tmp_path / "again")
+    for state in states:
+        recorder.add(state)
+    recorder.finish()
+    written = (tmp_path / "again" / FLOWS_FILE).read_bytes()
+    assert written == b"".join(tnetstring.dumps(redact.flow_state(state)) for state in states)
