@@ -131,8 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     # whole foreground group) must not cut the report short.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    # Background work: where cores are short, the traffic goes first (the pipe holds what waits meanwhile).
-    os.nice(10)
+    # Background work: where cores are short, the traffic goes first (the pipe holds what waits meanwhile; a
+    # recorder that falls behind by all it holds slows the proxy down).
+    os.nice(19)
     parser = argparse.ArgumentParser(prog="ocitrace recorder", description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--lang", choices=LANGUAGES, default="en")

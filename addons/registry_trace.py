@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 # Registries accept manifests of at least 4 MiB (distribution-spec); a "manifest" past twice that is
 # streamed like a blob rather than held in memory.
 KEEP_LIMIT = 8 << 20
+# How long a finished call may wait to be recorded (seconds).
+RECORD_AFTER = 0.005
 # The error of a call the proxy was still carrying when it stopped (mitmproxy's own errors read like this).
 STOPPED = "proxy stopped before the call ended"
 
@@ -56,13 +58,15 @@ def _needs_framing(request: http.Request) -> bool:
 class InFlight:
     """What the hooks learnt of a flow before it completes: what it is, and the taps on its bodies."""
 
-    __slots__ = ("call", "classification", "taps", "flow")
+    __slots__ = ("call", "classification", "taps", "flow", "measured", "session")
 
     def __init__(self, call: Call, classification: Classification, flow: http.HTTPFlow):
         self.call = call  # as its request's headers made it
         self.classification = classification
         self.taps: dict[str, Tap] = {}
         self.flow = flow
+        self.measured: dict[str, BodyTap] | None = None  # what the taps saw, once it ended
+        self.session: BodyTap | None = None  # what its upload session hashed to, if it closed one
 
 
 class RegistryTrace:
@@ -71,7 +75,8 @@ class RegistryTrace:
         # no call: a proxy left up for weeks holds only what is in flight.
         self.analyzer = Analyzer(retain=False)
         self.in_flight: dict[str, InFlight] = {}
-        self._finished: deque[InFlight] = deque()  # answered, to be recorded once the answer has gone out
+        self._finished: deque[InFlight] = deque()  # answered, to be recorded when the proxy has a moment
+        self._later: asyncio.TimerHandle | None = None
         self.out: Path | None = None
         self.recording: Recording | None = None
 
@@ -135,12 +140,11 @@ class RegistryTrace:
 
     def done(self) -> None:
         # Calls still in flight when the proxy stops are recorded too, as ended without an answer.
-        self._record_finished()
         for pending in list(self.in_flight.values()):
             if pending.flow.error is None:
                 pending.flow.error = FlowError(STOPPED)
-            del self.in_flight[pending.flow.id]
-            self._record(pending)
+            self._finish(pending.flow)
+        self._record_finished()
         if self.recording is not None:
             self.recording.close()  # the recorder writes what is left, then report.md
 
@@ -168,41 +172,53 @@ class RegistryTrace:
     def _finish(self, flow: http.HTTPFlow) -> None:
         pending = self._pending(flow)
         del self.in_flight[flow.id]
+        if self.analyzer.follows(pending.classification, flow.response.status_code if flow.response else None):
+            self._follow(pending)  # now: the next request may depend on it (its upload session, a URL it named)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # hooks driven by hand, outside mitmproxy's loop: at once
             self._record(pending)
             return
-        # The rest waits until the answer has gone out (mitmproxy sends it as the hook returns, in the same step
-        # of its loop): the client waits for none of it. Ordered before whatever the loop does next, such as the
-        # next request of an upload session whose hash this call closes.
-        if not self._finished:
-            loop.call_soon(self._record_finished)
+        # The recording waits a moment: the answer goes out first (mitmproxy sends it as this hook returns), and the
+        # calls that finish meanwhile are recorded together. The client waits for none of it.
         self._finished.append(pending)
+        if self._later is None:
+            self._later = loop.call_later(RECORD_AFTER, self._record_finished)
 
     def _record_finished(self) -> None:
+        if self._later is not None:
+            self._later.cancel()
+            self._later = None
         while self._finished:
             self._record(self._finished.popleft())
 
+    def _measure(self, pending: InFlight) -> dict[str, BodyTap]:
+        """What the taps saw (once every chunk handed over is hashed); a small streamed body is kept on the flow."""
+        if pending.measured is None:
+            pending.measured = {}
+            flow = pending.flow
+            for side, tap in pending.taps.items():
+                if not tap.used:  # the body ended with its headers: mitmproxy read it whole, it was not streamed
+                    continue
+                pending.measured[side] = tap.measure()
+                message = flow.request if side == "request" else flow.response
+                if message is not None and message.raw_content is None:
+                    message.raw_content = tap.small_body()
+        return pending.measured
+
+    def _follow(self, pending: InFlight) -> None:
+        """Follow the call's upload session (and learn the URLs its answer names), as the analysis would."""
+        measured = self._measure(pending)
+        call = answered_call(pending.call, pending.flow, measured.get("request"), measured.get("response"))
+        pending.session = self.analyzer.follow_sessions(call, pending.classification)
+
     def _record(self, pending: InFlight) -> None:
-        """Measure what the taps saw, follow the upload session, and hand the flow to the recorder."""
-        flow = pending.flow
-        measured: dict[str, BodyTap] = {}
-        for side, tap in pending.taps.items():
-            if not tap.used:  # the body ended with its headers: mitmproxy read it whole, it was not streamed
-                continue
-            measured[side] = tap.measure()
-            message = flow.request if side == "request" else flow.response
-            if message is not None and message.raw_content is None:
-                message.raw_content = tap.small_body()
-        session = None
-        if self.analyzer.follows(pending.classification, flow.response.status_code if flow.response else None):
-            call = answered_call(pending.call, flow, measured.get("request"), measured.get("response"))
-            session = self.analyzer.follow_sessions(call, pending.classification)
+        """Leave what was measured on the flow (as `ocitrace analyze` reads it) and hand it to the recorder."""
+        flow, measured = pending.flow, self._measure(pending)
         meta = replace(CaptureMeta.from_state(flow.metadata.get(METADATA_KEY)), request=measured.get("request"),
                        response=measured.get("response"))
-        if session is not None:
-            meta = replace(meta, session=session)
+        if pending.session is not None:
+            meta = replace(meta, session=pending.session)
         flow.metadata[METADATA_KEY] = meta.to_state()
         if self.recording is not None and not self.recording.write(flow_state(flow)):
             self._stop_recording()
