@@ -55,7 +55,7 @@ demo: venv system-deps $(MERMAID_JS)
 # Every figure of bench/README.md, each a ratio measured side by side in one run (about 4 minutes here).
 bench: venv system-deps
 	$(PY) bench/classify_bench.py
-	$(PY) bench/reader_bench.py --flows 50000
+	$(PY) bench/reader_bench.py --flows 40000 --rounds 2
 	$(PY) bench/proxy_bench.py --size-mib 512
 	$(PY) bench/latency_bench.py --calls 2000
 	$(PY) bench/load_bench.py --rounds 1

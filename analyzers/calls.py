@@ -37,10 +37,8 @@ class Headers:
 
     def get(self, name: str, default: str | None = None) -> str | None:
         first = self._first
-        if first is None:
-            first = self._first = {}
-            for key, value in self._pairs:
-                first.setdefault(key.lower(), value)
+        if first is None:  # the first value of each name wins: the pairs, last first
+            first = self._first = {key.lower(): value for key, value in reversed(self._pairs)}
         return first.get(name.lower(), default)
 
     def __iter__(self) -> Iterator[tuple[str, str]]:

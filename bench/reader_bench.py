@@ -1,6 +1,6 @@
 """`ocitrace analyze` of a large flow file against a bare mitmproxy FlowReader loop over the same file.
 
-Run: .venv/bin/python bench/reader_bench.py [--flows 200000] [--keep FILE]
+Run: .venv/bin/python bench/reader_bench.py [--flows 200000] [--rounds 2] [--keep FILE]
 
 The capture is the demo's real traffic repeated (bench/make_capture.py). Both run in this one run, side by side:
 the baseline reads every flow with mitmproxy's FlowReader and does nothing with it; ocitrace reads, classifies,
@@ -45,13 +45,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--flows", type=int, default=200_000)
     parser.add_argument("--keep", type=Path, help="write the capture here and keep it")
+    parser.add_argument("--rounds", type=int, default=2, help="each path this many times, in turns (ABBA); the best")
     args = parser.parse_args()
+    paths = {"baseline": [sys.executable, "-c", BASELINE], "ours": [sys.executable, "-m", "ocitrace", "analyze"]}
+    best: dict[str, tuple[float, float]] = {}
     with tempfile.TemporaryDirectory(prefix="ocitrace-reader-") as tmp:
         capture = args.keep or Path(tmp) / "capture.mitm"
         size = write(capture, args.flows)
-        baseline, base_rss = timed([sys.executable, "-c", BASELINE, str(capture)])
-        ours, our_rss = timed([sys.executable, "-m", "ocitrace", "analyze", str(capture), "-o", "/dev/null"])
-    print(f"{args.flows} flows of real registry traffic, {size / 1e6:.0f} MB")
+        for round_ in range(args.rounds):
+            for name in (list(paths) if round_ % 2 == 0 else list(paths)[::-1]):
+                argv = paths[name] + [str(capture)] + (["-o", "/dev/null"] if name == "ours" else [])
+                seconds, rss = timed(argv)
+                if name not in best or seconds < best[name][0]:
+                    # peak RSS as the first round measured it: later, the largest process so far is the other's
+                    best[name] = (seconds, best[name][1] if name in best else rss)
+    (baseline, base_rss), (ours, our_rss) = best["baseline"], best["ours"]
+    print(f"{args.flows} flows of real registry traffic, {size / 1e6:.0f} MB, best of {args.rounds} (in turns)")
     print(f"{'path':32} {'seconds':>8} {'flows/s':>9}")
     print(f"{'mitmproxy FlowReader loop':32} {baseline:8.1f} {args.flows / baseline:9.0f}")
     print(f"{'ocitrace analyze (report)':32} {ours:8.1f} {args.flows / ours:9.0f}")
