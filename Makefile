@@ -52,10 +52,10 @@ test: venv system-deps lint $(MERMAID_JS)
 demo: venv system-deps $(MERMAID_JS)
 	$(VENV)/bin/ocitrace demo
 
-# Every figure of bench/README.md, each a ratio measured side by side in one run (about 4 minutes here).
+# Every figure of bench/README.md, each a ratio measured side by side in one run (about 4.5 minutes here).
 bench: venv system-deps
 	$(PY) bench/classify_bench.py
-	$(PY) bench/reader_bench.py --flows 40000 --rounds 2
+	$(PY) bench/reader_bench.py --flows 30000 --rounds 2
 	$(PY) bench/proxy_bench.py --size-mib 512
 	$(PY) bench/latency_bench.py --calls 2000
 	$(PY) bench/load_bench.py --rounds 1
