@@ -96,3 +96,4 @@ def test_a_helm_chart_push_is_told_by_its_name_and_version():
     report = render(analyze([call_from_state(f.get_state()) for f in flows]), "markdown")
     assert f"Helm chart ({HELM_CONFIG})" in report
     assert "Helm chart config sha256:04bb0bf8d... 83 B: name mychart version 0.1.0 appVersion 1.16.0" in report
+    assert "**Artifact manifest** sha256:cd13e9e3e... (charts/mychart)" in report  # the README's example
