@@ -41,15 +41,3 @@ def test_the_push_diagram_screenshot_is_committed():
     png = CAPTURES / "demo" / SCREENSHOT
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
-
-def test_every_digest_the_readme_quotes_is_in_a_committed_capture_or_a_test():
-    """The README's examples are copied from the committed captures (or, for artifacts the demo does not make,
-    from the tests): a demo run that changes the captures changes the examples in the same commit."""
-    import re
-
-    root = CAPTURES.parent
-    readme = (root / "README.md").read_text(encoding="utf-8")
-    quoted = {m.group(1) for m in re.finditer(r"sha256:([0-9a-f]{9})", readme)}
-    where = "".join(p.read_text(encoding="utf-8", errors="replace") for p in
-                    [*CAPTURES.rglob("*.md"), *(root / "tests").glob("*.py")])
-    assert quoted and sorted(d for d in quoted if d not in where) == []
