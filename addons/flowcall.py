@@ -9,38 +9,19 @@ from ocitrace.analyzers.calls import METADATA_KEY, BodyTap, Call, CaptureMeta
 from ocitrace.analyzers.captures import Target, asked_for, headers_from_pairs
 
 
-def call_from_flow(flow: http.HTTPFlow, request_tap: BodyTap | None = None,
-                   response_tap: BodyTap | None = None, source: str = "") -> Call:
-    """The Call of `flow` as it stands (the request alone, before an answer came), with what the taps
-    measured of its streamed bodies. Field by field what `captures.call_from_state` reads from a flow file."""
-    req, resp = flow.request, flow.response
+def call_from_flow(flow: http.HTTPFlow) -> Call:
+    """The Call of `flow`'s request, as its headers make it; `answered_call` adds the body and the answer. Field by
+    field what `captures.call_from_state` reads from a flow file."""
+    req = flow.request
     meta = CaptureMeta.from_state(flow.metadata.get(METADATA_KEY))
     headers = headers_from_pairs(req.headers.fields)
     path, _, query = req.path.partition("?")
     target = Target(req.scheme, req.host, req.port, req.authority)
     conn = flow.client_conn
     host, port, scheme, upstream = asked_for(target, headers, meta, conn.sni or "", conn.tls)
-    return Call(
-        method=req.method.upper(),
-        scheme=scheme,
-        host=host,
-        port=port,
-        path=path,
-        query=query,
-        status=resp.status_code if resp is not None else None,
-        request_headers=headers,
-        response_headers=headers_from_pairs(resp.headers.fields) if resp is not None else headers_from_pairs(()),
-        request_body=req.raw_content,
-        response_body=resp.raw_content if resp is not None else None,
-        timestamp=float(req.timestamp_start or flow.timestamp_created),
-        end=_end(flow),
-        error=flow.error.msg if flow.error else None,
-        source=source,
-        request_tap=request_tap,
-        response_tap=response_tap,
-        session_tap=meta.session,
-        upstream=upstream,
-    )
+    return Call(method=req.method.upper(), scheme=scheme, host=host, port=port, path=path, query=query,
+                request_headers=headers, timestamp=float(req.timestamp_start or flow.timestamp_created),
+                session_tap=meta.session, upstream=upstream)
 
 
 def _end(flow: http.HTTPFlow) -> float | None:
