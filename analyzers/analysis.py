@@ -68,7 +68,7 @@ class DecodedObject:
         return self.value.kind
 
 
-@dataclass
+@dataclass(slots=True)
 class AnalyzedCall:
     index: int  # 0-based position in the session
     call: Call

@@ -115,7 +115,7 @@ class CaptureMeta:
         return state
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Call:
     """An HTTP request and its answer (or the error that ended it).
 

@@ -13,6 +13,7 @@ import mmap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from sys import intern
 from typing import Any
 
 _MOST_DIGITS = 12  # a length past 999 GB is damage, not a body
@@ -156,7 +157,8 @@ def _pairs(buf, pos: int) -> tuple[list[tuple[str, str]] | Any, int]:
         if (value_end + 1 != pair_end or pair_end >= len(buf) or buf[name_end] != 0x2C
                 or buf[value_end] != 0x2C or buf[pair_end] != 0x5D):
             return parse(buf, pos)  # not a pair of bytes: as it is, for the reader to judge
-        pairs.append((buf[colon + 1:name_end].decode("utf-8", "surrogateescape"),
+        # a name is one string for every call that sends it (a large capture holds millions)
+        pairs.append((intern(buf[colon + 1:name_end].decode("utf-8", "surrogateescape")),
                       buf[colon2 + 1:value_end].decode("utf-8", "surrogateescape")))
         i = pair_end + 1
     if i != end:
