@@ -112,6 +112,19 @@ def _tell_problems(captures, lang: str) -> None:
         print(f"ocitrace: {capture_problem(path, finding, lang)}", file=sys.stderr)
 
 
+def _read_whole(names: Sequence[str], output: str | None, lang: str):
+    """The captures `names` stand for, read to their end; or the exit status when they cannot be (none found,
+    `output` over one of them, damage: each told in one sentence)."""
+    from ocitrace.analyzers.captures import read_captures
+
+    paths = _inputs(names, output, lang)
+    if isinstance(paths, int):
+        return paths
+    captures = read_captures(paths)
+    _tell_problems(captures, lang)
+    return EXIT_BAD_INPUT if captures.errors else captures
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     from ocitrace.analyzers.analysis import analyze
     from ocitrace.analyzers.captures import read_captures
@@ -160,20 +173,15 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def cmd_diff(args: argparse.Namespace) -> int:
     from ocitrace.analyzers.analysis import analyze
-    from ocitrace.analyzers.captures import read_captures
     from ocitrace.analyzers.diff import render_diff
     from ocitrace.analyzers.strings import os_error_text, text
 
     lang = args.lang
     analyses = []
     for name in (args.a, args.b):
-        paths = _inputs([name], args.output, lang)
-        if isinstance(paths, int):
-            return paths
-        captures = read_captures(paths)
-        _tell_problems(captures, lang)
-        if captures.errors:
-            return EXIT_BAD_INPUT
+        captures = _read_whole([name], args.output, lang)
+        if isinstance(captures, int):
+            return captures
         if not captures.calls:
             return fail(text("error_diff_empty", lang, path=name))
         analyses.append(analyze(captures.calls))
@@ -226,18 +234,13 @@ def cmd_redact(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     import json as json_module
 
-    from ocitrace.analyzers.captures import read_captures
     from ocitrace.analyzers.har import har_document
     from ocitrace.analyzers.strings import os_error_text, text
 
     lang = args.lang
-    paths = _inputs(args.captures, args.har, lang)
-    if isinstance(paths, int):
-        return paths
-    captures = read_captures(paths)
-    _tell_problems(captures, lang)
-    if captures.errors:
-        return EXIT_BAD_INPUT
+    captures = _read_whole(args.captures, args.har, lang)
+    if isinstance(captures, int):
+        return captures
     document = har_document(captures.calls, _version())
     try:
         _write(json_module.dumps(document, ensure_ascii=False, indent=1) + "\n", args.har)
