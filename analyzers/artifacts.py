@@ -3,7 +3,6 @@ its media types; and the fields of an artifact's config worth telling (a chart's
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -11,6 +10,8 @@ from importlib import resources
 from typing import Any
 
 import yaml
+
+from .calls import json_object
 
 
 @dataclass(frozen=True)
@@ -79,11 +80,8 @@ def decode_artifact_config(body: bytes, media_type: str | None) -> ArtifactConfi
     row = next((a for a in artifacts() if a.config and a.match.get("artifact_type") == media_type), None)
     if row is None:
         return None
-    try:
-        obj = json.loads(body)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(obj, dict):
+    obj = json_object(body)
+    if obj is None:
         return None
     fields = {k: str(obj[k]) for k in row.config if isinstance(obj.get(k), str | int | float)}
     return ArtifactConfig(media_type or "", row.id, fields)

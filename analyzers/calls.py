@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -202,3 +203,14 @@ def content_decoded(body: bytes, coding: str, limit: int) -> bytes | None:
     except zlib.error:
         return None
     return data if len(data) <= limit and decoder.eof else None
+
+
+def json_object(body: bytes | None) -> dict | None:
+    """A body that is a JSON object, parsed; None for any other body (none, not JSON, an array, too deep)."""
+    if not body:
+        return None
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
+        return None
+    return document if isinstance(document, dict) else None

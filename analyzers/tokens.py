@@ -12,6 +12,8 @@ import binascii
 import json
 from dataclasses import dataclass
 
+from .calls import json_object
+
 REDACTED_SIGNATURE = "redacted"
 
 
@@ -53,13 +55,8 @@ def _scopes(access: object) -> tuple[str, ...] | None:
 
 def decode_grant(body: bytes | None) -> Grant | None:
     """The grant of a token answer (`{"token": ..., "expires_in": ...}`), or None when the body is not one."""
-    if not body or body[:1] != b"{":
-        return None
-    try:
-        document = json.loads(body)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(document, dict):
+    document = json_object(body) if body and body[:1] == b"{" else None
+    if document is None:
         return None
     token = document.get("token") or document.get("access_token")
     if not isinstance(token, str):
