@@ -9,8 +9,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import yaml
-
+from . import tables
 from .calls import json_object
 
 
@@ -38,7 +37,7 @@ class ArtifactConfig:
 @cache
 def _table() -> tuple[tuple[Artifact, ...], Mapping[str, Mapping[str, str]]]:
     text = resources.files(__package__).joinpath("artifacts.yaml").read_text(encoding="utf-8")
-    data = yaml.safe_load(text)
+    data = tables.load(text)
     rows = tuple(Artifact(r["id"], r["name"], r["match"], tuple(r.get("config") or ())) for r in data["artifacts"])
     return rows, data["configs"]
 

@@ -13,8 +13,7 @@ from functools import cache
 from pathlib import Path
 from urllib.parse import parse_qs
 
-import yaml
-
+from . import tables
 from .digests import Digest, DigestError
 from .findings import Finding
 
@@ -232,7 +231,7 @@ class EndpointTable:
     @classmethod
     def load(cls, path: Path = TABLE_PATH) -> EndpointTable:
         with open(path, encoding="utf-8") as fh:
-            return cls(yaml.safe_load(fh))
+            return cls(tables.load(fh))
 
     def __getitem__(self, endpoint_id: str) -> Endpoint:
         return self._by_id[endpoint_id]

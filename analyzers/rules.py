@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-import yaml
+from . import tables
 
 SIDES = ("registry", "client")
 KINDS = ("conformance", "waste", "limits")
@@ -71,11 +71,16 @@ def _rule(row: Mapping) -> Rule:
 @cache
 def rules() -> tuple[Rule, ...]:
     text = resources.files(__package__).joinpath("rules.yaml").read_text(encoding="utf-8")
-    return tuple(_rule(row) for row in yaml.safe_load(text)["rules"])
+    return tuple(_rule(row) for row in tables.load(text)["rules"])
 
 
 def rule(code: str) -> Rule | None:
-    return next((r for r in rules() if r.code == code), None)
+    return _by_code().get(code)
+
+
+@cache
+def _by_code() -> dict[str, Rule]:
+    return {r.code: r for r in reversed(rules())}  # the first row of a code, as a scan of the table finds it
 
 
 def rules_markdown(lang: str = "en") -> str:

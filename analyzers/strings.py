@@ -7,7 +7,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
+from . import tables
 
 LANGUAGES = ("en", "zh")
 STRINGS_PATH = Path(__file__).with_name("strings.yaml")
@@ -22,7 +22,7 @@ _OS_ERRORS = {errno.EACCES: "os_permission", errno.EPERM: "os_permission", errno
 @cache
 def strings() -> dict[str, dict[str, str]]:
     with open(STRINGS_PATH, encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+        return tables.load(fh)
 
 
 def text(key: str, lang: str, **values: Any) -> str:
