@@ -34,6 +34,7 @@ from .manifests import (
 from .operations import Operation, Operations, Reason
 from .recent import Recent
 from .sessions import UploadSessions
+from .tally import Tally
 from .tokens import Grant, decode_grant
 
 # Registries accept manifests of at least 4 MiB (distribution-spec); one past twice that is not decoded.
@@ -112,6 +113,12 @@ class Analysis:
     # including what was learnt after the call that carried it.
     platforms: Recent[str, Platform] = field(default_factory=Recent)
     findings: list[CaptureFinding] = field(default_factory=list)  # about the capture as a whole
+    tally: Tally = field(default_factory=Tally)  # what the report counts over every call
+
+    @property
+    def count(self) -> int:
+        """How many calls were analysed (`calls` may hold only the first of them)."""
+        return self.tally.calls
 
     def platform_of(self, item: AnalyzedCall) -> Platform | None:
         if item.platform is not None:
@@ -230,6 +237,7 @@ class Analyzer:
         except Exception as exc:  # noqa: BLE001
             item.findings.append(Finding.of("analysis-failed", error=type(exc).__name__))
         if self.retain:
+            self.analysis.tally.add(item)
             item.call = _without_bodies(item.call)
             item.call.request_headers.forget_index()  # a report reads few headers again: memory, not speed
             item.call.response_headers.forget_index()

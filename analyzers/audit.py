@@ -8,8 +8,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from .findings import ERROR, INFO, WARNING, Finding
-from .limits import accounts
+from .findings import ERROR, INFO, WARNING, Finding, worth_telling
 from .rules import rule
 from .story import ranges
 from .strings import text
@@ -19,28 +18,39 @@ if TYPE_CHECKING:
     from .analysis import Analysis
 
 _ORDER = {ERROR: 0, WARNING: 1, INFO: 2}
-SLOWEST = 5
 MOST_ROWS = 100  # findings told in the report (every one is in the JSON, counted per code)
 
 
 def findings(analysis: Analysis) -> Iterator[tuple[tuple[int, ...], Finding]]:
-    """Every finding worth a reader's eyes: the rules' (any severity), and the analysis' errors and warnings;
-    with the 0-based calls each is about."""
+    """Each finding worth a reader's eyes, as JSON lists them: every call's in call order, with the 0-based calls
+    each is about (the analysis keeps every call for JSON), then the capture's."""
     for item in analysis.calls:
         for finding in item.findings:
-            if rule(finding.code) is not None or finding.severity in (ERROR, WARNING):
+            if worth_telling(finding):
                 yield (item.index,), finding
     for found in analysis.findings:
         yield found.calls, found.finding
 
 
+def grouped(analysis: Analysis) -> Iterator[tuple[Finding, list[int], int]]:
+    """Each finding of every call once, with the calls it was found on and how many times (as the analysis
+    tallied them), then each of the capture's."""
+    for finding, calls in analysis.tally.findings.items():
+        yield finding, calls, len(calls)
+    for found in analysis.findings:
+        yield found.finding, list(found.calls), 1
+
+
 def counts(analysis: Analysis) -> dict[str, int]:
-    return dict(Counter(finding.code for _, finding in findings(analysis)))
+    counted: Counter = Counter()
+    for finding, _, times in grouped(analysis):
+        counted[finding.code] += times
+    return dict(counted)
 
 
 def errors(analysis: Analysis) -> int:
     """How many findings are errors: what `--strict` fails on."""
-    return sum(1 for _, finding in findings(analysis) if finding.severity == ERROR)
+    return sum(times for finding, _, times in grouped(analysis) if finding.severity == ERROR)
 
 
 def finding_records(analysis: Analysis) -> list[dict[str, Any]]:
@@ -54,14 +64,14 @@ def finding_records(analysis: Analysis) -> list[dict[str, Any]]:
 
 
 def findings_section(analysis: Analysis, lang: str) -> list[str]:
-    grouped: dict[tuple[str, str], list[int]] = {}
-    for calls, finding in findings(analysis):
-        grouped.setdefault((finding.code, finding_text(finding, lang)), []).extend(calls)
+    by_text: dict[tuple[str, str], list[int]] = {}
+    for finding, calls, _ in grouped(analysis):
+        by_text.setdefault((finding.code, finding_text(finding, lang)), []).extend(calls)
     out = [f"## {text('findings_heading', lang)}", ""]
-    if not grouped:
+    if not by_text:
         return out + [text("findings_none", lang), ""] + limits_section(analysis, lang)
     rows = []
-    ordered = sorted(grouped.items(), key=lambda kv: (_ORDER[Finding(kv[0][0]).severity], min(kv[1], default=0)))
+    ordered = sorted(by_text.items(), key=lambda kv: (_ORDER[Finding(kv[0][0]).severity], min(kv[1], default=0)))
     for (code, words), calls in ordered[:MOST_ROWS]:
         known = rule(code)
         rows.append([text(f"severity_{Finding(code).severity}", lang), text(f"side_{known.side}", lang) if known
@@ -75,7 +85,7 @@ def findings_section(analysis: Analysis, lang: str) -> list[str]:
 
 
 def limits_section(analysis: Analysis, lang: str) -> list[str]:
-    told = [a for a in accounts(analysis.calls) if a.told]
+    told = [a for a in analysis.tally.limits.all if a.told]
     if not told:
         return []
     rows = []
@@ -97,15 +107,13 @@ def _hours(seconds: int | None) -> str:
 
 
 def limit_records(analysis: Analysis) -> list[dict[str, Any]]:
-    return [a.record() for a in accounts(analysis.calls)]
+    return [a.record() for a in analysis.tally.limits.all]
 
 
 def slowest(analysis: Analysis) -> list[dict[str, Any]]:
     """The slowest calls, with the bytes they moved and the rate they moved them at."""
-    timed = [item for item in analysis.calls if item.call.duration]
-    timed.sort(key=lambda item: item.call.duration, reverse=True)
     records = []
-    for item in timed[:SLOWEST]:
+    for item in analysis.tally.slowest:
         moved = max(item.call.request_size or 0, item.call.response_size or 0)
         records.append({"call": item.index + 1, "method": item.call.method, "path": item.call.path,
                         "status": item.call.status, "seconds": round(item.call.duration, 3), "bytes": moved,

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .rules import rules
+from .rules import rule, rules
 
 ERROR = "error"
 WARNING = "warning"
@@ -76,3 +76,8 @@ class Finding:
 
     def __hash__(self) -> int:
         return hash((self.code, tuple(sorted((k, str(v)) for k, v in self.values.items()))))
+
+
+def worth_telling(finding: Finding) -> bool:
+    """What a report tells: a rule's finding (any severity), and the analysis' own errors and warnings."""
+    return rule(finding.code) is not None or finding.severity in (ERROR, WARNING)

@@ -98,17 +98,26 @@ def _counted_by(source: str | None) -> str | None:
     return "address" if ratelimit_source(source) == SOURCE_ADDRESS else "account"
 
 
-def accounts(items: Iterable[AnalyzedCall]) -> list[Account]:
-    """Each registry host's account, in the order hosts first answered; hosts that said nothing of a limit
-    are kept too (their manifest GETs are what a limit like Docker Hub's would count)."""
-    found: dict[tuple[str, str | None], Account] = {}
-    for item in items:
+class Accounts:
+    """Each registry host's account, in the order hosts first answered, added to call by call; hosts that said
+    nothing of a limit are kept too (their manifest GETs are what a limit like Docker Hub's would count)."""
+
+    def __init__(self) -> None:
+        self._found: dict[tuple[str, str | None], Account] = {}
+
+    @property
+    def all(self) -> list[Account]:
+        return list(self._found.values())
+
+    def add(self, item: AnalyzedCall) -> None:
         call = item.call
         if item.endpoint_id is None or item.endpoint_id == "token":
-            continue
+            return
         # an anonymous pull (counted by address) and a logged-in one (by account) are two counters
         who = _counted_by(call.response_headers.get("docker-ratelimit-source"))
-        account = found.setdefault((call.host, who), Account(call.host, counted_by=who))
+        account = self._found.get((call.host, who))
+        if account is None:
+            account = self._found[(call.host, who)] = Account(call.host, counted_by=who)
         if item.endpoint_id == "end-3" and call.status == 200:
             if call.method == "GET":
                 account.manifest_gets += 1
@@ -126,4 +135,11 @@ def accounts(items: Iterable[AnalyzedCall]) -> list[Account]:
             account.last_remaining = remaining
             if account.first_remaining is None:
                 account.first_remaining = remaining
-    return list(found.values())
+
+
+def accounts(items: Iterable[AnalyzedCall]) -> list[Account]:
+    """The accounts of these calls."""
+    found = Accounts()
+    for item in items:
+        found.add(item)
+    return found.all

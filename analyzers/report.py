@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -205,7 +204,7 @@ MOST_CALLS_LISTED = 1000
 
 def _calls_table(analysis: Analysis, lang: str) -> str:
     """Every call, as the article tabulates them; the host only when the capture holds more than one."""
-    hosts = len({item.call.host for item in analysis.calls}) > 1
+    hosts = len(analysis.tally.hosts) > 1
     keys = ("col_index", "col_method", *(("col_host",) if hosts else ()), "col_path", "col_status", "col_meaning",
             "col_oci")
     rows = []
@@ -217,7 +216,7 @@ def _calls_table(analysis: Analysis, lang: str) -> str:
         rows.append([item.index + 1, call.method, *((call.host,) if hosts else ()), shorten_digests(call.path),
                      status, meaning(item, lang, analysis), oci])
     listed = table([text(k, lang) for k in keys], rows)
-    more = len(analysis.calls) - MOST_CALLS_LISTED
+    more = analysis.count - MOST_CALLS_LISTED
     return listed + ("\n\n" + text("more_calls", lang, n=more) if more > 0 else "")
 
 
@@ -369,19 +368,12 @@ def _fields(value: Decoded, lang: str) -> list[list[Any]]:
 
 
 def _endpoint_table(analysis: Analysis, lang: str) -> str:
-    counts: dict[tuple[str, str], Counter] = {}
-    oci: dict[tuple[str, str], str] = {}
-    for item in analysis.calls:
-        key = (item.endpoint_id or "-", item.call.method)
-        oci[key] = item.classification.endpoint.oci if item.classification.endpoint else text("not_registry", lang)
-        c = counts.setdefault(key, Counter())
-        c["calls"] += 1
-        c[item.classification.status_class or "none"] += 1
-        c["sent"] += item.call.request_size or 0
-        c["received"] += item.call.response_size or 0
-    rows = [[endpoint, method, oci[(endpoint, method)], c["calls"], c[STATUS_SUCCESS], c[STATUS_ABSENT],
-             c[STATUS_FAILURE], c[STATUS_OFF_SPEC], size(c["sent"]), size(c["received"])]
-            for (endpoint, method), c in counts.items()]
+    rows = []
+    for (endpoint, method), tallied in analysis.tally.endpoints.items():
+        c = tallied.counts
+        oci = tallied.endpoint.oci if tallied.endpoint else text("not_registry", lang)
+        rows.append([endpoint, method, oci, c["calls"], c[STATUS_SUCCESS], c[STATUS_ABSENT], c[STATUS_FAILURE],
+                     c[STATUS_OFF_SPEC], size(c["sent"]), size(c["received"])])
     keys = ("col_endpoint", "col_method", "col_oci", "col_count", "col_success", "col_absent", "col_failure",
             "col_off_spec", "col_sent", "col_received")
     return table([text(k, lang) for k in keys], rows)
@@ -408,17 +400,16 @@ def _names(sources: Sequence[str]) -> list[str]:
 
 def render_markdown(analysis: Analysis, sources: Sequence[str] = (), errors: Sequence[CaptureError] = (),
                     lang: str = "en", notices: Sequence[tuple[str, Finding]] = ()) -> str:
-    registry = sum(1 for item in analysis.calls if item.endpoint_id)
-    sent = sum(item.call.request_size or 0 for item in analysis.calls)
-    received = sum(item.call.response_size or 0 for item in analysis.calls)
+    tally = analysis.tally
+    registry, sent, received = tally.registry, tally.sent, tally.received
     out = [f"# {text('title', lang)}", ""]
     if sources:
         out += [f"{text('captures', lang)}: " + ", ".join(cell(name) for name in _names(sources)), ""]
-    unclassified = len(analysis.calls) - registry
+    unclassified = tally.calls - registry
     clients = list(dict.fromkeys(op.client for op in analysis.operations if op.client))
     named = ", ".join(clients[:3]) + (f" (+{len(clients) - 3})" if len(clients) > 3 else "")
-    key = "summary_none" if not analysis.calls else "summary" if unclassified else "summary_all"
-    out += [cell(text(key, lang, calls=len(analysis.calls), registry=registry, unclassified=unclassified,
+    key = "summary_none" if not tally.calls else "summary" if unclassified else "summary_all"
+    out += [cell(text(key, lang, calls=tally.calls, registry=registry, unclassified=unclassified,
                       clients=named or text("unknown_client", lang))), ""]
     for heading, problems in (("capture_errors_heading", [(e.path, e.finding) for e in errors]),
                               ("notices_heading", list(notices))):

@@ -86,7 +86,7 @@ def sections(analysis: Analysis) -> list[Section]:
         if isinstance(obj.value, ImageConfig) and obj.calls:
             for diff_id in obj.value.diff_ids:
                 diff_ids.setdefault(diff_id, obj.calls[0])
-    several_hosts = len({item.call.host for item in analysis.calls}) > 1
+    several_hosts = len(analysis.tally.hosts) > 1
     for section in result:
         section.items.sort(key=lambda item: item.index)
         section.diff_ids = diff_ids
