@@ -237,6 +237,7 @@ class Analyzer:
         except Exception as exc:  # noqa: BLE001
             item.findings.append(Finding.of("analysis-failed", error=type(exc).__name__))
         if self.retain:
+            self.conformance.gather(item)
             self.analysis.tally.add(item)
             item.call = _without_bodies(item.call)
             item.call.request_headers.forget_index()  # a report reads few headers again: memory, not speed

@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .endpoints import STATUS_OFF_SPEC, STATUS_SUCCESS
 from .findings import Finding
@@ -59,6 +59,7 @@ class Conformance:
     def __init__(self) -> None:
         self.call_rules = [r for r in rules() if r.at == "call"]
         self.end_rules = [r for r in rules() if r.at == "end"]
+        self._ends = {r.check: END_CHECKS[r.check]() for r in self.end_rules}
         self._applying: Recent[tuple[str | None, str, int | None], list[Rule]] = Recent(4096)
         self._sessions: Recent[str, _Session] = Recent(1024)
         self._fetched: Recent[tuple[int | None, str], int] = Recent()  # (operation, url) -> first call
@@ -78,9 +79,14 @@ class Conformance:
         self._learn(item)
         return found
 
+    def gather(self, item: AnalyzedCall) -> None:
+        """Give a finished call (its findings complete) to the `at: end` rules."""
+        for check in self._ends.values():
+            check.add(item)
+
     def at_end(self, analysis: Analysis) -> list[CaptureFinding]:
         return [CaptureFinding(tuple(calls), Finding(rule.code, values)) for rule in self.end_rules
-                for calls, values in END_CHECKS[rule.check](analysis)]
+                for calls, values in self._ends[rule.check].found(analysis)]
 
     # --- what later calls need to know ---
 
@@ -334,19 +340,36 @@ CALL_CHECKS: dict[str, Check] = {
 }
 
 
-# --- checks of the whole capture: each yields (the calls it is about, the finding's values) ---
+# --- checks of the whole capture: each gathers what it needs as the calls are analysed (`add`, in call order),
+# and at the end yields (the calls it is about, the finding's values) ---
 
-def _open_uploads(analysis: Analysis) -> Iterator[tuple[list[int], dict[str, Any]]]:
-    sessions: dict[str, list[AnalyzedCall]] = {}
-    for item in analysis.calls:
-        if item.session:
-            sessions.setdefault(item.session, []).append(item)
-    for items in sessions.values():
-        ended = any(i.classification.closes_session(i.call.status) or i.classification.ends_session(i.call.status)
-                    or i.call.method == "DELETE" for i in items)  # a cancel tried counts, whatever its answer
-        opened = items[0].classification.opens_session(items[0].call.status)
-        if opened and not ended:
-            yield [i.index for i in items], {"repository": items[0].classification.repository or "-"}
+class _OpenUploads:
+    """Upload sessions opened and never closed, cancelled (a DELETE tried counts, whatever its answer) or ended."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, tuple[str, list[int]]] = {}  # session -> (repository, its calls so far)
+        self._settled: Recent[str, None] = Recent(4096)  # ended, or first seen on a call that did not open it
+
+    def add(self, item: AnalyzedCall) -> None:
+        session = item.session
+        if not session or session in self._settled:
+            return
+        classification, call = item.classification, item.call
+        if session not in self._open:
+            if not classification.opens_session(call.status):
+                self._settled[session] = None
+                return
+            self._open[session] = (classification.repository or "-", [])
+        if classification.closes_session(call.status) or classification.ends_session(call.status) \
+                or call.method == "DELETE":
+            del self._open[session]
+            self._settled[session] = None
+            return
+        self._open[session][1].append(item.index)
+
+    def found(self, analysis: Analysis) -> Iterator[tuple[list[int], dict[str, Any]]]:
+        for repository, calls in self._open.values():
+            yield calls, {"repository": repository}
 
 
 def _pushed_names(item: AnalyzedCall) -> list[str] | None:
@@ -359,64 +382,86 @@ def _pushed_names(item: AnalyzedCall) -> list[str] | None:
     return None
 
 
-def _unreferenced_blobs(analysis: Analysis) -> Iterator[tuple[list[int], dict[str, Any]]]:
-    pushed: dict[tuple[str, str], dict[str, int]] = {}  # (host, repo) -> blob digest -> the call that completed it
-    named: dict[tuple[str, str], set[str]] = {}
-    unknown: set[tuple[str, str]] = set()
-    for item in analysis.calls:
+class _UnreferencedBlobs:
+    """Blobs pushed to a repository that no manifest pushed there names."""
+
+    def __init__(self) -> None:
+        self._pushed: dict[tuple[str, str], dict[str, int]] = {}  # (host, repo) -> blob digest -> the call
+        self._named: dict[tuple[str, str], set[str]] = {}
+        self._unknown: set[tuple[str, str]] = set()  # a manifest pushed there was not decoded: nothing is told
+
+    def add(self, item: AnalyzedCall) -> None:
+        if item.classification.status_class != STATUS_SUCCESS:
+            return
         where = (item.call.host, item.classification.repository or "")
-        success = item.classification.status_class == STATUS_SUCCESS
-        if not success:
-            continue
         if item.endpoint_id in ("end-6", "end-4b", "end-11") and item.call.status == 201:
             digest = item.body_digest if item.endpoint_id != "end-11" else None
             digest = digest or item.classification.digest
             if digest:
-                pushed.setdefault(where, {}).setdefault(digest, item.index)
+                self._pushed.setdefault(where, {}).setdefault(digest, item.index)
         if item.endpoint_id == "end-7" and item.call.method == "PUT":
             names = _pushed_names(item)
             if names is None:
-                unknown.add(where)
+                self._unknown.add(where)
             else:
-                named.setdefault(where, set()).update(names)
-    for where, blobs in pushed.items():
-        if where in unknown:
-            continue
-        for digest, index in blobs.items():
-            if digest not in named.get(where, set()):
-                yield [index], {"digest": digest, "repository": where[1]}
+                self._named.setdefault(where, set()).update(names)
+
+    def found(self, analysis: Analysis) -> Iterator[tuple[list[int], dict[str, Any]]]:
+        for where, blobs in self._pushed.items():
+            if where in self._unknown:
+                continue
+            for digest, index in blobs.items():
+                if digest not in self._named.get(where, set()):
+                    yield [index], {"digest": digest, "repository": where[1]}
 
 
-def _referrers_tag(analysis: Analysis) -> Iterator[tuple[list[int], dict[str, Any]]]:
-    tagged: set[tuple[str, str, str]] = set()  # (client, repository, tag) of manifests pushed
-    waiting: list[tuple[AnalyzedCall, str]] = []
-    for item in analysis.calls:
+class _ReferrersTag:
+    """A manifest with a subject pushed where the registry has no referrers API, and no referrers tag after it."""
+
+    def __init__(self) -> None:
+        self._tagged: set[tuple[str, str, str]] = set()  # (client, repository, tag) of manifests pushed
+        self._waiting: list[tuple[int, tuple[str, str, str]]] = []
+
+    def add(self, item: AnalyzedCall) -> None:
         if item.endpoint_id != "end-7" or item.call.method != "PUT" or item.call.status != 201:
-            continue
+            return
         client, repository = client_key(item.call), item.classification.repository or ""
         if item.classification.tag:
-            tagged.add((client, repository, item.classification.tag))
-        if any(f.code == "no-oci-subject" for f in item.findings):
-            subject = str(next(f.values["subject"] for f in item.findings if f.code == "no-oci-subject"))
-            waiting.append((item, subject.replace(":", "-", 1)[:128]))
-    for item, tag in waiting:
-        if (client_key(item.call), item.classification.repository or "", tag) not in tagged:
-            yield [item.index], {"tag": tag}
+            self._tagged.add((client, repository, item.classification.tag))
+        subject = next((f.values["subject"] for f in item.findings if f.code == "no-oci-subject"), None)
+        if subject is not None:
+            self._waiting.append((item.index, (client, repository, str(subject).replace(":", "-", 1)[:128])))
+
+    def found(self, analysis: Analysis) -> Iterator[tuple[list[int], dict[str, Any]]]:
+        for index, tag in self._waiting:
+            if tag not in self._tagged:
+                yield [index], {"tag": tag[2]}
 
 
-def _unused_pings(analysis: Analysis) -> Iterator[tuple[list[int], dict[str, Any]]]:
+class _UnusedPings:
     """GET /v2/ asked again before the operation it began (only the last one counts), or beginning nothing."""
-    pings: dict[int | None, list[int]] = {}
-    for item in analysis.calls:
+
+    def __init__(self) -> None:
+        self._pings: dict[int | None, list[int]] = {}  # operation -> its pings
+
+    def add(self, item: AnalyzedCall) -> None:
         if item.step == "ping" and item.reason is not None and item.reason.code == "ping":
-            pings.setdefault(item.operation, []).append(item.index)
-    kinds = {op.id: op.kind for op in analysis.operations}
-    unused = [i for op, calls in pings.items() for i in (calls if kinds.get(op) == PING else calls[:-1])]
-    if unused:
-        yield unused, {"n": len(unused)}
+            self._pings.setdefault(item.operation, []).append(item.index)
+
+    def found(self, analysis: Analysis) -> Iterator[tuple[list[int], dict[str, Any]]]:
+        kinds = {op.id: op.kind for op in analysis.operations}
+        unused = [i for op, calls in self._pings.items() for i in (calls if kinds.get(op) == PING else calls[:-1])]
+        if unused:
+            yield unused, {"n": len(unused)}
 
 
-END_CHECKS: dict[str, Callable[[Analysis], Iterator[tuple[list[int], dict[str, Any]]]]] = {
-    "open-uploads": _open_uploads, "unreferenced-blobs": _unreferenced_blobs, "referrers-tag": _referrers_tag,
-    "unused-pings": _unused_pings,
+class EndCheck(Protocol):
+    def add(self, item: AnalyzedCall) -> None: ...
+
+    def found(self, analysis: Analysis) -> Iterator[tuple[list[int], dict[str, Any]]]: ...
+
+
+END_CHECKS: dict[str, Callable[[], EndCheck]] = {
+    "open-uploads": _OpenUploads, "unreferenced-blobs": _UnreferencedBlobs, "referrers-tag": _ReferrersTag,
+    "unused-pings": _UnusedPings,
 }
