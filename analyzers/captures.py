@@ -215,10 +215,13 @@ def _read_flows(buf, name: str, size: int, offset: int = 0, count: int = 0, end:
                 progress: Progress | None = None) -> Iterator[Call]:
     try:
         stop = len(buf) if end is None else end
+        held = offset  # pages read from here on are still held (let go in steps)
         while offset < stop:
             state, after = tnetstrings.flow_fields(buf, offset)
             call = _call_of(buf, state, offset, name)
             offset, count = after, count + 1
+            if offset - held >= tnetstrings.LET_GO_EVERY:
+                held = tnetstrings.let_go(buf, held, offset)
             if progress is not None:
                 progress(offset)
             if call is not None:
@@ -234,11 +237,13 @@ def _read_flows(buf, name: str, size: int, offset: int = 0, count: int = 0, end:
 def _flow_starts(buf) -> list[int] | None:
     """Where each flow starts (and, last, where the file ends), stepping from length to length; None when the
     file does not end where its last flow does (damage: read in order, so that it is told where it is)."""
-    starts, pos, size = [], 0, len(buf)
+    starts, pos, size, held = [], 0, len(buf), 0
     try:
         while pos < size:
             starts.append(pos)
             pos = tnetstrings.skip(buf, pos)
+            if pos - held >= tnetstrings.LET_GO_EVERY:
+                held = tnetstrings.let_go(buf, held, pos)
     except (tnetstrings.Truncated, ValueError):
         return None
     return starts + [pos] if pos == size else None

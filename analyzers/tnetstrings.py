@@ -209,6 +209,23 @@ def mapped(path: str | Path):
             yield buf
 
 
+# What a reader has read is let go in steps of this many bytes (see `let_go`).
+LET_GO_EVERY = 16 << 20
+
+
+def let_go(buf, start: int, end: int) -> int:
+    """Give up this process's hold on the pages of `buf[start:end]`, read already, and say where the next step
+    starts. They stay in the page cache (read from it again if asked), but a large file read through a memory map
+    no longer counts whole in the reader's memory."""
+    if not isinstance(buf, mmap.mmap) or not hasattr(mmap, "MADV_DONTNEED"):
+        return end
+    start -= start % mmap.PAGESIZE
+    end -= end % mmap.PAGESIZE
+    if end > start:
+        buf.madvise(mmap.MADV_DONTNEED, start, end - start)
+    return end
+
+
 def iter_values(buf, reader=parse) -> Iterator[tuple[Any, int]]:
     """(value, end offset) of each top-level tnetstring in `buf`, read by `reader`."""
     pos, size = 0, len(buf)

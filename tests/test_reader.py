@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from mitmproxy import io
-from ocitrace.analyzers import captures
+from ocitrace.analyzers import captures, tnetstrings
 from ocitrace.analyzers.analysis import analyze
 from ocitrace.analyzers.captures import CaptureError, call_from_state, read_captures, read_flow_file
 from ocitrace.analyzers.report import render
@@ -49,6 +49,19 @@ def test_a_large_capture_read_by_worker_processes_gives_what_flowreader_gives(la
     fast = list(read_flow_file(large, workers=2))
     assert len(fast) == 6000
     same_reports(fast, through_flowreader(large))
+
+
+def test_pages_let_go_behind_the_reader_are_read_again_alike(large, monkeypatch):
+    """The reader gives up the pages it has read (so a large file does not count whole in its memory): letting
+    go after every flow changes nothing read, in order or in parallel."""
+    in_order = list(read_flow_file(large))
+    with tnetstrings.mapped(large) as buf:
+        starts = captures._flow_starts(buf)
+    monkeypatch.setattr(tnetstrings, "LET_GO_EVERY", 1)
+    assert list(read_flow_file(large)) == in_order
+    assert list(read_flow_file(large, workers=2)) == in_order
+    with tnetstrings.mapped(large) as buf:
+        assert captures._flow_starts(buf) == starts
 
 
 @pytest.mark.parametrize("where", ["between flows", "inside a flow"])
