@@ -171,10 +171,12 @@ def _realm(challenge: str) -> str | None:
 
 
 class Analyzer:
-    def __init__(self, table: EndpointTable | None = None, *, retain: bool = True):
-        """`retain`: keep every call and object in `analysis` (for a report); the live proxy keeps none."""
+    def __init__(self, table: EndpointTable | None = None, *, retain: bool = True, keep: int | None = None):
+        """`retain`: keep calls and objects in `analysis` (for a report), the first `keep` calls whole (None:
+        every call; what the report counts over every call is tallied either way). The live proxy keeps none."""
         self.table = table or default_table()
         self.retain = retain
+        self.keep = keep
         self.analysis = Analysis()
         self.count = 0
         self.sessions = UploadSessions()
@@ -237,9 +239,13 @@ class Analyzer:
         except Exception as exc:  # noqa: BLE001
             item.findings.append(Finding.of("analysis-failed", error=type(exc).__name__))
         if self.retain:
-            self.conformance.gather(item)
-            self.analysis.tally.add(item)
             item.call = _without_bodies(item.call)
+            try:
+                self.conformance.gather(item)
+            except Exception as exc:  # noqa: BLE001
+                item.findings.append(Finding.of("analysis-failed", error=type(exc).__name__))
+            self.analysis.tally.add(item)
+        if self.retain and (self.keep is None or item.index < self.keep):
             item.call.request_headers.forget_index()  # a report reads few headers again: memory, not speed
             item.call.response_headers.forget_index()
             self.analysis.calls.append(item)
@@ -519,5 +525,6 @@ def _without_bodies(call: Call) -> Call:
     return replace(call, **changes)
 
 
-def analyze(calls) -> Analysis:
-    return Analyzer().add_all(calls)
+def analyze(calls, keep: int | None = None) -> Analysis:
+    """The analysis of `calls`, keeping the first `keep` of them whole (None: all)."""
+    return Analyzer(keep=keep).add_all(calls)

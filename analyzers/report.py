@@ -31,7 +31,7 @@ from .manifests import (
     Schema1Manifest,
 )
 from .operations import Operation
-from .story import render_story
+from .story import STORY_CALLS, render_story
 from .strings import LANGUAGES, os_error_text, text
 from .words import (
     call_line,
@@ -161,8 +161,14 @@ def _capture_findings(errors: Sequence[CaptureError], notices: Sequence[tuple[st
             + [{"source": path, **finding.record()} for path, finding in notices])
 
 
+def _every_call(analysis: Analysis) -> None:
+    if analysis.count != len(analysis.calls):  # a caller's mistake, not a user's: JSON lists every call
+        raise ValueError("JSON needs an analysis that kept every call (keep=None)")
+
+
 def render_json(analysis: Analysis, errors: Sequence[CaptureError] = (),
                 notices: Sequence[tuple[str, Finding]] = ()) -> str:
+    _every_call(analysis)
     document = {
         "version": EVENT_VERSION,
         "calls": [call_record(item) for item in analysis.calls],
@@ -194,6 +200,7 @@ def _json(value: Any, indent: int | None = None) -> str:
 
 
 def render_jsonl(analysis: Analysis) -> str:
+    _every_call(analysis)
     return "".join(event_line(item) for item in analysis.calls)
 
 
@@ -208,16 +215,16 @@ def _calls_table(analysis: Analysis, lang: str) -> str:
     keys = ("col_index", "col_method", *(("col_host",) if hosts else ()), "col_path", "col_status", "col_meaning",
             "col_oci")
     rows = []
-    for item in analysis.calls[:MOST_CALLS_LISTED]:
+    listed = analysis.calls[:MOST_CALLS_LISTED]
+    for item in listed:
         call = item.call
         endpoint = item.classification.endpoint
         oci = f"{endpoint.id} {endpoint.oci}" if endpoint else ""
         status = call.status if call.status is not None else "—"
         rows.append([item.index + 1, call.method, *((call.host,) if hosts else ()), shorten_digests(call.path),
                      status, meaning(item, lang, analysis), oci])
-    listed = table([text(k, lang) for k in keys], rows)
-    more = analysis.count - MOST_CALLS_LISTED
-    return listed + ("\n\n" + text("more_calls", lang, n=more) if more > 0 else "")
+    more = analysis.count - len(listed)
+    return table([text(k, lang) for k in keys], rows) + ("\n\n" + text("more_calls", lang, n=more) if more else "")
 
 
 def _object_section(obj: DecodedObject, analysis: Analysis, lang: str) -> str:
@@ -444,7 +451,8 @@ def report_of(flows: str | Path, lang: str = "en") -> str:
     from .captures import read_captures
 
     captures = read_captures([flows])
-    return render_markdown(analyze(captures.calls), [str(flows)], captures.errors, lang, captures.notices)
+    return render_markdown(analyze(captures.calls, keep=STORY_CALLS), [str(flows)], captures.errors, lang,
+                           captures.notices)
 
 
 def render(analysis: Analysis, fmt: str = "markdown", lang: str = "en", sources: Sequence[str] = (),

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 _EACH = frozenset({"uploaded", "registry-error", "challenge", "challenge-scope", "token", "token-granted", "denied"})
 _MOST_REASONS = 3
 MOST_SECTIONS = 200  # parts of the story told; a capture of a fleet's day has thousands of operations
+# Calls the story tells, at most: the analysis keeps these whole for it, and only tallies the others, so a report
+# of any size of capture takes the same memory. 200 parts rarely hold more.
+STORY_CALLS = 10_000
 _MOST_LISTED = 4  # values listed in full; past this many, the first two and a count
 # Steps told as one row: the article's "fetch every blob the manifests name".
 _ROW_STEPS = {"config": "blobs", "layer": "blobs", "blob": "blobs", "attestation-layer": "blobs"}
@@ -319,6 +322,8 @@ def render_story(analysis: Analysis, lang: str, diagram=None) -> list[str]:
                                        "col_why")]
     pinged = False
     every = sections(analysis)
+    if analysis.count > len(analysis.calls):
+        out += [text("story_told", lang, told=len(analysis.calls), calls=analysis.count), ""]
     for n, section in enumerate(every[:MOST_SECTIONS], 1):
         operation = section.first
         out += [f"### {n}. {cell(title(section, lang))}", ""]

@@ -129,6 +129,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from ocitrace.analyzers.analysis import analyze
     from ocitrace.analyzers.captures import read_captures
     from ocitrace.analyzers.report import capture_problem, render
+    from ocitrace.analyzers.story import STORY_CALLS
     from ocitrace.analyzers.strings import os_error_text, text
 
     lang = args.lang
@@ -141,10 +142,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     bar = Bar(sum(Path(p).stat().st_size for p in paths), text("progress_reading", lang))
     captures = read_captures(paths, workers=os.cpu_count() or 1, stream=True, progress=bar)
     try:
-        analysis = analyze(captures.calls)
+        # markdown tells the story of the first calls and counts the rest: a capture of any size in bounded memory
+        analysis = analyze(captures.calls, keep=STORY_CALLS if args.format == "markdown" else None)
     finally:
         bar.close()
-    if captures.errors and not analysis.calls:  # nothing read: a report of nothing would look clean
+    if captures.errors and not analysis.count:  # nothing read: a report of nothing would look clean
         for error in captures.errors:
             print(f"ocitrace: {capture_problem(error.path, error.finding, lang)}", file=sys.stderr)
         return EXIT_BAD_INPUT

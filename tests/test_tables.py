@@ -4,7 +4,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from ocitrace.analyzers import tables
 
 SHIPPED = sorted(Path(tables.__file__).parent.glob("*.yaml"))

@@ -1,0 +1,63 @@
+"""A report counts every call whatever the analysis keeps: the story tells the first calls (`keep`), and every
+other section is the same as when every call is kept."""
+
+from pathlib import Path
+
+import pytest
+from ocitrace.analyzers import audit
+from ocitrace.analyzers.analysis import analyze
+from ocitrace.analyzers.captures import read_captures
+from ocitrace.analyzers.report import render
+from ocitrace.analyzers.strings import text
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "captures" / "demo"
+
+
+def sections(markdown: str) -> dict[str, str]:
+    """The report's `## ` sections by heading; what comes before the first, under ''."""
+    found: dict[str, list[str]] = {"": []}
+    current = ""
+    for line in markdown.splitlines():
+        if line.startswith("## "):
+            current = line[3:]
+            found[current] = []
+        found[current].append(line)
+    return {heading: "\n".join(lines) for heading, lines in found.items()}
+
+
+@pytest.fixture(scope="module")
+def calls():
+    captures = read_captures(sorted(DEMO.glob("*/flows.mitm")))
+    assert not captures.errors and len(captures.calls) > 100
+    return captures.calls
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_what_is_counted_does_not_depend_on_what_is_kept(calls, lang):
+    whole, kept = analyze(calls), analyze(calls, keep=7)
+    assert len(kept.calls) == 7 and kept.count == whole.count == len(calls)
+    a, b = sections(render(whole, "markdown", lang)), sections(render(kept, "markdown", lang))
+    told = {text(k, lang) for k in ("story_heading", "timeline_heading", "calls_appendix")}
+    counted = [heading for heading in a if heading not in told]
+    assert len(counted) >= 6  # the summary, findings, bodies, slowest, endpoints, bytes
+    assert [heading for heading in b if heading not in told] == counted
+    for heading in counted:
+        assert a[heading] == b[heading], heading
+    assert audit.counts(kept) == audit.counts(whole) and audit.errors(kept) == audit.errors(whole)
+
+
+def test_the_story_says_how_many_calls_it_tells(calls):
+    report = render(analyze(calls, keep=7), "markdown")
+    assert text("story_told", "en", told=7, calls=len(calls)) in report
+    assert text("more_calls", "en", n=len(calls) - 7) in report  # the calls listed: the seven kept
+
+
+def test_a_capture_within_the_story_is_told_whole(calls):
+    assert render(analyze(calls, keep=len(calls)), "markdown") == render(analyze(calls), "markdown")
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl"])
+def test_json_is_never_written_from_an_analysis_that_kept_only_some_calls(calls, fmt):
+    with pytest.raises(ValueError):
+        render(analyze(calls, keep=7), fmt)
