@@ -1,10 +1,11 @@
 """A report counts every call whatever the analysis keeps: the story tells the first calls (`keep`), and every
 other section is the same as when every call is kept."""
 
+import re
 from pathlib import Path
 
 import pytest
-from ocitrace.analyzers import audit
+from ocitrace.analyzers import audit, story
 from ocitrace.analyzers.analysis import analyze
 from ocitrace.analyzers.captures import read_captures
 from ocitrace.analyzers.report import render
@@ -61,3 +62,12 @@ def test_a_capture_within_the_story_is_told_whole(calls):
 def test_json_is_never_written_from_an_analysis_that_kept_only_some_calls(calls, fmt):
     with pytest.raises(ValueError):
         render(analyze(calls, keep=7), fmt)
+
+
+def test_the_story_says_how_many_parts_it_leaves_out(calls, monkeypatch):
+    analysis = analyze(calls)
+    parts = len(story.sections(analysis))
+    monkeypatch.setattr(story, "MOST_SECTIONS", 2)
+    report = render(analysis, "markdown")
+    assert len(re.findall(r"(?m)^### \d+\. ", report)) == 2 < parts
+    assert text("more_sections", "en", n=parts - 2) in report
