@@ -83,6 +83,30 @@ def _write(output: str, destination: str | None) -> None:
         Path(destination).write_bytes(data)
 
 
+class _Lines:
+    """Lines written as they are made (`--format jsonl`: each call's record once it is analysed, so that no call is
+    held for the end), UTF-8 as `_write` writes, to stdout or to a file opened at the first line: a run that reads
+    nothing leaves the destination as it was."""
+
+    def __init__(self, destination: str | None):
+        self._destination = destination
+        self._out = sys.stdout.buffer if destination is None else None
+
+    def write(self, line: str) -> None:
+        if self._out is None:
+            self._out = open(self._destination, "wb")  # noqa: SIM115 - held across writes, closed in `close`
+        self._out.write(line.encode("utf-8", "backslashreplace"))
+
+    def close(self) -> None:
+        """Every line is in: an empty capture still makes its (empty) file."""
+        if self._out is None:
+            self._out = open(self._destination, "wb")  # noqa: SIM115
+        if self._out is sys.stdout.buffer:
+            self._out.flush()
+        else:
+            self._out.close()
+
+
 def _overwrites(output: str | None, inputs: Sequence[str | Path]) -> bool:
     """Whether writing `output` would replace one of the captures read."""
     if output is None or not Path(output).exists():
@@ -126,9 +150,9 @@ def _read_whole(names: Sequence[str], output: str | None, lang: str):
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from ocitrace.analyzers.analysis import analyze
+    from ocitrace.analyzers.analysis import Analyzer
     from ocitrace.analyzers.captures import read_captures
-    from ocitrace.analyzers.report import capture_problem, render
+    from ocitrace.analyzers.report import capture_problem, event_line, render
     from ocitrace.analyzers.story import STORY_CALLS
     from ocitrace.analyzers.strings import os_error_text, text
 
@@ -141,25 +165,38 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
     bar = Bar(sum(Path(p).stat().st_size for p in paths), text("progress_reading", lang))
     captures = read_captures(paths, workers=os.cpu_count() or 1, stream=True, progress=bar)
+    # Memory that does not grow with the capture: markdown tells the story of the first calls and counts the rest;
+    # jsonl writes each call's record as it is analysed and keeps none. JSON, one document, keeps every call.
+    keep = {"markdown": STORY_CALLS, "jsonl": 0}.get(args.format)
+    lines = _Lines(args.output) if args.format == "jsonl" else None
+    analyzer = Analyzer(keep=keep)
     try:
-        # markdown tells the story of the first calls and counts the rest: a capture of any size in bounded memory
-        analysis = analyze(captures.calls, keep=STORY_CALLS if args.format == "markdown" else None)
+        for call in captures.calls:
+            item = analyzer.add(call)
+            if lines is not None:
+                lines.write(event_line(item))
+        analysis = analyzer.finish()
+        if lines is not None and (analysis.count or not captures.errors):
+            lines.close()
+    except OSError as exc:
+        return fail(text("error_cannot_write", lang, path=args.output, reason=os_error_text(exc, lang)))
     finally:
         bar.close()
     if captures.errors and not analysis.count:  # nothing read: a report of nothing would look clean
         for error in captures.errors:
             print(f"ocitrace: {capture_problem(error.path, error.finding, lang)}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    output = render(analysis, args.format, lang, sources=paths, errors=captures.errors, notices=captures.notices)
-    try:
-        if args.format == "markdown" and args.output is None and sys.stdout.isatty():
-            from ocitrace import terminal  # drawn for the terminal: tables, headings, colour
+    if lines is None:
+        output = render(analysis, args.format, lang, sources=paths, errors=captures.errors, notices=captures.notices)
+        try:
+            if args.format == "markdown" and args.output is None and sys.stdout.isatty():
+                from ocitrace import terminal  # drawn for the terminal: tables, headings, colour
 
-            terminal.show(output, text("terminal_diagram", lang))
-        else:
-            _write(output, args.output)
-    except OSError as exc:
-        return fail(text("error_cannot_write", lang, path=args.output, reason=os_error_text(exc, lang)))
+                terminal.show(output, text("terminal_diagram", lang))
+            else:
+                _write(output, args.output)
+        except OSError as exc:
+            return fail(text("error_cannot_write", lang, path=args.output, reason=os_error_text(exc, lang)))
     _tell_problems(captures, lang)
     if captures.errors:
         return EXIT_BAD_INPUT

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 import pytest
 from conftest import ARTICLE_INDEX, make_flow, sha256, write_flows
@@ -264,3 +265,42 @@ def test_the_rules_list_command_says_how_it_is_used_and_touches_no_file_without_
     notes = tmp_path / "notes.md"
     notes.write_text("my notes\n")
     assert rules_main([str(notes)]) == 2 and notes.read_text() == "my notes\n"
+
+
+DEMO_FLOWS = sorted((Path(__file__).resolve().parent.parent / "captures" / "demo").glob("*/flows.mitm"))
+
+
+@pytest.mark.parametrize("to_file", [False, True], ids=["stdout", "file"])
+def test_jsonl_is_written_call_by_call_and_is_every_call_s_record(tmp_path, capsys, monkeypatch, to_file):
+    """Each record is written once its call is analysed, none kept for the end (memory that does not grow with the
+    capture), and the lines are those of an analysis that kept every call."""
+    from ocitrace.analyzers import analysis as analysis_module
+    from ocitrace.analyzers.captures import read_captures
+    from ocitrace.analyzers.report import render
+
+    whole = render(analysis_module.analyze(read_captures(DEMO_FLOWS).calls), "jsonl")
+    finished = []
+    finish = analysis_module.Analyzer.finish
+    monkeypatch.setattr(analysis_module.Analyzer, "finish", lambda self: finished.append(finish(self)) or finished[-1])
+    out = tmp_path / "events.jsonl"
+    assert main(["analyze", *map(str, DEMO_FLOWS), "--format", "jsonl", *(["-o", str(out)] if to_file else [])]) == 0
+    assert (out.read_text(encoding="utf-8") if to_file else capsys.readouterr().out) == whole
+    [analysis] = finished
+    assert analysis.count == whole.count("\n") > 100 and analysis.calls == []
+
+
+def test_jsonl_of_nothing_readable_leaves_the_destination_as_it_was(tmp_path, capsys):
+    damaged = tmp_path / "damaged.mitm"
+    damaged.write_bytes(b"12:not a flow")
+    out = tmp_path / "events.jsonl"
+    out.write_text("kept\n")
+    assert main(["analyze", str(damaged), "--format", "jsonl", "-o", str(out)]) == 2
+    assert out.read_text() == "kept\n" and "damaged.mitm" in capsys.readouterr().err
+
+
+def test_jsonl_of_an_empty_capture_is_an_empty_file(tmp_path):
+    empty = tmp_path / "empty.mitm"
+    empty.write_bytes(b"")
+    out = tmp_path / "events.jsonl"
+    assert main(["analyze", str(empty), "--format", "jsonl", "-o", str(out)]) == 0
+    assert out.read_bytes() == b""
