@@ -10,7 +10,6 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 from dataclasses import dataclass, field
-from itertools import count
 from typing import TYPE_CHECKING
 
 from .endpoints import Endpoint
@@ -42,8 +41,7 @@ class Tally:
         self.limits = Accounts()
         # Each finding worth a reader's eyes, in the order first found, with the 0-based calls it was found on.
         self.findings: dict[Finding, list[int]] = {}
-        self._slowest: list[tuple[float, int, int, AnalyzedCall]] = []  # a heap of the longest calls
-        self._order = count()
+        self._slowest: list[tuple[float, int, AnalyzedCall]] = []  # a heap of the longest calls
 
     def add(self, item: AnalyzedCall) -> None:
         call, classification = item.call, item.classification
@@ -66,14 +64,14 @@ class Tally:
             if worth_telling(finding):
                 self.findings.setdefault(finding, []).append(item.index)
         self.limits.add(item)
-        if call.duration:  # the earlier of two as long comes first, as a stable sort orders them
-            entry = (call.duration, -item.index, next(self._order), item)
+        if call.duration:  # of two as long, the earlier is the longer, as a stable sort orders them
+            entry = (call.duration, -item.index, item)  # (an index is never twice: items are never compared)
             if len(self._slowest) < SLOWEST:
                 heapq.heappush(self._slowest, entry)
-            elif entry[:2] > self._slowest[0][:2]:
+            elif entry > self._slowest[0]:
                 heapq.heapreplace(self._slowest, entry)
 
     @property
     def slowest(self) -> list[AnalyzedCall]:
         """The longest calls, longest first."""
-        return [entry[3] for entry in sorted(self._slowest, key=lambda e: e[:2], reverse=True)]
+        return [item for *_, item in sorted(self._slowest, reverse=True)]

@@ -71,3 +71,12 @@ def test_the_story_says_how_many_parts_it_leaves_out(calls, monkeypatch):
     report = render(analysis, "markdown")
     assert len(re.findall(r"(?m)^### \d+\. ", report)) == 2 < parts
     assert text("more_sections", "en", n=parts - 2) in report
+
+
+def test_the_slowest_calls_are_the_longest_and_of_two_as_long_the_earlier_first():
+    from ocitrace.analyzers.calls import Call
+
+    seconds = [0.5, 2.0, 1.0, 2.0, 0.1, 3.0, 1.0, 2.0]
+    timed = [Call("GET", "https", "registry.test", 443, "/v2/", status=200, timestamp=100.0, end=100.0 + s)
+             for s in seconds]
+    assert [item.index for item in analyze(timed, keep=0).tally.slowest] == [5, 1, 3, 7, 2]
