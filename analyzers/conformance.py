@@ -348,7 +348,8 @@ class _OpenUploads:
 
     def __init__(self) -> None:
         self._open: dict[str, tuple[str, list[int]]] = {}  # session -> (repository, its calls so far)
-        self._settled: Recent[str, None] = Recent(4096)  # ended, or first seen on a call that did not open it
+        # Ended, or first seen on a call that did not open it: never told, however long after (one id an upload).
+        self._settled: set[str] = set()
 
     def add(self, item: AnalyzedCall) -> None:
         session = item.session
@@ -357,13 +358,13 @@ class _OpenUploads:
         classification, call = item.classification, item.call
         if session not in self._open:
             if not classification.opens_session(call.status):
-                self._settled[session] = None
+                self._settled.add(session)
                 return
             self._open[session] = (classification.repository or "-", [])
         if classification.closes_session(call.status) or classification.ends_session(call.status) \
                 or call.method == "DELETE":
             del self._open[session]
-            self._settled[session] = None
+            self._settled.add(session)
             return
         self._open[session][1].append(item.index)
 
