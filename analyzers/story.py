@@ -99,6 +99,17 @@ def sections(analysis: Analysis) -> list[Section]:
     return result
 
 
+def part_count(analysis: Analysis) -> int:
+    """How many parts the story of every call has (the analysis may keep only the first calls): its operations in
+    the order they began, one part for those in a row with one key, as `sections` groups them."""
+    count, last = 0, None
+    for operation in sorted((op for op in analysis.operations if op.calls), key=lambda op: op.calls[0]):
+        key = _key(operation)
+        count += key != last
+        last = key
+    return count
+
+
 def explained(item: AnalyzedCall, section: Section) -> Reason | None:
     """The call's reason, or a better one that only later calls could give: a blob found absent is the
     diff_id of a config pushed afterwards, or was then uploaded."""
@@ -321,10 +332,11 @@ def render_story(analysis: Analysis, lang: str, diagram=None) -> list[str]:
     headers = [text(k, lang) for k in ("col_calls", "col_request", "col_times", "col_status", "col_meaning",
                                        "col_why")]
     pinged = False
-    every = sections(analysis)
-    if analysis.count > len(analysis.calls):
-        out += [text("story_told", lang, told=len(analysis.calls), calls=analysis.count), ""]
-    for n, section in enumerate(every[:MOST_SECTIONS], 1):
+    told = sections(analysis)[:MOST_SECTIONS]
+    kept = len(analysis.calls)
+    if any(op.calls[-1] >= kept for section in told for op in section.operations):  # a part goes on past them
+        out += [text("story_told", lang, told=kept, calls=analysis.count), ""]
+    for n, section in enumerate(told, 1):
         operation = section.first
         out += [f"### {n}. {cell(title(section, lang))}", ""]
         who = text("story_who", lang, client=operation.client or text("unknown_client", lang),
@@ -347,6 +359,7 @@ def render_story(analysis: Analysis, lang: str, diagram=None) -> list[str]:
         out.append("")
         if diagram is not None:
             out += diagram(section, rows, lang) + [""]
-    if len(every) > MOST_SECTIONS:  # a fleet's day: the rest is in the JSON, every call in the appendix
-        out += [text("more_sections", lang, n=len(every) - MOST_SECTIONS), ""]
+    more = part_count(analysis) - len(told)
+    if more > 0:  # a fleet's day: the rest is in the JSON
+        out += [text("more_sections", lang, n=more), ""]
     return out

@@ -80,3 +80,21 @@ def test_the_slowest_calls_are_the_longest_and_of_two_as_long_the_earlier_first(
     timed = [Call("GET", "https", "registry.test", 443, "/v2/", status=200, timestamp=100.0, end=100.0 + s)
              for s in seconds]
     assert [item.index for item in analyze(timed, keep=0).tally.slowest] == [5, 1, 3, 7, 2]
+
+
+def test_the_parts_of_the_story_are_counted_from_every_operation(calls):
+    whole = analyze(calls)
+    assert story.part_count(whole) == len(story.sections(whole)) > 3
+    assert story.part_count(analyze(calls, keep=7)) == story.part_count(whole)
+
+
+def test_a_story_whose_parts_end_within_the_kept_calls_says_nothing_of_them(calls, monkeypatch):
+    """Two parts told, both over before the calls kept end: the story is whole as far as it goes, and the parts
+    after it are counted over the whole capture."""
+    whole = analyze(calls)
+    first_two = story.sections(whole)[:2]
+    kept = 1 + max(op.calls[-1] for section in first_two for op in section.operations)
+    monkeypatch.setattr(story, "MOST_SECTIONS", 2)
+    report = render(analyze(calls, keep=kept), "markdown")
+    assert text("story_told", "en", told=kept, calls=len(calls)) not in report
+    assert text("more_sections", "en", n=story.part_count(whole) - 2) in report
