@@ -73,46 +73,78 @@ def capture_paths(names: Sequence[str], lang: str) -> list[str] | str:
     return paths
 
 
+def _reader_left() -> None:
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+
+
 def _write(output: str, destination: str | None) -> None:
     """Text as UTF-8 wherever it goes; bytes that were not UTF-8 in the capture come out escaped."""
     data = output.encode("utf-8", "backslashreplace")
     if destination is None:
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
+        try:
+            sys.stdout.buffer.write(data)
+            sys.stdout.flush()
+        except BrokenPipeError:  # the reader of the pipe left (`| head`): what it did not read was not wanted
+            _reader_left()
     else:
         Path(destination).write_bytes(data)
 
 
+class _CannotWrite(Exception):
+    def __init__(self, error: OSError):
+        super().__init__(error)
+        self.error = error
+
+
 class _Lines:
     """Lines written as they are made (`--format jsonl`: each call's record once it is analysed, so that no call is
-    held for the end), UTF-8 as `_write` writes, to stdout or to a file opened at the first line: a run that reads
-    nothing leaves the destination as it was."""
+    held for the end), UTF-8 as `_write` writes them: to stdout, or to the destination, opened at the first line
+    (a run that reads nothing leaves it as it was). Written in place, whatever it is (a file, a device, a pipe)."""
 
     def __init__(self, destination: str | None):
         self._destination = destination
         self._out = sys.stdout.buffer if destination is None else None
+        self.reader_left = False  # stdout was a pipe whose reader went away: the rest is not wanted
 
     def write(self, line: str) -> None:
-        if self._out is None:
-            self._out = open(self._destination, "wb")  # noqa: SIM115 - held across writes, closed in `close`
-        self._out.write(line.encode("utf-8", "backslashreplace"))
+        try:
+            if self._out is None:
+                self._out = open(self._destination, "wb")  # noqa: SIM115 - held across writes, closed in close
+            self._out.write(line.encode("utf-8", "backslashreplace"))
+        except OSError as exc:
+            self._failed(exc)
 
     def close(self) -> None:
-        """Every line is in: an empty capture still makes its (empty) file."""
-        if self._out is None:
-            self._out = open(self._destination, "wb")  # noqa: SIM115
-        if self._out is sys.stdout.buffer:
-            self._out.flush()
-        else:
-            self._out.close()
+        """Every line is in (an empty capture still makes its empty file)."""
+        try:
+            if self._out is None:
+                self._out = open(self._destination, "wb")  # noqa: SIM115
+            if self._destination is None:
+                self._out.flush()
+            else:
+                self._out.close()
+        except OSError as exc:
+            self._failed(exc)
+
+    def _failed(self, exc: OSError) -> None:
+        if self._destination is None and isinstance(exc, BrokenPipeError):
+            self.reader_left = True
+            _reader_left()
+            return
+        if self._out is not None and self._destination is not None:
+            try:
+                self._out.close()
+            except OSError:
+                pass  # it is told once, below: not again as Python lets the file go
+            self._out = None
+        raise _CannotWrite(exc) from None
 
 
 def _overwrites(output: str | None, inputs: Sequence[str | Path]) -> bool:
     """Whether writing `output` would replace one of the captures read."""
     if output is None or not Path(output).exists():
         return False
-    target = Path(output).resolve()
-    return any(Path(p).resolve() == target for p in inputs)
+    return any(os.path.samefile(output, p) for p in inputs)  # under any name: a link, a hard link
 
 
 def _inputs(names: Sequence[str], output: str | None, lang: str) -> list[str] | int:
@@ -163,29 +195,32 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     # Reading overlaps the analysis, and a large flow file is read by every core.
     from ocitrace.progress import Bar
 
-    bar = Bar(sum(Path(p).stat().st_size for p in paths), text("progress_reading", lang))
+    lines = _Lines(args.output) if args.format == "jsonl" else None
+    # lines drawn on the terminal as they come say how far it is: no bar between them
+    bar = Bar(sum(Path(p).stat().st_size for p in paths), text("progress_reading", lang),
+              drawn=not (lines is not None and args.output is None and sys.stdout.isatty()))
     captures = read_captures(paths, workers=os.cpu_count() or 1, stream=True, progress=bar)
     # Memory that does not grow with the capture: markdown tells the story of the first calls and counts the rest;
     # jsonl writes each call's record as it is analysed and keeps none. JSON, one document, keeps every call.
-    keep = {"markdown": STORY_CALLS, "jsonl": 0}.get(args.format)
-    lines = _Lines(args.output) if args.format == "jsonl" else None
-    analyzer = Analyzer(keep=keep)
+    analyzer = Analyzer(keep={"markdown": STORY_CALLS, "jsonl": 0}.get(args.format))
     try:
         for call in captures.calls:
             item = analyzer.add(call)
             if lines is not None:
                 lines.write(event_line(item))
+                if lines.reader_left:
+                    return 0
         analysis = analyzer.finish()
-        if lines is not None and (analysis.count or not captures.errors):
+        if captures.errors and not analysis.count:  # nothing read: a report of nothing would look clean
+            for error in captures.errors:
+                print(f"ocitrace: {capture_problem(error.path, error.finding, lang)}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        if lines is not None:
             lines.close()
-    except OSError as exc:
-        return fail(text("error_cannot_write", lang, path=args.output, reason=os_error_text(exc, lang)))
+    except _CannotWrite as exc:
+        return fail(text("error_cannot_write", lang, path=args.output, reason=os_error_text(exc.error, lang)))
     finally:
         bar.close()
-    if captures.errors and not analysis.count:  # nothing read: a report of nothing would look clean
-        for error in captures.errors:
-            print(f"ocitrace: {capture_problem(error.path, error.finding, lang)}", file=sys.stderr)
-        return EXIT_BAD_INPUT
     if lines is None:
         output = render(analysis, args.format, lang, sources=paths, errors=captures.errors, notices=captures.notices)
         try:

@@ -14,9 +14,9 @@ EVERY = 0.1  # seconds between redraws
 class Bar:
     """`bar(done)` with the bytes read so far; `close()` clears it. Draws nothing unless `out` is a terminal."""
 
-    def __init__(self, total: int, label: str, out: TextIO | None = None):
+    def __init__(self, total: int, label: str, out: TextIO | None = None, drawn: bool = True):
         self.total, self.label, self.out = max(total, 1), label, out or sys.stderr
-        self.shown = self.out.isatty()
+        self.shown = drawn and self.out.isatty()
         self.start = self.last = time.monotonic()
 
     def __call__(self, done: int) -> None:

@@ -250,6 +250,16 @@ def test_a_report_never_replaces_the_capture_it_reads(command, flow_file, capsys
     assert capture.read_bytes() == before and "is also the capture read" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("fmt", ["markdown", "jsonl"])
+def test_a_report_never_replaces_the_capture_it_reads_under_another_name(fmt, flow_file, capsys):
+    capture = flow_file(make_flow("GET", "https://registry.test/v2/", 200))
+    before = capture.read_bytes()
+    link = capture.with_name("link.jsonl")
+    link.hardlink_to(capture)
+    assert main(["analyze", str(capture), "--format", fmt, "-o", str(link)]) == 2
+    assert capture.read_bytes() == before and "is also the capture read" in capsys.readouterr().err
+
+
 def test_what_is_no_capture_gives_no_report_that_looks_clean(tmp_path, capsys):
     junk = tmp_path / "junk.txt"
     junk.write_text("not a capture\n")
@@ -304,3 +314,24 @@ def test_jsonl_of_an_empty_capture_is_an_empty_file(tmp_path):
     out = tmp_path / "events.jsonl"
     assert main(["analyze", str(empty), "--format", "jsonl", "-o", str(out)]) == 0
     assert out.read_bytes() == b""
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_jsonl_to_a_full_disk_says_so_in_one_sentence():
+    done = subprocess.run([sys.executable, "-m", "ocitrace", "analyze", str(DEMO_FLOWS[0]), "--format", "jsonl",
+                           "-o", "/dev/full"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == ["ocitrace: cannot write to /dev/full: no space left on the disk"]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "markdown"])
+def test_a_report_whose_reader_leaves_stops_quietly(fmt):
+    """`ocitrace analyze ... | head -n 1` (the demo's report is far more than a pipe holds): what is not wanted is no
+    error."""
+    with subprocess.Popen([sys.executable, "-m", "ocitrace", "analyze", *map(str, DEMO_FLOWS), "--format", fmt],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        first = proc.stdout.readline()
+        proc.stdout.close()
+        err = proc.stderr.read()
+    assert first.startswith(b'{"version": 1, "index": 1,' if fmt == "jsonl" else b"# ")
+    assert proc.returncode == 0 and err == b""
