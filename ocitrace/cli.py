@@ -200,7 +200,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     bar = Bar(sum(Path(p).stat().st_size for p in paths), text("progress_reading", lang),
               drawn=not (lines is not None and args.output is None and sys.stdout.isatty()))
     captures = read_captures(paths, workers=os.cpu_count() or 1, stream=True, progress=bar)
-    # Memory that does not grow with the capture: markdown tells the story of the first calls and counts the rest;
+    # Memory that hardly grows with the capture: markdown tells the story of the first calls and counts the rest;
     # jsonl writes each call's record as it is analysed and keeps none. JSON, one document, keeps every call.
     analyzer = Analyzer(keep={"markdown": STORY_CALLS, "jsonl": 0}.get(args.format))
     try:
