@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from sys import intern
 from typing import Any
 
 # Key under which the live addon leaves what it measured on a flow (flow.metadata); it survives
 # in flow files, so an offline analysis of a live capture sees the same digests.
 METADATA_KEY = "ocitrace"
+_ABSENT = object()
 
 
 class Headers:
@@ -29,8 +31,10 @@ class Headers:
         return headers
 
     def forget_index(self) -> None:
-        """Let the lookup index go (it is made again on the next `get`)."""
+        """Let the lookup index go (it is made again on the next `get`), and share each name's string with
+        every other call that sends it: what an analysis keeps of a call, of many (memory, not speed)."""
         self._first = None
+        self._pairs = tuple([(intern(name), value) for name, value in self._pairs])
 
     def values(self, name: str) -> list[str]:
         name = name.lower()
@@ -40,7 +44,11 @@ class Headers:
         first = self._first
         if first is None:  # the first value of each name wins: the pairs, last first
             first = self._first = {key.lower(): value for key, value in reversed(self._pairs)}
-        return first.get(name.lower(), default)
+        value = first.get(name, _ABSENT)  # most names are asked for in lower case already
+        if value is _ABSENT:
+            lowered = name.lower()
+            return first.get(lowered, default) if lowered != name else default
+        return value
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self._pairs)
@@ -116,11 +124,14 @@ class CaptureMeta:
         return state
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Call:
     """An HTTP request and its answer (or the error that ended it).
 
-    A body is None when the capture did not keep it (streamed); b"" when it was empty.
+    A body is None when the capture did not keep it (streamed); b"" when it was empty. Nothing changes a Call
+    once made (`dataclasses.replace` makes another); it is not frozen only because a frozen dataclass's
+    `__init__` sets each of its 19 fields through `object.__setattr__`, ~5 µs against ~1 µs, and a large
+    capture makes one per flow, twice when workers read it.
     """
 
     method: str

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import lru_cache
 from dataclasses import dataclass
 
 # The article prints digests as "sha256:520ce6d85...": the algorithm and nine hex digits.
@@ -67,6 +68,7 @@ class Digest:
         return f"{self.algorithm}:{self.encoded[:SHORT_HEX]}..."
 
 
+@lru_cache(maxsize=4096)  # a digest is named by many calls (HEAD, GET, the manifests that list it, ...)
 def parse_digest(text: str | None) -> Digest | None:
     """The digest `text` names, or None when it names none."""
     try:

@@ -51,6 +51,23 @@ def test_a_large_capture_read_by_worker_processes_gives_what_flowreader_gives(la
     same_reports(fast, through_flowreader(large))
 
 
+@pytest.mark.parametrize("headers", [
+    [("User-Agent", "skopeo/1.9.3"), ("Accept", "application/vnd.oci.image.index.v1+json")],
+    [],
+    [("X-Odd", "a\0b"), ("X-\0", "")],  # a NUL inside a name or value: sent as pairs, not split wrong
+    [("", ""), ("Empty", "")],
+])
+def test_a_call_comes_back_from_a_worker_as_it_was_read(headers):
+    import pickle
+
+    from ocitrace.analyzers.calls import BodyTap, Call, Headers
+
+    call = Call("PUT", "https", "registry.test", 443, "/v2/a/blobs/uploads/1", "digest=sha256:00", 201,
+                Headers(headers), Headers(headers[::-1]), b"body", None, 1.5, 2.5, None, "f.mitm",
+                BodyTap("sha256:00", 4), None, BodyTap(None, 9, complete=False), "http://127.0.0.1:5000")
+    assert captures._unpacked(pickle.loads(pickle.dumps(captures._packed(call)))) == call
+
+
 def test_pages_let_go_behind_the_reader_are_read_again_alike(large, monkeypatch):
     """The reader gives up the pages it has read (so a large file does not count whole in its memory): letting
     go after every flow changes nothing read, in order or in parallel."""
