@@ -290,7 +290,7 @@ def _unpacked(packed: tuple) -> Call:
         value = values[i]
         if type(value) is str:
             parts = value.split(_SEP)
-            value = tuple(zip(parts[::2], parts[1::2]))
+            value = tuple(zip(parts[::2], parts[1::2], strict=True))
         values[i] = Headers.trusted(value)
     for i in _TAPS_AT:
         if values[i] is not None:

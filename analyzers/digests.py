@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from functools import lru_cache
 from dataclasses import dataclass
+from functools import lru_cache
 
 # The article prints digests as "sha256:520ce6d85...": the algorithm and nine hex digits.
 SHORT_HEX = 9
