@@ -183,12 +183,11 @@ def read_flow_file(path: str | Path, workers: int = 1, progress: Progress | None
     `workers` > 1: a large file is read by that many processes, in chunks, and yielded in order. Raises
     CaptureError at damage (every call before it yielded first). `progress` is told how many bytes are read."""
     name, size = str(path), Path(path).stat().st_size
-    with tnetstrings.mapped(path) as buf:
-        starts = _flow_starts(buf) if workers > 1 and size >= PARALLEL_FROM else None
-        if starts is None:  # small, or damaged: in order, in this process (damage is told at its place)
-            yield from _read_flows(buf, name, size, progress=progress)
-            return
-    yield from _read_in_parallel(path, name, size, starts, workers, progress)
+    if workers > 1 and size >= PARALLEL_FROM:
+        yield from _read_in_parallel(path, name, size, workers, progress)
+        return
+    with tnetstrings.mapped(path) as buf:  # small: in order, in this process
+        yield from _read_flows(buf, name, size, progress=progress)
 
 
 Progress = Callable[[int], None]  # told the offset a flow file is read up to
@@ -196,6 +195,9 @@ Progress = Callable[[int], None]  # told the offset a flow file is read up to
 # Files this large are worth worker processes (their start-up and the calls' trip back cost ~0.2 s).
 PARALLEL_FROM = 32 << 20
 CHUNK_FLOWS = 1000
+# The first chunks are smaller, so that the analysis has its first calls at once (a chunk of 1,000 flows takes a
+# worker ~0.2 s), while the workers get ahead.
+FIRST_CHUNKS = (50, 100, 200, 500)
 
 
 def _call_of(buf, state: Any, offset: int, name: str) -> Call | None:
@@ -234,19 +236,24 @@ def _read_flows(buf, name: str, size: int, offset: int = 0, count: int = 0, end:
                            detail=type(exc).__name__) from None
 
 
-def _flow_starts(buf) -> list[int] | None:
-    """Where each flow starts (and, last, where the file ends), stepping from length to length; None when the
-    file does not end where its last flow does (damage: read in order, so that it is told where it is)."""
-    starts, pos, size, held = [], 0, len(buf), 0
-    try:
-        while pos < size:
-            starts.append(pos)
-            pos = tnetstrings.skip(buf, pos)
-            if pos - held >= tnetstrings.LET_GO_EVERY:
-                held = tnetstrings.let_go(buf, held, pos)
-    except (tnetstrings.Truncated, ValueError):
-        return None
-    return starts + [pos] if pos == size else None
+def _chunks(buf) -> Iterator[tuple[int, int | None, int]]:
+    """The file's flows in chunks for the workers: (where it starts, where it ends, its first flow's index), found
+    stepping from length to length while the workers read the chunks before. Where a flow's length cannot be
+    read (damage), a last chunk from the start of its own, with no end: read in order, damage is told where it is."""
+    pos, size, held, count = 0, len(buf), 0, 0
+    sizes = iter(FIRST_CHUNKS)
+    while pos < size:
+        start, first, flows = pos, count, next(sizes, CHUNK_FLOWS)
+        try:
+            while pos < size and count - first < flows:
+                pos = tnetstrings.skip(buf, pos)
+                count += 1
+                if pos - held >= tnetstrings.LET_GO_EVERY:
+                    held = tnetstrings.let_go(buf, held, pos)
+        except (tnetstrings.Truncated, ValueError):
+            yield start, None, first
+            return
+        yield start, pos, first
 
 
 def _read_chunk(path: str, name: str, start: int, end: int) -> list[tuple] | None:
@@ -298,36 +305,39 @@ def _unpacked(packed: tuple) -> Call:
     return Call(*values)
 
 
-def _read_in_parallel(path: str | Path, name: str, size: int, starts: list[int], workers: int,
+def _read_in_parallel(path: str | Path, name: str, size: int, workers: int,
                       progress: Progress | None) -> Iterator[Call]:
     import multiprocessing
     import threading
     from collections import deque
     from concurrent.futures import ProcessPoolExecutor
 
-    chunks = [(starts[i], starts[min(i + CHUNK_FLOWS, len(starts) - 1)], i)
-              for i in range(0, len(starts) - 1, CHUNK_FLOWS)]
     # fork starts at once (nothing to import again); a process with threads running (a proxy) spawns instead
     method = "fork" if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods() \
         else "spawn"
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
-        pending: deque = deque()
-        queue = iter(chunks)
-        for chunk in queue:  # a window of chunks ahead of the one being read: memory stays bounded
-            pending.append((chunk, pool.submit(_read_chunk, str(path), name, chunk[0], chunk[1])))
-            if len(pending) >= 2 * workers:
-                break
+    with tnetstrings.mapped(path) as buf, \
+            ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
+        chunks, pending = _chunks(buf), deque()
+
+        def ahead() -> None:  # a window of chunks ahead of the one being read: memory stays bounded
+            while len(pending) < 2 * workers:
+                chunk = next(chunks, None)
+                if chunk is None:
+                    return
+                start, end, _ = chunk
+                future = pool.submit(_read_chunk, str(path), name, start, end) if end is not None else None
+                pending.append((chunk, future))
+
+        ahead()
         while pending:
             (start, end, first), future = pending.popleft()
-            following = next(queue, None)
-            if following is not None:
-                pending.append((following, pool.submit(_read_chunk, str(path), name, following[0], following[1])))
-            calls = future.result()
-            if calls is None:  # damage inside a flow: read on in order from this chunk, to tell it exactly
+            ahead()
+            calls = future.result() if future is not None else None
+            if calls is None:  # damage: read on in order from this chunk, in this process, to tell it exactly
                 for _, later in pending:
-                    later.cancel()
-                with tnetstrings.mapped(path) as buf:
-                    yield from _read_flows(buf, name, size, start, first, progress=progress)
+                    if later is not None:
+                        later.cancel()
+                yield from _read_flows(buf, name, size, start, first, progress=progress)
                 return
             yield from map(_unpacked, calls)
             if progress is not None:

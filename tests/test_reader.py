@@ -68,23 +68,42 @@ def test_a_call_comes_back_from_a_worker_as_it_was_read(headers):
     assert captures._unpacked(pickle.loads(pickle.dumps(captures._packed(call)))) == call
 
 
+def flow_starts(buf):
+    starts, pos = [], 0
+    while pos < len(buf):
+        starts.append(pos)
+        pos = tnetstrings.skip(buf, pos)
+    return starts
+
+
+def test_the_workers_chunks_are_small_at_first_then_even_and_hold_every_flow(large):
+    with tnetstrings.mapped(large) as buf:
+        chunks, starts, size = list(captures._chunks(buf)), flow_starts(buf), len(buf)
+    firsts = [first for _, _, first in chunks]
+    sizes = [b - a for a, b in zip(firsts, firsts[1:] + [len(starts)], strict=True)]
+    assert sizes[:len(captures.FIRST_CHUNKS)] == list(captures.FIRST_CHUNKS)
+    assert set(sizes[len(captures.FIRST_CHUNKS):-1]) == {captures.CHUNK_FLOWS}
+    assert [(start, end) for start, end, _ in chunks] == [(starts[a], (starts + [size])[a + n])
+                                                          for a, n in zip(firsts, sizes, strict=True)]
+
+
 def test_pages_let_go_behind_the_reader_are_read_again_alike(large, monkeypatch):
     """The reader gives up the pages it has read (so a large file does not count whole in its memory): letting
     go after every flow changes nothing read, in order or in parallel."""
     in_order = list(read_flow_file(large))
     with tnetstrings.mapped(large) as buf:
-        starts = captures._flow_starts(buf)
+        chunks = list(captures._chunks(buf))
     monkeypatch.setattr(tnetstrings, "LET_GO_EVERY", 1)
     assert list(read_flow_file(large)) == in_order
     assert list(read_flow_file(large, workers=2)) == in_order
     with tnetstrings.mapped(large) as buf:
-        assert captures._flow_starts(buf) == starts
+        assert list(captures._chunks(buf)) == chunks
 
 
 @pytest.mark.parametrize("where", ["between flows", "inside a flow"])
 def test_damage_in_a_large_capture_read_in_parallel_is_told_where_it_is(large, where):
     data = bytearray(large.read_bytes())
-    flow = captures._flow_starts(data)[3210]
+    flow = flow_starts(data)[3210]
     if where == "between flows":
         data[flow:flow + 3] = b"x:]"  # flow 3211's length prefix: the flows after it cannot be found
     else:  # its first key's length prefix: the flow's own length holds, a worker meets the damage
