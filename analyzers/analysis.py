@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from urllib.parse import urljoin, urlsplit
 
+from . import runs
 from .calls import BodyTap, Call, content_decoded
 from .conformance import CaptureFinding, Conformance
 from .digests import Digest, algorithm_of
@@ -31,8 +32,9 @@ from .manifests import (
     decode_errors,
     decode_manifest,
 )
-from .operations import Operation, Operations, Reason
+from .operations import PING, Operation, Operations, Reason
 from .recent import Recent
+from .runs import Runs
 from .sessions import UploadSessions
 from .tally import Tally
 from .tokens import Grant, decode_grant
@@ -62,7 +64,7 @@ class DecodedObject:
     media_type: str | None
     value: Decoded
     repository: str | None
-    calls: list[int] = field(default_factory=list)
+    calls: Runs = field(default_factory=Runs)
 
     @property
     def kind(self) -> str:
@@ -114,6 +116,11 @@ class Analysis:
     platforms: Recent[str, Platform] = field(default_factory=Recent)
     findings: list[CaptureFinding] = field(default_factory=list)  # about the capture as a whole
     tally: Tally = field(default_factory=Tally)  # what the report counts over every call
+    # Over every operation, `operations` holding only those begun within the kept calls: each client, in the order
+    # its first operation began; how many parts the story has; the operations that were a GET /v2/ alone.
+    clients: dict[str, None] = field(default_factory=dict)
+    parts: int = 0
+    bare: set[int] = field(default_factory=set)
 
     @property
     def count(self) -> int:
@@ -180,10 +187,13 @@ class Analyzer:
         self.analysis = Analysis()
         self.count = 0
         self.sessions = UploadSessions()
-        self.operations = Operations(retain=retain)
+        # what an object or an operation was seen in: every call for JSON, else what a report says of them
+        self._runs = None if keep is None else runs.KEPT
+        self.operations = Operations(retain=retain, runs=self._runs, keep=keep)
         self.conformance = Conformance()
         self._aliases: Recent[str, str] = Recent(4096)  # upload ids a session was given later -> the session
         self.analysis.operations = self.operations.all
+        self.analysis.clients = self.operations.clients
         # URLs earlier answers named, by kind (`challenge`: token realms from 401s; the `teaches` of a row,
         # e.g. `redirect`: storage URLs from 307s), with the classification of the call that named them.
         self._learned: dict[str, Recent[str, Classification | None]] = {}
@@ -295,6 +305,8 @@ class Analyzer:
     def finish(self) -> Analysis:
         """The analysis of every call added, with what only the whole capture shows (`at: end` rules)."""
         if self.retain:
+            self.analysis.parts = self.operations.parts()
+            self.analysis.bare = self.operations.bare | {op.id for op in self.operations.all if op.kind == PING}
             try:
                 self.analysis.findings = self.conformance.at_end(self.analysis)
             except Exception as exc:  # noqa: BLE001
@@ -450,7 +462,7 @@ class Analyzer:
         key = digest or f"#{item.index}"
         obj = self._objects.get(key)
         if obj is None:
-            obj = DecodedObject(digest, media_type, value, item.classification.repository)
+            obj = DecodedObject(digest, media_type, value, item.classification.repository, Runs(limit=self._runs))
             self._objects[key] = obj
             if self.retain:
                 self.analysis.objects.append(obj)
@@ -490,7 +502,8 @@ class Analyzer:
         decoded = decode_blob(body, descriptor.media_type)
         if decoded is None:
             return
-        obj = DecodedObject(descriptor.digest, descriptor.media_type, decoded, None, [index] if self.retain else [])
+        obj = DecodedObject(descriptor.digest, descriptor.media_type, decoded, None,
+                            Runs([index] if self.retain else [], limit=self._runs))
         self._objects[descriptor.digest] = obj
         if self.retain:
             self.analysis.objects.append(obj)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .endpoints import STATUS_OFF_SPEC, STATUS_SUCCESS
 from .findings import Finding
 from .manifests import ImageManifest, Index, bare_media_type
-from .operations import PING, client_key
+from .operations import client_key
 from .recent import Recent
 from .rules import Rule, rules
 
@@ -53,6 +53,11 @@ class _Session:
     minimum: int | None = None  # OCI-Chunk-Min-Length
 
 
+# Entries of the memories kept per operation (a pull of the largest image fetches a few hundred URLs; a fleet's
+# clients interleave a few thousand): a fleet's day of operations would otherwise fill 100,000 of each.
+PER_OPERATION = 16_384
+
+
 class Conformance:
     """Holds what the `at: call` rules need of earlier calls, bounded like the analysis' own memory."""
 
@@ -62,8 +67,9 @@ class Conformance:
         self._ends = {r.check: END_CHECKS[r.check]() for r in self.end_rules}
         self._applying: Recent[tuple[str | None, str, int | None], list[Rule]] = Recent(4096)
         self._sessions: Recent[str, _Session] = Recent(1024)
-        self._fetched: Recent[tuple[int | None, str], int] = Recent()  # (operation, url) -> first call
-        self._had: Recent[tuple[int | None, str], int] = Recent()  # (operation, manifest digest) -> the call
+        # what one operation did: asked again within it, so a capture's older operations need not be remembered
+        self._fetched: Recent[tuple[int | None, str], int] = Recent(PER_OPERATION)  # (operation, url) -> first call
+        self._had: Recent[tuple[int | None, str], int] = Recent(PER_OPERATION)  # (operation, manifest) -> the call
         self._tokens: Recent[tuple[str, str], tuple[float, int]] = Recent(4096)  # (client, scope) -> (until, call)
         self._present: Recent[tuple[str, str, str], str] = Recent()  # (client, host, digest) -> a repository
         self._sizes: Recent[str, int] = Recent()  # digest -> its size, from a body or a descriptor
@@ -450,8 +456,7 @@ class _UnusedPings:
             self._pings.setdefault(item.operation, []).append(item.index)
 
     def found(self, analysis: Analysis) -> Iterator[tuple[list[int], dict[str, Any]]]:
-        kinds = {op.id: op.kind for op in analysis.operations}
-        unused = [i for op, calls in self._pings.items() for i in (calls if kinds.get(op) == PING else calls[:-1])]
+        unused = [i for op, calls in self._pings.items() for i in (calls if op in analysis.bare else calls[:-1])]
         if unused:
             yield unused, {"n": len(unused)}
 

@@ -12,6 +12,7 @@ A `Reason` is data (a code and its values), put in words by the report from stri
 from __future__ import annotations
 
 import re
+from bisect import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -21,6 +22,7 @@ from urllib.parse import parse_qs
 from .endpoints import STATUS_ABSENT, STATUS_SUCCESS
 from .manifests import ImageConfig, ImageManifest, Index, bare_media_type, media_kind
 from .recent import Recent
+from .runs import Runs
 
 if TYPE_CHECKING:
     from .analysis import AnalyzedCall
@@ -44,7 +46,7 @@ class Reason:
         return {"code": self.code, **self.values}
 
 
-@dataclass
+@dataclass(slots=True)
 class Upload:
     """One blob pushed in an upload session: POST, PATCH..., PUT, tied by the session id."""
 
@@ -55,14 +57,14 @@ class Upload:
     calls: list[int] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)  # a fleet's day holds tens of thousands
 class Operation:
     id: int  # 1-based, in the order operations started
     kind: str  # pull, push, auth, ping, tags, catalog, delete, referrers, other
     client: str
     repository: str | None = None
     reference: str | None = None
-    calls: list[int] = field(default_factory=list)  # 0-based call indexes
+    calls: Runs = field(default_factory=Runs)  # 0-based call indexes
     platforms: list[str] = field(default_factory=list)
     steps: dict[str, int] = field(default_factory=dict)  # how many calls of each step
     uploads: dict[str, Upload] = field(default_factory=dict)  # by session id
@@ -83,6 +85,14 @@ class Operation:
         if self.kind == PUSH and set(self.steps) - {"ping", "manifest-exists"} == {"push-index"}:
             return "create-index"
         return self.kind
+
+    @property
+    def part(self) -> tuple:
+        """The part of the story it is told in: operations in a row with one `part` are told as one (a login on its
+        own: what each asked and was granted differs)."""
+        if self.kind == AUTH:
+            return (self.id,)
+        return self.who, self.shown_kind, self.host, self.repository, self.reference
 
     def summary(self) -> dict[str, Any]:
         summary: dict[str, Any] = {"steps": dict(self.steps)}
@@ -124,13 +134,47 @@ def _challenge(header: str | None) -> dict[str, str]:
     return dict(_PARAM.findall(header or ""))
 
 
-class Operations:
-    """Groups calls into operations as they complete (see the module's docstring)."""
+# Every this many calls, the operations past the kept calls that can take no more are counted and let go.
+SWEEP = 4096
 
-    def __init__(self, retain: bool = True):
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """Operations in a row, in the order they began, as the story would tell them: where the first began, the
+    first's part and the last's, and how many parts."""
+
+    first: int
+    opens: tuple
+    closes: tuple
+    parts: int
+
+    def then(self, after: Piece) -> Piece:
+        """This piece and the one right after it."""
+        return Piece(self.first, self.opens, after.closes, self.parts + after.parts - (self.closes == after.opens))
+
+
+class Operations:
+    """Groups calls into operations as they complete (see the module's docstring).
+
+    `keep`: the operations begun within the first `keep` calls are kept (`all`, for the story); those begun later
+    are kept only while a call could still join them, then counted (the parts of the story) and let go, so that a
+    fleet's day of operations does not fill the memory. None keeps every one (JSON lists them).
+    """
+
+    def __init__(self, retain: bool = True, runs: int | None = None, keep: int | None = None):
         self.retain = retain
+        self.runs = runs  # an operation's calls: how many runs of them are kept whole (None: all)
+        self.keep = keep
         self.all: list[Operation] = []
+        self.clients: dict[str, None] = {}  # every operation's client, in the order their first one began
         self.count = 0
+        self._at = 0  # the call being grouped
+        self._later: dict[int, Operation] = {}  # begun past the kept calls, a call could still join them
+        # Those that no call can join, counted as pieces of the story: operations in a row in the order they began,
+        # none of those above between them. `_told`: the pieces that begin before all of those, joined.
+        self._pieces: list[Piece] = []
+        self._told: Piece | None = None
+        self.bare: set[int] = set()  # of those let go, the ones that were a GET /v2/ and nothing else
         self._pending: Recent[str, Operation] = Recent(1024)  # a client's GET /v2/, waiting for what it starts
         self._open: Recent[tuple[str, str, str, str | None], Operation] = Recent(4096)
         self._auth: Recent[str, Operation] = Recent(1024)  # a client's challenge waiting for its token
@@ -147,6 +191,9 @@ class Operations:
 
     def add(self, item: AnalyzedCall) -> Operation:
         call, classification = item.call, item.classification
+        self._at = item.index
+        if self._later and item.index % SWEEP == 0:
+            self._sweep()
         name = client_name(call.request_headers.get("user-agent"))
         client = client_key(call)
         endpoint = classification.endpoint
@@ -188,9 +235,8 @@ class Operations:
             operation = pending
         else:
             self.count += 1
-            operation = Operation(self.count, kind, name, repository, who=client)
-            if self.retain:
-                self.all.append(operation)
+            operation = self._begun(Operation(self.count, kind, name, repository, who=client,
+                                              calls=Runs(limit=self.runs)))
         operation.host = host
         self._open[(client, kind, host, repository)] = operation
         return operation
@@ -205,9 +251,8 @@ class Operations:
             pending = self._pending.get(client)
             if pending is None:
                 self.count += 1
-                pending = self._pending[client] = Operation(self.count, PING, name, who=client)
-                if self.retain:
-                    self.all.append(pending)
+                pending = self._pending[client] = self._begun(Operation(self.count, PING, name, who=client,
+                                                                        calls=Runs(limit=self.runs)))
             return pending
         if kind == AUTH:
             operation = self._auth.get(client)
@@ -247,6 +292,56 @@ class Operations:
         if current is None or (kind == PULL and self._restarts(item, step, current)):
             return self._new(kind, client, name, repository, host)
         return current
+
+    def _begun(self, operation: Operation) -> Operation:
+        if self.retain:  # (live, nothing asks for them)
+            self.clients.setdefault(operation.client, None)
+            if self.keep is None or self._at < self.keep:
+                self.all.append(operation)
+            else:
+                self._later[operation.id] = operation
+        return operation
+
+    # --- the operations past the kept calls ---
+
+    def _sweep(self, every: bool = False) -> None:
+        """Count and let go the operations past the kept calls that no call can join any more (none of the
+        memories that find a client's operation holds them; `every`: all of them)."""
+        held = {id(op) for memory in (self._pending, self._open, self._auth, self._checking, self._logins)
+                for op in memory.values()}
+        pieces = self._pieces
+        for key, operation in list(self._later.items()):
+            if every or id(operation) not in held:
+                del self._later[key]
+                if operation.calls:
+                    pieces.append(Piece(operation.calls.first, operation.part, operation.part, 1))
+                if operation.kind == PING:
+                    self.bare.add(operation.id)
+        # One begun earlier that still takes calls may change its part: pieces join up to where it began. (An
+        # operation begins at the call being grouped, after every piece: joined pieces stay joined.)
+        live = sorted(op.calls.first for op in self._later.values() if op.calls)
+        joined: list[tuple[int, Piece]] = []
+        for piece in sorted(pieces, key=lambda p: p.first):
+            before = bisect(live, piece.first)
+            if before == 0:
+                self._told = piece if self._told is None else self._told.then(piece)
+            elif joined and joined[-1][0] == before:
+                joined[-1] = (before, joined[-1][1].then(piece))
+            else:
+                joined.append((before, piece))
+        self._pieces = [piece for _, piece in joined]
+
+    def parts(self) -> int:
+        """How many parts the story of every operation has: operations in the order they began, one part for those
+        in a row with one `part`, as the story groups them. Call it once every call is grouped."""
+        self._sweep(every=True)
+        count, last = 0, None
+        for operation in sorted((op for op in self.all if op.calls), key=lambda op: op.calls.first):
+            count += operation.part != last
+            last = operation.part
+        if self._told is not None:
+            count += self._told.parts - (self._told.opens == last)
+        return count
 
     def _last_push(self, client: str) -> Operation | None:
         pushes = [op for (c, kind, _, _), op in self._open.items() if c == client and kind == PUSH]

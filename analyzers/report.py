@@ -231,7 +231,7 @@ def _object_section(obj: DecodedObject, analysis: Analysis, lang: str) -> str:
     value = obj.value
     digest = short_digest(obj.digest) if obj.digest else ""
     where = f" ({cell(obj.repository)})" if obj.repository else ""
-    calls = ", ".join(str(i + 1) for i in obj.calls)
+    calls = obj.calls.text()
     platform = analysis.platforms.get(obj.digest or "")
     heading = f"### {text('kind_' + value.kind, lang)}"
     lines = [f"{heading} {cell(digest)}{where}", "",
@@ -311,7 +311,7 @@ def _images(analysis: Analysis, lang: str) -> tuple[list[str], set[str]]:
     for root in roots:
         value = root.value
         where = f" ({cell(root.repository)})" if root.repository else ""
-        calls = text("seen_in", lang, calls=", ".join(str(i + 1) for i in root.calls)) if root.calls else ""
+        calls = text("seen_in", lang, calls=root.calls.text()) if root.calls else ""
         head = (f"- **{cell(text('kind_' + value.kind, lang))}** {cell(short_digest(root.digest))}{where}: "
                 f"{cell(value.media_type)}; {cell(object_summary(value, lang, analysis.platforms.get(root.digest)))}"
                 f" — {calls}")
@@ -413,7 +413,7 @@ def render_markdown(analysis: Analysis, sources: Sequence[str] = (), errors: Seq
     if sources:
         out += [f"{text('captures', lang)}: " + ", ".join(cell(name) for name in _names(sources)), ""]
     unclassified = tally.calls - registry
-    clients = list(dict.fromkeys(op.client for op in analysis.operations if op.client))
+    clients = [client for client in analysis.clients if client]
     named = ", ".join(clients[:3]) + (f" (+{len(clients) - 3})" if len(clients) > 3 else "")
     key = "summary_none" if not tally.calls else "summary" if unclassified else "summary_all"
     out += [cell(text(key, lang, calls=tally.calls, registry=registry, unclassified=unclassified,

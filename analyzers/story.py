@@ -8,6 +8,7 @@ into one row that lists each blob uploaded.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ from .digests import IN_TEXT as _DIGEST
 from .digests import short_digest
 from .manifests import ImageConfig, ImageManifest, Index
 from .operations import AUTH, PUSH, Operation, Reason
+from .runs import Runs
 from .strings import strings, text
 from .words import cell, shorten_digests, size, table
 
@@ -65,12 +67,6 @@ class Row:
     reasons: list[Reason | None] = field(default_factory=list)  # each item's, as the whole capture explains it
 
 
-def _key(operation: Operation) -> tuple:
-    if operation.kind == AUTH:  # each login is told on its own: what it asked and was granted differs
-        return (operation.id,)
-    return operation.who, operation.shown_kind, operation.host, operation.repository, operation.reference
-
-
 def sections(analysis: Analysis) -> list[Section]:
     by_id = {operation.id: operation for operation in analysis.operations}
     members: dict[int, list[AnalyzedCall]] = {}
@@ -79,7 +75,7 @@ def sections(analysis: Analysis) -> list[Section]:
     ordered = sorted((op for op in by_id.values() if op.id in members), key=lambda op: members[op.id][0].index)
     result: list[Section] = []
     for operation in ordered:
-        if result and _key(result[-1].operations[-1]) == _key(operation):
+        if result and result[-1].operations[-1].part == operation.part:
             result[-1].operations.append(operation)
         else:
             result.append(Section([operation]))
@@ -88,7 +84,7 @@ def sections(analysis: Analysis) -> list[Section]:
     for obj in analysis.objects:
         if isinstance(obj.value, ImageConfig) and obj.calls:
             for diff_id in obj.value.diff_ids:
-                diff_ids.setdefault(diff_id, obj.calls[0])
+                diff_ids.setdefault(diff_id, obj.calls.first)
     several_hosts = len(analysis.tally.hosts) > 1
     for section in result:
         section.items.sort(key=lambda item: item.index)
@@ -100,14 +96,8 @@ def sections(analysis: Analysis) -> list[Section]:
 
 
 def part_count(analysis: Analysis) -> int:
-    """How many parts the story of every call has (the analysis may keep only the first calls): its operations in
-    the order they began, one part for those in a row with one key, as `sections` groups them."""
-    count, last = 0, None
-    for operation in sorted((op for op in analysis.operations if op.calls), key=lambda op: op.calls[0]):
-        key = _key(operation)
-        count += key != last
-        last = key
-    return count
+    """How many parts the story of every call has (the analysis may keep only the first calls and operations)."""
+    return analysis.parts
 
 
 def explained(item: AnalyzedCall, section: Section) -> Reason | None:
@@ -137,18 +127,9 @@ def fold(section: Section) -> list[Row]:
 
 # --- words ---
 
-def ranges(indexes: list[int], most: int = 6) -> str:
+def ranges(indexes: Iterable[int], most: int = 6) -> str:
     """0-based indexes as 1-based call numbers: `1, 6, 12–14`; past `most` ranges, `2, 3, 7, … 162 (48)`."""
-    numbers = sorted({i + 1 for i in indexes})
-    parts, start = [], None
-    for n, nxt in zip(numbers, numbers[1:] + [None], strict=True):
-        start = n if start is None else start
-        if nxt != n + 1:
-            parts.append(str(n) if start == n else f"{start}–{n}")
-            start = None
-    if len(parts) > most:
-        return f"{', '.join(parts[:3])}, … {parts[-1]} ({len(numbers)})"
-    return ", ".join(parts)
+    return Runs(sorted(set(indexes))).text(most)
 
 
 def template(item: AnalyzedCall) -> str:
@@ -334,7 +315,7 @@ def render_story(analysis: Analysis, lang: str, diagram=None) -> list[str]:
     pinged = False
     told = sections(analysis)[:MOST_SECTIONS]
     kept = len(analysis.calls)
-    if any(op.calls[-1] >= kept for section in told for op in section.operations):  # a part goes on past them
+    if any(op.calls.last >= kept for section in told for op in section.operations):  # a part goes on past them
         out += [text("story_told", lang, told=kept, calls=analysis.count), ""]
     for n, section in enumerate(told, 1):
         operation = section.first

@@ -93,8 +93,30 @@ def test_a_story_whose_parts_end_within_the_kept_calls_says_nothing_of_them(call
     after it are counted over the whole capture."""
     whole = analyze(calls)
     first_two = story.sections(whole)[:2]
-    kept = 1 + max(op.calls[-1] for section in first_two for op in section.operations)
+    kept = 1 + max(op.calls.last for section in first_two for op in section.operations)
     monkeypatch.setattr(story, "MOST_SECTIONS", 2)
     report = render(analyze(calls, keep=kept), "markdown")
     assert text("story_told", "en", told=kept, calls=len(calls)) not in report
     assert text("more_sections", "en", n=story.part_count(whole) - 2) in report
+
+
+@pytest.mark.parametrize("keep", [0, 7, 300])
+def test_operations_past_the_kept_calls_are_let_go_as_they_end_and_counted_alike(calls, keep, monkeypatch):
+    from ocitrace.analyzers import operations
+    from ocitrace.analyzers.analysis import Analyzer
+
+    day = calls * 4  # the demo's traffic four times over: its operations end, others like them begin
+    whole = analyze(day)
+    at_end = render(analyze(day, keep=keep), "markdown")
+    monkeypatch.setattr(operations, "SWEEP", 1)  # look for operations that have ended after every call
+    analyzer = Analyzer(keep=keep)
+    for call in day:
+        analyzer.add(call)
+    begun_later = analyzer.operations.count - len(analyzer.analysis.operations)
+    assert len(analyzer.operations._later) < begun_later / 3  # let go on the way, not kept to the end
+    assert len(analyzer.operations._pieces) <= len(analyzer.operations._later) + 1  # counted, not listed
+    swept = analyzer.finish()
+    assert all(op.calls.first < keep for op in swept.operations)
+    assert swept.parts == whole.parts == len(story.sections(whole))
+    assert swept.clients == whole.clients and swept.bare == whole.bare
+    assert render(swept, "markdown") == at_end
