@@ -210,7 +210,7 @@ def mapped(path: str | Path):
 
 
 # What a reader has read is let go in steps of this many bytes (see `let_go`).
-LET_GO_EVERY = 16 << 20
+LET_GO_EVERY = 4 << 20
 
 
 def let_go(buf, start: int, end: int) -> int:
