@@ -121,6 +121,7 @@ class Analysis:
     clients: dict[str, None] = field(default_factory=dict)
     parts: int = 0
     bare: set[int] = field(default_factory=set)
+    whole: bool = True  # every call, object and operation kept whole, with every call it was seen in (JSON's)
 
     @property
     def count(self) -> int:
@@ -194,6 +195,7 @@ class Analyzer:
         self._aliases: Recent[str, str] = Recent(4096)  # upload ids a session was given later -> the session
         self.analysis.operations = self.operations.all
         self.analysis.clients = self.operations.clients
+        self.analysis.whole = keep is None
         # URLs earlier answers named, by kind (`challenge`: token realms from 401s; the `teaches` of a row,
         # e.g. `redirect`: storage URLs from 307s), with the classification of the call that named them.
         self._learned: dict[str, Recent[str, Classification | None]] = {}

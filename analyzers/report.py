@@ -162,8 +162,8 @@ def _capture_findings(errors: Sequence[CaptureError], notices: Sequence[tuple[st
 
 
 def _every_call(analysis: Analysis) -> None:
-    if analysis.count != len(analysis.calls):  # a caller's mistake, not a user's: JSON lists every call
-        raise ValueError("JSON needs an analysis that kept every call (keep=None)")
+    if not analysis.whole or analysis.count != len(analysis.calls):  # a caller's mistake, not a user's
+        raise ValueError("JSON lists every call: it needs an analysis that kept every call (keep=None)")
 
 
 def render_json(analysis: Analysis, errors: Sequence[CaptureError] = (),

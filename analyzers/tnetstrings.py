@@ -47,6 +47,8 @@ def parse(buf, pos: int) -> tuple[Any, int]:
         _header(buf, pos)  # raises the reason
     start = colon + 1
     end = start + int(buf[pos:colon])
+    if end < start:  # int() reads "-17" too: a length that steps back would read for ever
+        raise ValueError(f"bad length prefix at byte {pos}")
     if end >= len(buf):
         raise Truncated
     tag = buf[end]
@@ -95,6 +97,8 @@ def _selected(buf, pos: int, wanted: dict[bytes, Any]) -> tuple[dict[str, Any], 
         if colon <= i:
             _header(buf, i)  # raises the reason
         key_end = colon + 1 + int(buf[i:colon])
+        if key_end <= colon:  # a negative length (int() reads "-17"): it would step back for ever
+            raise ValueError(f"bad length prefix at byte {i}")
         key = buf[colon + 1:key_end]
         i = key_end + 1
         inner = wanted.get(key, _SKIP)
@@ -103,12 +107,16 @@ def _selected(buf, pos: int, wanted: dict[bytes, Any]) -> tuple[dict[str, Any], 
             if colon <= i:
                 _header(buf, i)
             i = colon + 2 + int(buf[i:colon])
+            if i <= colon + 1:
+                raise ValueError(f"bad length prefix at byte {colon}")
             if i > size:
                 raise Truncated
             continue
         if inner is None:  # most values: bytes or a number, read here (a call per value costs more than it)
             colon = find(b":", i, i + _MOST_DIGITS + 1)
             value_end = colon + 1 + int(buf[i:colon]) if colon > i else size
+            if value_end <= colon:
+                raise ValueError(f"bad length prefix at byte {i}")
             if value_end >= size:
                 raise Truncated
             tag = buf[value_end]
@@ -148,13 +156,16 @@ def _pairs(buf, pos: int) -> tuple[list[tuple[str, str]] | Any, int]:
         if colon <= i:
             return parse(buf, pos)
         pair_end = colon + 1 + int(buf[i:colon])
+        if pair_end <= colon:
+            return parse(buf, pos)  # a negative length: damage, as the reader tells it
         # the name and the value, bytes both (`<n>:<name>,<n>:<value>,`), read in place
         j = colon + 1
         colon = find(b":", j, j + _MOST_DIGITS + 1)
         name_end = colon + 1 + int(buf[j:colon]) if colon > j else pair_end
         colon2 = find(b":", name_end + 1, name_end + _MOST_DIGITS + 2)
         value_end = colon2 + 1 + int(buf[name_end + 1:colon2]) if colon2 > name_end + 1 else pair_end
-        if (value_end + 1 != pair_end or pair_end >= len(buf) or buf[name_end] != 0x2C
+        if (name_end <= j or value_end <= name_end or value_end + 1 != pair_end or pair_end >= len(buf)
+                or buf[name_end] != 0x2C
                 or buf[value_end] != 0x2C or buf[pair_end] != 0x5D):
             return parse(buf, pos)  # not a pair of bytes: as it is, for the reader to judge
         # a name is one string for every call that sends it (a large capture holds millions)

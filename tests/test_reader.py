@@ -117,6 +117,27 @@ def test_damage_in_a_large_capture_read_in_parallel_is_told_where_it_is(large, w
         assert len(read) == 3210 and caught.value.finding.values["flows"] == 3210
 
 
+@pytest.mark.parametrize("length, negative", [
+    (b"17:timestamp_created;", b"-7:timestamp_created;"),  # a key's
+    (b"11:server_conn;451:", b"11:server_conn;-51:"),  # a value stepped over
+    (b"4:host;9:", b"4:host;-9:"),  # a value read
+    (b":10:User-Agent,", b":-1:User-Agent,"),  # a header's name, in its pair
+], ids=["key", "value stepped over", "value read", "header name"])
+def test_a_negative_length_is_damage_not_a_reader_that_steps_back_for_ever(tmp_path, monkeypatch, length, negative):
+    """int() reads "-7" as well as "17": a length that steps back would read the same bytes for ever."""
+    monkeypatch.setattr(captures, "PARALLEL_FROM", 0)
+    good = DEMO[0].read_bytes()
+    first = tnetstrings.skip(good, 0)
+    assert length in good[:first]
+    path = tmp_path / "negative.mitm"
+    path.write_bytes(good[:first].replace(length, negative, 1) + good[first:])
+    for workers in (1, 2):
+        with pytest.raises(CaptureError) as caught:
+            list(read_flow_file(path, workers=workers))
+        assert caught.value.finding.code == "capture-damaged"
+        assert caught.value.finding.values["flows"] == 0
+
+
 def test_streamed_captures_tell_their_errors_once_read(large):
     data = large.read_bytes()
     large.write_bytes(data[: len(data) - 100])  # truncated

@@ -59,9 +59,10 @@ def test_a_capture_within_the_story_is_told_whole(calls):
 
 
 @pytest.mark.parametrize("fmt", ["json", "jsonl"])
-def test_json_is_never_written_from_an_analysis_that_kept_only_some_calls(calls, fmt):
-    with pytest.raises(ValueError):
-        render(analyze(calls, keep=7), fmt)
+@pytest.mark.parametrize("keep", [7, 10_000])  # 10,000: every call, but objects' calls only as a report says them
+def test_json_is_never_written_from_an_analysis_that_kept_only_some_calls(calls, fmt, keep):
+    with pytest.raises(ValueError, match="keep=None"):
+        render(analyze(calls, keep=keep), fmt)
 
 
 def test_the_story_says_how_many_parts_it_leaves_out(calls, monkeypatch):
