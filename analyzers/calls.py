@@ -36,13 +36,20 @@ class Headers:
         self._first = None
         self._pairs = tuple([(intern(name), value) for name, value in self._pairs])
 
+    def names(self):
+        """The names sent, in lower case (a set-like view)."""
+        first = self._first
+        if first is None:
+            first = self._first = {key.lower(): value for key, value in reversed(self._pairs)}
+        return first.keys()
+
     def values(self, name: str) -> list[str]:
         name = name.lower()
         return [value for key, value in self._pairs if key.lower() == name]
 
     def get(self, name: str, default: str | None = None) -> str | None:
         first = self._first
-        if first is None:  # the first value of each name wins: the pairs, last first
+        if first is None:  # the first value of each name wins: the pairs, last first (as `names` makes it)
             first = self._first = {key.lower(): value for key, value in reversed(self._pairs)}
         value = first.get(name, _ABSENT)  # most names are asked for in lower case already
         if value is _ABSENT:

@@ -71,6 +71,11 @@ class Account:
                 "retry_after": self.retry_after}
 
 
+# Whichever of these an answer has, `_limit_headers` reads (the others it reads come with one of them).
+_LIMIT_HEADERS = frozenset({"ratelimit", "ratelimit-limit", "ratelimit-remaining", "x-ratelimit-limit",
+                            "x-ratelimit-remaining"})
+
+
 def _limit_headers(headers) -> tuple[int | None, int | None, int | None]:
     """(limit, remaining, window) from whichever family of headers the answer used."""
     combined = headers.get("ratelimit")  # the drafts' one-header forms
@@ -126,6 +131,8 @@ class Accounts:
         if call.status == 429:
             account.limited += 1
             account.retry_after = call.response_headers.get("retry-after") or account.retry_after
+        if _LIMIT_HEADERS.isdisjoint(call.response_headers.names()):  # most registries say nothing of a limit
+            return
         limit, remaining, window = _limit_headers(call.response_headers)
         if limit is not None:
             account.limit = limit

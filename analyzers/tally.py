@@ -48,8 +48,9 @@ class Tally:
         self.calls += 1
         if classification.endpoint_id:
             self.registry += 1
-        self.sent += call.request_size or 0
-        self.received += call.response_size or 0
+        sent, received = call.request_size or 0, call.response_size or 0
+        self.sent += sent
+        self.received += received
         self.hosts.setdefault(call.host, None)
         key = (classification.endpoint_id or "-", call.method)
         tallied = self.endpoints.get(key)
@@ -58,14 +59,15 @@ class Tally:
         counts = tallied.counts
         counts["calls"] += 1
         counts[classification.status_class or "none"] += 1
-        counts["sent"] += call.request_size or 0
-        counts["received"] += call.response_size or 0
+        counts["sent"] += sent
+        counts["received"] += received
         for finding in item.findings:
             if worth_telling(finding):
                 self.findings.setdefault(finding, []).append(item.index)
         self.limits.add(item)
-        if call.duration:  # of two as long, the earlier is the longer, as a stable sort orders them
-            entry = (call.duration, -item.index, item)  # (an index is never twice: items are never compared)
+        duration = call.duration
+        if duration:  # of two as long, the earlier is the longer, as a stable sort orders them
+            entry = (duration, -item.index, item)  # (an index is never twice: items are never compared)
             if len(self._slowest) < SLOWEST:
                 heapq.heappush(self._slowest, entry)
             elif entry > self._slowest[0]:
