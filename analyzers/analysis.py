@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from urllib.parse import urljoin, urlsplit
 
-from . import runs
 from .calls import BodyTap, Call, content_decoded
 from .conformance import CaptureFinding, Conformance
 from .digests import Digest, algorithm_of
@@ -34,7 +33,7 @@ from .manifests import (
 )
 from .operations import PING, Operation, Operations, Reason
 from .recent import Recent
-from .runs import Runs
+from .runs import KEPT, Runs
 from .sessions import UploadSessions
 from .tally import Tally
 from .tokens import Grant, decode_grant
@@ -189,7 +188,7 @@ class Analyzer:
         self.count = 0
         self.sessions = UploadSessions()
         # what an object or an operation was seen in: every call for JSON, else what a report says of them
-        self._runs = None if keep is None else runs.KEPT
+        self._runs = None if keep is None else KEPT
         self.operations = Operations(retain=retain, runs=self._runs, keep=keep)
         self.conformance = Conformance()
         self._aliases: Recent[str, str] = Recent(4096)  # upload ids a session was given later -> the session
