@@ -31,7 +31,7 @@ from .manifests import (
     decode_errors,
     decode_manifest,
 )
-from .operations import PING, Operation, Operations, Reason
+from .operations import Operation, Operations, Reason
 from .recent import Recent
 from .runs import KEPT, Runs
 from .sessions import UploadSessions
@@ -307,7 +307,7 @@ class Analyzer:
         """The analysis of every call added, with what only the whole capture shows (`at: end` rules)."""
         if self.retain:
             self.analysis.parts = self.operations.parts()
-            self.analysis.bare = self.operations.bare | {op.id for op in self.operations.all if op.kind == PING}
+            self.analysis.bare = self.operations.bare_pings()
             try:
                 self.analysis.findings = self.conformance.at_end(self.analysis)
             except Exception as exc:  # noqa: BLE001

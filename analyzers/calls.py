@@ -36,21 +36,23 @@ class Headers:
         self._first = None
         self._pairs = tuple([(intern(name), value) for name, value in self._pairs])
 
-    def names(self):
-        """The names sent, in lower case (a set-like view)."""
+    def _index(self) -> dict[str, str]:
+        """Each lower-cased name's first value (the pairs, last first), made on the first lookup."""
         first = self._first
         if first is None:
             first = self._first = {key.lower(): value for key, value in reversed(self._pairs)}
-        return first.keys()
+        return first
+
+    def names(self):
+        """The names sent, in lower case (a set-like view)."""
+        return self._index().keys()
 
     def values(self, name: str) -> list[str]:
         name = name.lower()
         return [value for key, value in self._pairs if key.lower() == name]
 
     def get(self, name: str, default: str | None = None) -> str | None:
-        first = self._first
-        if first is None:  # the first value of each name wins: the pairs, last first (as `names` makes it)
-            first = self._first = {key.lower(): value for key, value in reversed(self._pairs)}
+        first = self._index()
         value = first.get(name, _ABSENT)  # most names are asked for in lower case already
         if value is _ABSENT:
             lowered = name.lower()

@@ -71,13 +71,15 @@ class Account:
                 "retry_after": self.retry_after}
 
 
-# Whichever of these an answer has, `_limit_headers` reads (the others it reads come with one of them).
+# The headers `_limit_headers` starts from (the others it reads come with one of them).
 _LIMIT_HEADERS = frozenset({"ratelimit", "ratelimit-limit", "ratelimit-remaining", "x-ratelimit-limit",
                             "x-ratelimit-remaining"})
 
 
 def _limit_headers(headers) -> tuple[int | None, int | None, int | None]:
     """(limit, remaining, window) from whichever family of headers the answer used."""
+    if _LIMIT_HEADERS.isdisjoint(headers.names()):  # most registries say nothing of a limit
+        return None, None, None
     combined = headers.get("ratelimit")  # the drafts' one-header forms
     if combined:
         params = dict(_PARAM.findall(combined))
@@ -131,8 +133,6 @@ class Accounts:
         if call.status == 429:
             account.limited += 1
             account.retry_after = call.response_headers.get("retry-after") or account.retry_after
-        if _LIMIT_HEADERS.isdisjoint(call.response_headers.names()):  # most registries say nothing of a limit
-            return
         limit, remaining, window = _limit_headers(call.response_headers)
         if limit is not None:
             account.limit = limit

@@ -331,6 +331,10 @@ class Operations:
                 joined.append((before, piece))
         self._pieces = [piece for _, piece in joined]
 
+    def bare_pings(self) -> set[int]:
+        """Every operation that was a GET /v2/ and nothing else (those let go, and those kept)."""
+        return self.bare | {op.id for op in self.all if op.kind == PING}
+
     def parts(self) -> int:
         """How many parts the story of every operation has: operations in the order they began, one part for those
         in a row with one `part`, as the story groups them. Call it once every call is grouped."""
