@@ -1,11 +1,12 @@
 """A stream tap: forwards every chunk of a body as it is, hashing it, and keeps a small body whole.
 
 Hashing runs on one worker thread, so that a blob is hashed on another core while the event loop goes
-on forwarding it: hashlib lets go of the GIL while it hashes a large buffer. Chunks are joined into
-large batches because the worker must win the GIL back from the busy loop for each call (up to the
-5 ms switch interval): per 64 KiB chunk that wait would throttle it; per 4 MiB it does not. One
-worker keeps every stream's chunks in order; a stream with more batches waiting waits for them, so
-memory stays bounded.
+on forwarding it: hashlib lets go of the GIL while it hashes a large buffer. Chunks are copied into
+batches of 4 MiB because the worker must win the GIL back from the busy loop for each call (up to the
+5 ms switch interval): per chunk that wait would throttle it; per 4 MiB it does not. A stream fills the
+same few buffers again and again: a new 4 MiB buffer for every batch cost a page fault on each of its
+pages. One worker keeps every stream's batches in order; a stream with more batches waiting waits for
+them, so memory stays bounded (IN_FLIGHT + 1 buffers a stream).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def _hashing() -> ThreadPoolExecutor:
     return _pool
 
 
-def _update(hashers: tuple[Hasher, ...], data: bytes) -> None:
+def _update(hashers: tuple[Hasher, ...], data) -> None:
     for hasher in hashers:
         hasher.update(data)
 
@@ -38,45 +39,73 @@ class Tap:
     """A callable for `message.stream`. `also`: a second hash fed the same bytes (an upload session's)."""
 
     def __init__(self, keep_limit: int, also: Hasher | None = None):
-        self.hashers = (Hasher(),) if also is None else (Hasher(), also)
+        # A session's first chunk (docker, skopeo and crane push a blob in one) is all its hash will have seen
+        # when the body ends: that one hash is the body's too, so each byte is hashed once, not twice.
+        self.shared = also is not None and also.size == 0
+        self.hashers = (also,) if self.shared else (Hasher(),) if also is None else (Hasher(), also)
+        self.size = 0
         self.keep_limit = keep_limit
-        self.kept: bytearray | None = bytearray()
+        self.kept: bytearray | None = bytearray()  # the body while it is small: hashed whole when it ends
         self.used = False  # mitmproxy streams only a body that did not end with its headers
         self.complete = False
-        self._batch: list[bytes] = []
-        self._batched = 0
-        self._in_flight: deque[Future] = deque()
+        self._buffer: memoryview | None = None  # the batch being filled
+        self._filled = 0
+        self._spare: list[memoryview] = []  # buffers already hashed, to fill again
+        self._in_flight: deque[tuple[memoryview | None, Future]] = deque()
 
     def __call__(self, chunk: bytes) -> bytes:
         self.used = True
         if not chunk:  # mitmproxy calls once more with b"" at the end of the message
             self.complete = True
+            if self.kept:
+                self._in_flight.append((None, _hashing().submit(_update, self.hashers, bytes(self.kept))))
             self._hand_over()
             return chunk
-        self._batch.append(chunk)
-        self._batched += len(chunk)
-        if self._batched >= BATCH:
-            self._hand_over()
-        if self.kept is not None:
+        self.size += len(chunk)
+        if self.kept is None:
+            self._copy(chunk)
+        else:
             self.kept += chunk
-            if len(self.kept) > self.keep_limit:
+            if len(self.kept) > self.keep_limit:  # not a small body: what was kept goes to be hashed
+                self._copy(self.kept)
                 self.kept = None
         return chunk
 
+    def _copy(self, data: bytes | bytearray) -> None:
+        """Copy `data` into the batch being filled, handing each full batch over to be hashed."""
+        view = memoryview(data)
+        while view:
+            if self._buffer is None:
+                self._buffer = self._spare.pop() if self._spare else memoryview(bytearray(BATCH))
+            part = view[:BATCH - self._filled]
+            self._buffer[self._filled:self._filled + len(part)] = part
+            self._filled += len(part)
+            view = view[len(part):]
+            if self._filled == BATCH:
+                self._hand_over()
+
     def _hand_over(self) -> None:
-        if self._batch:
-            self._in_flight.append(_hashing().submit(_update, self.hashers, b"".join(self._batch)))
-            self._batch, self._batched = [], 0
-        while self._in_flight and (len(self._in_flight) > IN_FLIGHT or self._in_flight[0].done()):
-            self._in_flight.popleft().result()
+        if self._filled:
+            batch = self._buffer[:self._filled]
+            self._in_flight.append((self._buffer, _hashing().submit(_update, self.hashers, batch)))
+            self._buffer, self._filled = None, 0
+        while self._in_flight and (len(self._in_flight) > IN_FLIGHT or self._in_flight[0][1].done()):
+            buffer, hashed = self._in_flight.popleft()
+            hashed.result()
+            if buffer is not None:
+                self._spare.append(buffer)
 
     def measure(self) -> BodyTap:
         """What was measured, once every chunk handed over has been hashed."""
         self._hand_over()
         while self._in_flight:
-            self._in_flight.popleft().result()
+            self._in_flight.popleft()[1].result()
+        self._spare.clear()  # the buffers go now, not when the flow does
         hasher = self.hashers[0]
-        return BodyTap(hasher.digest if self.complete else None, hasher.size, self.complete)
+        # A shared hash that saw more than this body (another request fed the session meanwhile, which no client
+        # should do) no longer tells the body's digest.
+        known = self.complete and hasher.size == self.size
+        return BodyTap(hasher.digest if known else None, self.size, self.complete)
 
     def small_body(self) -> bytes | None:
         """The whole body, when it was small enough to keep."""

@@ -13,10 +13,12 @@ from mitmproxy.test import taddons
 from ocitrace.addons.recorder import Recorder
 from ocitrace.addons.recording import EARLIER, EVENTS_FILE, FLOWS_FILE, REPORT_FILE
 from ocitrace.addons.registry_trace import RegistryTrace
-from ocitrace.addons.tap import BATCH, Tap
+from ocitrace.addons.tap import BATCH, IN_FLIGHT, Tap
 from ocitrace.addons.upstream_map import UpstreamMap, parse_map_spec
 from ocitrace.analyzers.analysis import analyze
+from ocitrace.analyzers.calls import BodyTap
 from ocitrace.analyzers.captures import call_from_state, read_captures
+from ocitrace.analyzers.digests import Hasher
 from ocitrace.analyzers.manifests import DOCKER_CONFIG, OCI_INDEX, OCI_MANIFEST
 from ocitrace.analyzers.report import render_jsonl, render_markdown
 
@@ -121,6 +123,51 @@ def test_chunked_upload_is_hashed_across_the_session(trace):
     put = events(trace)[-1]
     assert put["endpoint"] == "end-6" and put["body_digest"] == d and put["digest_verified"] is True
     assert put["body_bytes"] == 100_000
+
+
+def test_a_sessions_first_chunk_is_hashed_once():
+    session = Hasher()
+    first = Tap(1 << 16, also=session)
+    stream(first, b"a" * 1000)
+    assert len(first.hashers) == 1 and first.measure().digest == session.digest == sha256(b"a" * 1000)
+    second = Tap(1 << 16, also=session)
+    stream(second, b"b" * 10)
+    assert len(second.hashers) == 2 and second.measure().digest == sha256(b"b" * 10)
+    assert session.digest == sha256(b"a" * 1000 + b"b" * 10)
+
+
+@pytest.mark.parametrize("size", [1, 100, 101, BATCH - 1, BATCH, BATCH + 1, 2 * BATCH + 12345])
+@pytest.mark.parametrize("chunk", [65535, 262144, 5 << 20])
+def test_a_streamed_body_is_forwarded_as_it_is_and_hashed_whole(size, chunk):
+    body = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    tap = Tap(keep_limit=100)
+    assert stream(tap, body, chunk=chunk) == body
+    assert tap.measure() == BodyTap(sha256(body), size) and tap.small_body() == (body if size <= 100 else None)
+
+
+def test_a_long_body_fills_the_same_few_buffers():
+    tap = Tap(keep_limit=0)
+    block = b"y" * 65536
+    for _ in range(10 * BATCH // len(block)):
+        tap(block)
+    assert len(tap._spare) + len(tap._in_flight) + (tap._buffer is not None) <= IN_FLIGHT + 1
+    tap(b"")
+    assert tap.measure().digest == sha256(block * (10 * BATCH // len(block)))
+
+
+def test_a_body_cut_short_has_its_size_and_no_digest():
+    tap = Tap(keep_limit=100)
+    stream(tap, b"z" * 1000, finish=False)
+    assert tap.measure() == BodyTap(None, 1000, complete=False)
+
+
+def test_two_bodies_feeding_one_fresh_session_at_once_tell_no_body_digest():
+    session = Hasher()
+    one, other = Tap(1 << 16, also=session), Tap(1 << 16, also=session)
+    stream(one, b"a" * 100)
+    stream(other, b"b" * 100)
+    assert (one.measure().digest, one.measure().size) == (None, 100)
+    assert other.measure().digest is None
 
 
 def test_a_clean_upload_has_no_finding_on_any_call(trace):
