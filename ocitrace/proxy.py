@@ -90,6 +90,7 @@ def run_mitmdump(argv: list[str]) -> None:
     from mitmproxy.tools.dump import DumpMaster
     from mitmproxy.tools.main import run
 
+    from ocitrace.addons.reads import read_more
     from ocitrace.addons.registry_trace import RegistryTrace
     from ocitrace.addons.upstream_map import UpstreamMap
 
@@ -99,6 +100,7 @@ def run_mitmdump(argv: list[str]) -> None:
             # The upstream map first: it chooses where a call goes before its body streams.
             self.addons.add(UpstreamMap(), RegistryTrace())
 
+    read_more()  # a blob crosses the proxy's layers in pieces of up to 256 KiB, not 64 (addons/reads.py)
     run(TraceMaster, cmdline.mitmdump, argv)
 
 

@@ -1,5 +1,6 @@
 """The live addons, driven by mitmproxy's own test helpers: streaming taps, events, report, faults."""
 
+import asyncio
 import json
 import logging
 import os
@@ -9,7 +10,9 @@ from pathlib import Path
 import pytest
 from conftest import ARTICLE_MANIFEST, english_in, index_body, make_flow, sha256
 from mitmproxy import exceptions, io
+from mitmproxy.proxy import server
 from mitmproxy.test import taddons
+from ocitrace.addons.reads import READ_AT_ONCE, Reader, read_more
 from ocitrace.addons.recorder import Recorder
 from ocitrace.addons.recording import EARLIER, EVENTS_FILE, FLOWS_FILE, REPORT_FILE
 from ocitrace.addons.registry_trace import RegistryTrace
@@ -159,6 +162,30 @@ def test_a_body_cut_short_has_its_size_and_no_digest():
     tap = Tap(keep_limit=100)
     stream(tap, b"z" * 1000, finish=False)
     assert tap.measure() == BodyTap(None, 1000, complete=False)
+
+
+def test_a_read_of_64_kib_takes_all_that_has_arrived_up_to_256_kib():
+    async def reads():
+        arrived = asyncio.StreamReader()
+        arrived.feed_data(b"a" * (300 << 10))
+        arrived.feed_eof()
+        reader = Reader(arrived)
+        return [len(await reader.read(65535)) for _ in range(3)]
+
+    assert asyncio.run(reads()) == [READ_AT_ONCE, (300 << 10) - READ_AT_ONCE, 0]
+
+
+def test_the_proxys_connections_are_made_with_readers_that_take_all_that_has_arrived(monkeypatch):
+    original = server.ConnectionIO
+    monkeypatch.setattr(server, "ConnectionIO", original)  # put back after the test
+
+    async def made():
+        return server.ConnectionIO(reader=asyncio.StreamReader()), server.ConnectionIO()
+
+    assert read_more() and read_more()
+    connection, bare = asyncio.run(made())
+    assert isinstance(connection.reader, Reader) and bare.reader is None
+    assert server.ConnectionIO.__bases__[0] is original  # made once, not wrapped again
 
 
 def test_two_bodies_feeding_one_fresh_session_at_once_tell_no_body_digest():

@@ -3,6 +3,7 @@
 The demo's scenarios run once for the module; each test reads what they captured.
 """
 
+import hashlib
 import http.client
 import json
 import re
@@ -221,7 +222,7 @@ def test_plain_mitmdump_loads_the_addons_from_the_script(tmp_path):
         with open(tmp_path / "mitmdump.log", "wb") as log:
             process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         try:
-            wait_for(lambda: port_open(port))
+            wait_for(lambda: port_open(port), what="mitmdump to listen")
             opened = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             opened.request("GET", f"http://{REGISTRY_NAME}/v2/")
             assert opened.getresponse().status == 200
@@ -264,6 +265,10 @@ def test_a_client_aborting_mid_upload_is_recorded_as_aborted_with_the_bytes_seen
                         f"Host: {REGISTRY_NAME}\r\nTransfer-Encoding: chunked\r\n\r\n".encode())
             for _ in range(4):
                 raw.sendall(b"10000\r\n" + b"x" * 0x10000 + b"\r\n")
+            # Cut off once the upload is under way (the registry has bytes of it): a client gone before the proxy
+            # even reached the registry has nothing streamed to tell.
+            uploads = tmp_path / "registry" / "storage" / "docker" / "registry" / "v2" / "repositories" / "abort"
+            wait_for(lambda: any(f.stat().st_size for f in uploads.glob("_uploads/*/data")), what="upload bytes")
         wait_for(lambda: len(events(tmp_path / "out")) == 2)
     patch = events(tmp_path / "out")[1]
     assert (patch["method"], patch["endpoint"], patch["status"]) == ("PATCH", "end-5", None)
@@ -271,10 +276,43 @@ def test_a_client_aborting_mid_upload_is_recorded_as_aborted_with_the_bytes_seen
     assert {"code": "upload-aborted", "severity": "warning", "bytes": 4 * 0x10000} in patch["findings"]
 
 
-def wait_for(condition, timeout=20.0):
+def test_a_blob_of_many_batches_streams_both_ways_intact_and_verified(tmp_path):
+    blob = bytes(range(256)) * (24 << 12) + b"tail"  # 24 MiB and 4 bytes: six hashing batches, ~100 reads
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+
+    def call(method, target, body=b"", headers=None):
+        conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=60)
+        streamed = not isinstance(body, bytes)
+        conn.request(method, f"http://{REGISTRY_NAME}{target}", body=body, headers=headers or {},
+                     encode_chunked=streamed)
+        answer = conn.getresponse()
+        return answer, answer.read()
+
+    def where(answer):
+        location = urlsplit(answer.getheader("Location"))
+        return f"{location.path}?{location.query}"
+
+    with Registry(tmp_path / "registry") as registry, \
+            Proxy(tmp_path / "out", {REGISTRY_NAME: registry.upstream}, tmp_path / "conf") as proxy:
+        opened, _ = call("POST", "/v2/big/blob/blobs/uploads/", headers={"Content-Length": "0"})
+        pieces = (blob[i:i + (1 << 20)] for i in range(0, len(blob), 1 << 20))  # docker's shape: one chunked PATCH
+        patched, _ = call("PATCH", where(opened), pieces, {"Content-Type": "application/octet-stream"})
+        closed, _ = call("PUT", f"{where(patched)}&digest={digest}", headers={"Content-Length": "0"})
+        pulled, body = call("GET", f"/v2/big/blob/blobs/{digest}")
+        assert (opened.status, patched.status, closed.status, pulled.status) == (202, 202, 201, 200)
+        assert body == blob
+        wait_for(lambda: len(events(tmp_path / "out")) == 4)
+    post, patch, put, get = events(tmp_path / "out")
+    assert (patch["endpoint"], patch["request_bytes"]) == ("end-5", len(blob))
+    assert (put["endpoint"], put["body_digest"], put["digest_verified"]) == ("end-6", digest, True)
+    assert (get["endpoint"], get["body_digest"], get["digest_verified"]) == ("end-2", digest, True)
+    assert get["response_bytes"] == len(blob)
+
+
+def wait_for(condition, timeout=20.0, what="the proxy to record the call"):
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, "the proxy did not record the call"
+        assert time.monotonic() < deadline, f"waited {timeout:.0f} s for {what}"
         time.sleep(0.05)
 
 
