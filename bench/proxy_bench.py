@@ -29,6 +29,7 @@ from ocitrace.lab import Registry, free_port, peak_rss_mb, port_open, wait_until
 CHUNK = 1 << 20
 MITMDUMP = Path(sys.executable).with_name("mitmdump")
 REPO = "bench/blob"
+PATHS = ("direct", "mitmdump", "ocitrace")
 
 
 _BLOCK = os.urandom(CHUNK)
@@ -61,6 +62,10 @@ class Client:
         conn.request(method, self.origin + path if self.proxy_port else path, body=body, headers=headers or {},
                      encode_chunked=streamed)
         return conn.getresponse()
+
+    def ping(self) -> None:
+        """GET /v2/, as every client begins (docker, skopeo, crane): not timed."""
+        self.request("GET", "/v2/").read()
 
     def push(self, size: int, digest: str) -> None:
         resp = self.request("POST", f"/v2/{REPO}/blobs/uploads/", b"", {"Content-Length": "0"})
@@ -116,7 +121,8 @@ def main() -> None:
         with Registry(work / "registry", public_url=None) as registry:
             registry_port = registry.port
             for round_ in range(args.rounds):
-                for name in ("direct", "mitmdump", "ocitrace"):
+                # In turns (ABBA): what else the machine does falls on each path alike.
+                for name in PATHS if round_ % 2 == 0 else PATHS[::-1]:
                     port = free_port()
                     process = None
                     if name == "mitmdump":
@@ -128,6 +134,7 @@ def main() -> None:
                                          "--out", str(work / f"out{round_}"), "--confdir", str(work / "conf")],
                                         port, work / f"{name}.log")
                     client = Client(registry_port, port if process else None)
+                    client.ping()
                     push_s, _ = timed(client.push, size, digest)
                     pull_s, pulled = timed(client.pull, digest, True)
                     assert pulled == digest, f"{name}: pulled blob has another digest"
