@@ -1,12 +1,13 @@
 """A stream tap: forwards every chunk of a body as it is, hashing it, and keeps a small body whole.
 
 Hashing runs on one worker thread, so that a blob is hashed on another core while the event loop goes
-on forwarding it: hashlib lets go of the GIL while it hashes a large buffer. Chunks are copied into
+on forwarding it: hashlib lets go of the GIL while it hashes a large buffer. Chunks are handed over in
 batches of 4 MiB because the worker must win the GIL back from the busy loop for each call (up to the
-5 ms switch interval): per chunk that wait would throttle it; per 4 MiB it does not. A stream fills the
-same few buffers again and again: a new 4 MiB buffer for every batch cost a page fault on each of its
-pages. One worker keeps every stream's batches in order; a stream with more batches waiting waits for
-them, so memory stays bounded (IN_FLIGHT + 1 buffers a stream).
+5 ms switch interval): per chunk that wait would throttle it; per 4 MiB it does not. The first batch is
+the chunks joined (a body shorter than a batch takes just its size); a longer body then fills the same
+few 4 MiB buffers again and again (a new one for every batch cost a page fault on each of its pages).
+One worker keeps every stream's batches in order; a stream with more batches waiting waits for them, so
+memory stays bounded (IN_FLIGHT + 1 batches a stream).
 """
 
 from __future__ import annotations
@@ -48,7 +49,9 @@ class Tap:
         self.kept: bytearray | None = bytearray()  # the body while it is small: hashed whole when it ends
         self.used = False  # mitmproxy streams only a body that did not end with its headers
         self.complete = False
-        self._buffer: memoryview | None = None  # the batch being filled
+        self._first: list[bytes | bytearray] | None = []  # the first batch's chunks, until it is handed over
+        self._first_size = 0
+        self._buffer: memoryview | None = None  # a later batch, being filled
         self._filled = 0
         self._spare: list[memoryview] = []  # buffers already hashed, to fill again
         self._in_flight: deque[tuple[memoryview | None, Future]] = deque()
@@ -58,21 +61,27 @@ class Tap:
         if not chunk:  # mitmproxy calls once more with b"" at the end of the message
             self.complete = True
             if self.kept:
-                self._in_flight.append((None, _hashing().submit(_update, self.hashers, bytes(self.kept))))
+                self._add(self.kept)  # joined at once below: what small_body gives stays as it is
             self._hand_over()
             return chunk
         self.size += len(chunk)
         if self.kept is None:
-            self._copy(chunk)
+            self._add(chunk)
         else:
             self.kept += chunk
             if len(self.kept) > self.keep_limit:  # not a small body: what was kept goes to be hashed
-                self._copy(self.kept)
+                self._add(self.kept)
                 self.kept = None
         return chunk
 
-    def _copy(self, data: bytes | bytearray) -> None:
-        """Copy `data` into the batch being filled, handing each full batch over to be hashed."""
+    def _add(self, data: bytes | bytearray) -> None:
+        """Add `data` to the batch being filled, handing each full batch over to be hashed."""
+        if self._first is not None:
+            self._first.append(data)  # unchanged until joined: chunks are bytes; a kept body is let go or joined now
+            self._first_size += len(data)
+            if self._first_size >= BATCH:
+                self._hand_over()
+            return
         view = memoryview(data)
         while view:
             if self._buffer is None:
@@ -85,7 +94,11 @@ class Tap:
                 self._hand_over()
 
     def _hand_over(self) -> None:
-        if self._filled:
+        if self._first_size:
+            joined = b"".join(self._first)
+            self._in_flight.append((None, _hashing().submit(_update, self.hashers, joined)))
+            self._first, self._first_size = None, 0
+        elif self._filled:
             batch = self._buffer[:self._filled]
             self._in_flight.append((self._buffer, _hashing().submit(_update, self.hashers, batch)))
             self._buffer, self._filled = None, 0
@@ -103,9 +116,11 @@ class Tap:
         self._spare.clear()  # the buffers go now, not when the flow does
         hasher = self.hashers[0]
         # A shared hash that saw more than this body (another request fed the session meanwhile, which no client
-        # should do) no longer tells the body's digest.
+        # should do) no longer tells the body's digest. The digest is read first: the hashing thread may be adding
+        # another request's batch right now, and `Hasher.update` counts a batch before it hashes it.
+        digest = hasher.digest
         known = self.complete and hasher.size == self.size
-        return BodyTap(hasher.digest if known else None, self.size, self.complete)
+        return BodyTap(digest if known else None, self.size, self.complete)
 
     def small_body(self) -> bytes | None:
         """The whole body, when it was small enough to keep."""

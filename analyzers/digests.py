@@ -100,8 +100,10 @@ class Hasher:
         self.size = 0
 
     def update(self, chunk: bytes) -> None:
-        self._sha.update(chunk)
+        # Counted before it is hashed: whoever reads the digest and then the size (another thread, while this
+        # one hashes) finds the size counting every byte the digest holds.
         self.size += len(chunk)
+        self._sha.update(chunk)
 
     @property
     def digest(self) -> str:
