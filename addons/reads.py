@@ -34,6 +34,10 @@ class Reader:
         return getattr(self._reader, name)
 
 
+class _Reading:
+    """Marks mitmproxy's ConnectionIO once it makes `Reader`s."""
+
+
 def read_more() -> bool:
     """Make mitmproxy's connections read all that has arrived at once; False where its connection handling is not
     the one this was written for (it then reads as before)."""
@@ -53,7 +57,3 @@ def read_more() -> bool:
 
     server.ConnectionIO = ConnectionIO
     return True
-
-
-class _Reading:
-    """Marks mitmproxy's ConnectionIO once it makes `Reader`s."""

@@ -42,8 +42,8 @@ class Tap:
     def __init__(self, keep_limit: int, also: Hasher | None = None):
         # A session's first chunk (docker, skopeo and crane push a blob in one) is all its hash will have seen
         # when the body ends: that one hash is the body's too, so each byte is hashed once, not twice.
-        self.shared = also is not None and also.size == 0
-        self.hashers = (also,) if self.shared else (Hasher(),) if also is None else (Hasher(), also)
+        shared = also is not None and also.size == 0
+        self.hashers = (also,) if shared else (Hasher(),) if also is None else (Hasher(), also)
         self.size = 0
         self.keep_limit = keep_limit
         self.kept: bytearray | None = bytearray()  # the body while it is small: hashed whole when it ends
