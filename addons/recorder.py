@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import marshal
 import os
 import pickle
 import signal
@@ -28,7 +29,7 @@ from ocitrace.analyzers.report import call_line, event_line, report_of
 from ocitrace.analyzers.strings import LANGUAGES, os_error_text, text
 from ocitrace.analyzers.words import meaning
 
-from .recording import EVENTS_FILE, FLOWS_FILE, LENGTH, READY, REPORT_FILE, private_file
+from .recording import DRAIN, EVENTS_FILE, FLOWS_FILE, MARSHAL, READY, RECORD, REPORT_FILE, private_file
 
 logger = logging.getLogger("ocitrace.recorder")
 # mitmproxy's level for what an addon has to say (its ALERT), which its terminal log shows by default. Not
@@ -55,17 +56,17 @@ class Lines(logging.Formatter):
 def records(stream: BinaryIO, acks: int) -> Iterator[dict]:
     """The flow states the proxy hands over, in order; a drain request is answered once all before it is done."""
     while True:
-        head = stream.read(LENGTH.size)
-        if len(head) < LENGTH.size:
+        head = stream.read(RECORD.size)
+        if len(head) < RECORD.size:
             return
-        (length,) = LENGTH.unpack(head)
-        if length == 0:
+        length, kind = RECORD.unpack(head)
+        if kind == DRAIN:
             os.write(acks, b".")
             continue
         data = stream.read(length)
         if len(data) < length:
             return
-        yield pickle.loads(data)
+        yield marshal.loads(data) if kind == MARSHAL else pickle.loads(data)
 
 
 class Recorder:

@@ -18,7 +18,7 @@ from mitmproxy import ctx, exceptions, http
 from mitmproxy.flow import Error as FlowError
 from mitmproxy.log import ALERT
 from ocitrace.analyzers.analysis import Analyzer
-from ocitrace.analyzers.calls import METADATA_KEY, BodyTap, Call, CaptureMeta, content_length
+from ocitrace.analyzers.calls import METADATA_KEY, BodyTap, Call, CaptureMeta, Headers, content_length
 from ocitrace.analyzers.endpoints import Classification
 from ocitrace.analyzers.strings import LANGUAGES, os_error_text, text
 
@@ -44,10 +44,21 @@ def held_whole(message: http.Message) -> bool:
     return length is not None and length <= KEEP_LIMIT
 
 
-def _bodiless(message: http.Message) -> bool:
-    """An HTTP/1 request that says it has no body (no Content-Length, not chunked): mitmproxy streams none."""
-    return (isinstance(message, http.Request) and message.http_version.startswith("HTTP/1")
-            and "content-length" not in message.headers and "transfer-encoding" not in message.headers)
+def _bodiless(request: http.Request, headers: Headers) -> bool:
+    """An HTTP/1 request that says it has no body (no Content-Length, not chunked): mitmproxy streams none.
+    `headers` are the request's, as its Call holds them: looked up for less than in mitmproxy's own."""
+    names = headers.names()
+    return request.http_version.startswith("HTTP/1") and "content-length" not in names \
+        and "transfer-encoding" not in names
+
+
+def _only_asked(state) -> bool:
+    """Whether a flow's ocitrace metadata is absent or holds only the name the client asked for, as the upstream map
+    writes it: the state of a call with nothing measured, as it is (most small calls)."""
+    return state is None or type(state) is dict and state.keys() <= _ASKED
+
+
+_ASKED = {"client_host", "client_scheme", "client_port"}
 
 
 def _needs_framing(request: http.Request) -> bool:
@@ -153,7 +164,7 @@ class RegistryTrace:
     def _stream(self, message: http.Message, pending: InFlight, side: str, session=None) -> None:
         """Stream the body through a tap, unless it is one the analysis decodes and small enough to hold."""
         keeps = pending.classification.keeps(side)
-        if keeps and held_whole(message) or _bodiless(message):
+        if keeps and held_whole(message) or side == "request" and _bodiless(message, pending.call.request_headers):
             return
         limit = KEEP_LIMIT if keeps else ctx.options.ocitrace_keep_bytes
         message.stream = pending.taps[side] = Tap(limit, session)
@@ -215,11 +226,14 @@ class RegistryTrace:
     def _record(self, pending: InFlight) -> None:
         """Leave what was measured on the flow (as `ocitrace analyze` reads it) and hand it to the recorder."""
         flow, measured = pending.flow, self._measure(pending)
-        meta = replace(CaptureMeta.from_state(flow.metadata.get(METADATA_KEY)), request=measured.get("request"),
-                       response=measured.get("response"))
-        if pending.session is not None:
-            meta = replace(meta, session=pending.session)
-        flow.metadata[METADATA_KEY] = meta.to_state()
+        state = flow.metadata.get(METADATA_KEY)
+        if measured or pending.session is not None or not _only_asked(state):
+            meta = replace(CaptureMeta.from_state(state), request=measured.get("request"),
+                           response=measured.get("response"))
+            if pending.session is not None:
+                meta = replace(meta, session=pending.session)
+            state = meta.to_state()
+        flow.metadata[METADATA_KEY] = state if state is not None else {}
         if self.recording is not None and not self.recording.write(flow_state(flow)):
             self._stop_recording()
 

@@ -5,6 +5,7 @@ import json
 import logging
 import os
 import shutil
+from io import BytesIO
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,18 @@ from mitmproxy import exceptions, io
 from mitmproxy.proxy import server
 from mitmproxy.test import taddons
 from ocitrace.addons.reads import READ_AT_ONCE, Reader, read_more
-from ocitrace.addons.recorder import Recorder
-from ocitrace.addons.recording import EARLIER, EVENTS_FILE, FLOWS_FILE, REPORT_FILE
+from ocitrace.addons.recorder import Recorder, records
+from ocitrace.addons.recording import (
+    DRAIN,
+    EARLIER,
+    EVENTS_FILE,
+    FLOWS_FILE,
+    MARSHAL,
+    PICKLE,
+    RECORD,
+    REPORT_FILE,
+    encoded,
+)
 from ocitrace.addons.registry_trace import RegistryTrace
 from ocitrace.addons.tap import BATCH, IN_FLIGHT, Tap
 from ocitrace.addons.upstream_map import UpstreamMap, parse_map_spec
@@ -417,6 +428,36 @@ def test_upstream_map_picks_the_upstream_before_the_body_and_keeps_the_host():
         other = make_flow("GET", "https://elsewhere.test/v2/", 200)
         addon.requestheaders(other)
         assert other.request.host == "elsewhere.test"
+
+
+def test_a_call_with_nothing_measured_keeps_only_the_name_the_client_asked_for(trace):
+    mapped = make_flow("GET", "http://127.0.0.1:5999/v2/", 200, metadata={"ocitrace": {
+        "client_host": "registry.test", "client_scheme": "https", "client_port": 443}})
+    plain, measured = make_flow("HEAD", f"{R}/v2/app/manifests/v1", 200), trace_blob_download(trace)
+    for flow in (mapped, plain):
+        exchange(trace, flow)
+    states = {state["id"]: state["metadata"]["ocitrace"] for state in recorded_states(trace)}
+    assert states[mapped.id] == {"client_host": "registry.test", "client_scheme": "https", "client_port": 443}
+    assert states[plain.id] == {}
+    assert states[measured.id]["response"]["size"] == 3 << 20
+
+
+def trace_blob_download(addon):
+    blob = os.urandom(3 << 20)
+    return exchange(addon, make_flow("GET", f"{R}/v2/app/blobs/{sha256(blob)}", 200), response_body=blob)
+
+
+def test_a_flow_state_reaches_the_recorder_as_it_was_whatever_it_holds(tmp_path):
+    from fractions import Fraction
+
+    plain = make_flow("GET", f"{R}/v2/", 200).get_state()
+    odd = make_flow("GET", f"{R}/v2/", 200, metadata={"another addon": Fraction(1, 3)}).get_state()
+    acks_read, acks = os.pipe()
+    assert [encoded(state)[RECORD.size - 1:RECORD.size] for state in (plain, odd)] == [MARSHAL, PICKLE]
+    stream = BytesIO(encoded(plain) + RECORD.pack(0, DRAIN) + encoded(odd))
+    assert list(records(stream, acks)) == [plain, odd]
+    assert os.read(acks_read, 1) == b"."  # the drain between them was answered
+    os.close(acks_read), os.close(acks)
 
 
 @pytest.mark.parametrize("spec", ["registry.test", "=http://x", "registry.test=ftp://x", "registry.test=http://"])
