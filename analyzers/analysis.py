@@ -184,11 +184,11 @@ class Analyzer:
         self.table = table or default_table()
         self.retain = retain
         self.keep = keep
-        self.analysis = Analysis()
         self.count = 0
         self.sessions = UploadSessions()
-        # what an object or an operation was seen in: every call for JSON, else what a report says of them
+        # what an object, an operation or a finding was seen in: every call for JSON, else what a report says of them
         self._runs = None if keep is None else KEPT
+        self.analysis = Analysis(tally=Tally(runs=self._runs))
         self.operations = Operations(retain=retain, runs=self._runs, keep=keep)
         self.conformance = Conformance()
         self._aliases: Recent[str, str] = Recent(4096)  # upload ids a session was given later -> the session

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from .findings import ERROR, INFO, WARNING, Finding, worth_telling
 from .rules import rule
-from .story import ranges
+from .runs import Runs
 from .strings import text
 from .words import cell, finding_text, shorten_digests, size, table
 
@@ -32,13 +32,13 @@ def findings(analysis: Analysis) -> Iterator[tuple[tuple[int, ...], Finding]]:
         yield found.calls, found.finding
 
 
-def grouped(analysis: Analysis) -> Iterator[tuple[Finding, list[int], int]]:
+def grouped(analysis: Analysis) -> Iterator[tuple[Finding, Runs, int]]:
     """Each finding of every call once, with the calls it was found on and how many times (as the analysis
     tallied them), then each of the capture's."""
-    for finding, calls in analysis.tally.findings.items():
-        yield finding, calls, len(calls)
+    for finding, found in analysis.tally.findings.items():
+        yield finding, found.calls, found.times
     for found in analysis.findings:
-        yield found.finding, list(found.calls), 1
+        yield found.finding, Runs(sorted(set(found.calls))), 1
 
 
 def counts(analysis: Analysis) -> dict[str, int]:
@@ -64,18 +64,19 @@ def finding_records(analysis: Analysis) -> list[dict[str, Any]]:
 
 
 def findings_section(analysis: Analysis, lang: str) -> list[str]:
-    by_text: dict[tuple[str, str], list[int]] = {}
+    by_text: dict[tuple[str, str], list[Runs]] = {}
     for finding, calls, _ in grouped(analysis):
-        by_text.setdefault((finding.code, finding_text(finding, lang)), []).extend(calls)
+        by_text.setdefault((finding.code, finding_text(finding, lang)), []).append(calls)
     out = [f"## {text('findings_heading', lang)}", ""]
     if not by_text:
         return out + [text("findings_none", lang), ""] + limits_section(analysis, lang)
     rows = []
-    ordered = sorted(by_text.items(), key=lambda kv: (_ORDER[Finding(kv[0][0]).severity], min(kv[1], default=0)))
+    told = {key: Runs.union(groups) for key, groups in by_text.items()}
+    ordered = sorted(told.items(), key=lambda kv: (_ORDER[Finding(kv[0][0]).severity], kv[1].first or 0))
     for (code, words), calls in ordered[:MOST_ROWS]:
         known = rule(code)
         rows.append([text(f"severity_{Finding(code).severity}", lang), text(f"side_{known.side}", lang) if known
-                     else "", f"{code}: {shorten_digests(words)}", ranges(sorted(set(calls))),
+                     else "", f"{code}: {shorten_digests(words)}", calls.text(),
                      known.section_in(lang) if known else ""])
     headers = [text(k, lang) for k in ("col_severity", "col_side", "col_finding", "col_calls", "col_spec")]
     out += [table(headers, rows), ""]

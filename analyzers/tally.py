@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from .endpoints import Endpoint
 from .findings import Finding, worth_telling
 from .limits import Accounts
+from .runs import Runs
 
 if TYPE_CHECKING:
     from .analysis import AnalyzedCall
@@ -30,8 +31,20 @@ class EndpointCount:
     counts: Counter = field(default_factory=Counter)
 
 
+class Found:
+    """The calls a finding was found on (as runs), and how many times."""
+
+    __slots__ = ("calls", "times")
+
+    def __init__(self, runs: int | None):
+        self.calls = Runs(limit=runs)
+        self.times = 0
+
+
 class Tally:
-    def __init__(self) -> None:
+    def __init__(self, runs: int | None = None) -> None:
+        """`runs`: how many runs of a finding's calls are kept whole (None: all)."""
+        self.runs = runs
         self.calls = 0
         self.registry = 0  # calls a row of the endpoint table names
         self.sent = 0
@@ -40,7 +53,7 @@ class Tally:
         self.endpoints: dict[tuple[str, str], EndpointCount] = {}  # (endpoint id or "-", method)
         self.limits = Accounts()
         # Each finding worth a reader's eyes, in the order first found, with the 0-based calls it was found on.
-        self.findings: dict[Finding, list[int]] = {}
+        self.findings: dict[Finding, Found] = {}
         self._slowest: list[tuple[float, int, AnalyzedCall]] = []  # a heap of the longest calls
 
     def add(self, item: AnalyzedCall) -> None:
@@ -63,7 +76,11 @@ class Tally:
         counts["received"] += received
         for finding in item.findings:
             if worth_telling(finding):
-                self.findings.setdefault(finding, []).append(item.index)
+                found = self.findings.get(finding)
+                if found is None:
+                    found = self.findings[finding] = Found(self.runs)
+                found.calls.append(item.index)
+                found.times += 1
         self.limits.add(item)
         duration = call.duration
         if duration:  # of two as long, the earlier is the longer, as a stable sort orders them
