@@ -17,7 +17,9 @@ from types import NoneType, UnionType
 from typing import Any
 
 from mitmproxy import http, version
+from mitmproxy.connection import Connection
 from mitmproxy.coretypes.serializable import SerializableDataclass
+from ocitrace.analyzers.recent import Recent
 
 FORMAT = 21  # the mitmproxy flow format this mirrors (Flow.get_state + HTTPFlow.get_state)
 
@@ -63,12 +65,33 @@ def _converter(kind: Any, name: str) -> Convert:
     raise TypeError(f"{name}: no serialisation for {kind!r}")
 
 
-def dataclass_state(obj: SerializableDataclass) -> dict:
+def _fields_of(obj: SerializableDataclass) -> tuple[tuple[str, Convert], ...]:
     fields = _fields.get(type(obj))
     if fields is None:
         declared = type(obj)._SerializableDataclass__fields()  # the fields mitmproxy serialises, hints resolved
         fields = _fields[type(obj)] = tuple((f.name, _converter(f.type, f.name)) for f in declared)
-    return {name: convert(getattr(obj, name)) for name, convert in fields}
+    return fields
+
+
+def dataclass_state(obj: SerializableDataclass) -> dict:
+    return {name: convert(getattr(obj, name)) for name, convert in _fields_of(obj)}
+
+
+# A keep-alive connection carries call after call and seldom changes between two: its state is made again only when
+# a field has (each certificate would be PEM-encoded again for every call). Lists are compared as copies, so that one
+# changed in place is seen too. The state is shared by the calls: it is read, never changed.
+_connections: Recent[str, tuple[tuple, dict]] = Recent(256)
+
+
+def connection_state(conn: Connection) -> dict:
+    fields = _fields_of(conn)
+    now = tuple(tuple(value) if type(value) is list else value for value in (getattr(conn, n) for n, _ in fields))
+    known = _connections.get(conn.id)
+    if known is not None and known[0] == now:
+        return known[1]
+    state = {name: convert(value) for (name, convert), value in zip(fields, now, strict=True)}
+    _connections[conn.id] = (now, state)
+    return state
 
 
 def flow_state(flow: http.HTTPFlow) -> dict:
@@ -81,8 +104,8 @@ def flow_state(flow: http.HTTPFlow) -> dict:
             "type": flow.type,
             "id": flow.id,
             "error": dataclass_state(flow.error) if flow.error else None,
-            "client_conn": dataclass_state(flow.client_conn),
-            "server_conn": dataclass_state(flow.server_conn),
+            "client_conn": connection_state(flow.client_conn),
+            "server_conn": connection_state(flow.server_conn),
             "intercepted": flow.intercepted,
             "is_replay": flow.is_replay,
             "marked": flow.marked,

@@ -52,13 +52,13 @@ def _bodiless(request: http.Request, headers: Headers) -> bool:
         and "transfer-encoding" not in names
 
 
+_ASKED = {"client_host", "client_scheme", "client_port"}  # what the upstream map leaves on a flow
+
+
 def _only_asked(state) -> bool:
     """Whether a flow's ocitrace metadata is absent or holds only the name the client asked for, as the upstream map
     writes it: the state of a call with nothing measured, as it is (most small calls)."""
     return state is None or type(state) is dict and state.keys() <= _ASKED
-
-
-_ASKED = {"client_host", "client_scheme", "client_port"}
 
 
 def _needs_framing(request: http.Request) -> bool:

@@ -46,6 +46,21 @@ def test_tls_connections_with_certificates(tmp_path):
     same_state(flow)
 
 
+def test_a_keep_alive_connections_state_follows_every_change_of_it(tmp_path):
+    from mitmproxy.certs import CertStore
+
+    cert = CertStore.from_store(tmp_path, "mitmproxy", 2048).get_cert("registry.test", []).cert
+    flow = tflow.tflow(resp=True)
+    flow.server_conn.tls, flow.server_conn.certificate_list = True, []
+    for change in [lambda conn: None,  # unchanged: the same state again
+                   lambda conn: setattr(conn, "timestamp_end", 1234.5),
+                   lambda conn: conn.certificate_list.append(cert),  # a list changed in place
+                   lambda conn: setattr(conn, "alpn_offers", [b"h2", b"http/1.1"])]:
+        change(flow.server_conn)
+        change(flow.client_conn)
+        same_state(flow)
+
+
 @pytest.mark.parametrize("capture", CAPTURES, ids=[p.parent.name for p in CAPTURES])
 def test_every_flow_of_the_committed_captures(capture):
     with open(capture, "rb") as fh:
