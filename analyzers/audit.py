@@ -32,25 +32,23 @@ def findings(analysis: Analysis) -> Iterator[tuple[tuple[int, ...], Finding]]:
         yield found.calls, found.finding
 
 
-def grouped(analysis: Analysis) -> Iterator[tuple[Finding, Runs, int]]:
-    """Each finding of every call once, with the calls it was found on and how many times (as the analysis
-    tallied them), then each of the capture's."""
-    for finding, found in analysis.tally.findings.items():
-        yield finding, found.calls, found.times
+def grouped(analysis: Analysis) -> Iterator[tuple[Finding, int]]:
+    """Each finding of every call once, with how many times the analysis tallied it, then each of the capture's."""
+    yield from analysis.tally.findings.items()
     for found in analysis.findings:
-        yield found.finding, Runs(sorted(set(found.calls))), 1
+        yield found.finding, 1
 
 
 def counts(analysis: Analysis) -> dict[str, int]:
     counted: Counter = Counter()
-    for finding, _, times in grouped(analysis):
+    for finding, times in grouped(analysis):
         counted[finding.code] += times
     return dict(counted)
 
 
 def errors(analysis: Analysis) -> int:
     """How many findings are errors: what `--strict` fails on."""
-    return sum(times for finding, _, times in grouped(analysis) if finding.severity == ERROR)
+    return sum(times for finding, times in grouped(analysis) if finding.severity == ERROR)
 
 
 def finding_records(analysis: Analysis) -> list[dict[str, Any]]:
@@ -64,15 +62,17 @@ def finding_records(analysis: Analysis) -> list[dict[str, Any]]:
 
 
 def findings_section(analysis: Analysis, lang: str) -> list[str]:
-    by_text: dict[tuple[str, str], list[Runs]] = {}
-    for finding, calls, _ in grouped(analysis):
-        by_text.setdefault((finding.code, finding_text(finding, lang)), []).append(calls)
+    # The capture's own findings come from its `at: end` rules, whose codes no call's finding has: they make rows
+    # of their own.
+    at_end: dict[tuple[str, str], list[int]] = {}
+    for found in analysis.findings:
+        at_end.setdefault((found.finding.code, finding_text(found.finding, lang)), []).extend(found.calls)
+    told = [*analysis.tally.told[lang].items(), *((row, Runs(sorted(set(calls)))) for row, calls in at_end.items())]
     out = [f"## {text('findings_heading', lang)}", ""]
-    if not by_text:
+    if not told:
         return out + [text("findings_none", lang), ""] + limits_section(analysis, lang)
     rows = []
-    told = {key: Runs.union(groups) for key, groups in by_text.items()}
-    ordered = sorted(told.items(), key=lambda kv: (_ORDER[Finding(kv[0][0]).severity], kv[1].first or 0))
+    ordered = sorted(told, key=lambda kv: (_ORDER[Finding(kv[0][0]).severity], kv[1].first or 0))
     for (code, words), calls in ordered[:MOST_ROWS]:
         known = rule(code)
         rows.append([text(f"severity_{Finding(code).severity}", lang), text(f"side_{known.side}", lang) if known

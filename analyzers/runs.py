@@ -8,7 +8,7 @@ them, in memory that does not grow with the capture. Kept whole (JSON lists ever
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 
 # Runs kept whole when bounded: more than a report ever spells out (`ranges` lists at most 6, else the first 3).
 KEPT = 8
@@ -65,31 +65,6 @@ class Runs:
 
     def _spans(self) -> list[tuple[int, int]]:
         return list(zip(self._bounds[::2], self._bounds[1::2], strict=True))
-
-    @classmethod
-    def union(cls, groups: Sequence[Runs]) -> Runs:
-        """The calls of several together (the findings a report tells in the same words). Exact while each is
-        whole; of bounded ones, their kept runs together and their counts added."""
-        if len(groups) == 1:
-            return groups[0]
-        spans = sorted(span for runs in groups
-                       for span in runs._spans() + ([tuple(runs._tail)] if runs._tail is not None else []))
-        merged: list[list[int]] = []
-        for start, end in spans:
-            if merged and start <= merged[-1][1] + 1:
-                merged[-1][1] = max(merged[-1][1], end)
-            else:
-                merged.append([start, end])
-        together = cls(limit=max((runs.limit for runs in groups if runs.limit is not None), default=None))
-        if all(runs.whole for runs in groups):
-            together._bounds = [index for span in merged for index in span]
-            together.count, together.runs = sum(end - start + 1 for start, end in merged), len(merged)
-        else:
-            together._bounds = [index for span in merged[:-1][:together.limit] for index in span]
-            together._tail = merged[-1]
-            together.count = sum(runs.count for runs in groups)
-            together.runs = max(len(merged), *(runs.runs for runs in groups))
-        return together
 
     def __iter__(self) -> Iterator[int]:
         if self._tail is not None:

@@ -15,7 +15,10 @@ from typing import TYPE_CHECKING
 from .endpoints import Endpoint
 from .findings import Finding, worth_telling
 from .limits import Accounts
+from .recent import Recent
 from .runs import Runs
+from .strings import LANGUAGES
+from .words import finding_text
 
 if TYPE_CHECKING:
     from .analysis import AnalyzedCall
@@ -31,19 +34,9 @@ class EndpointCount:
     counts: Counter = field(default_factory=Counter)
 
 
-class Found:
-    """The calls a finding was found on (as runs), and how many times."""
-
-    __slots__ = ("calls", "times")
-
-    def __init__(self, runs: int | None):
-        self.calls = Runs(limit=runs)
-        self.times = 0
-
-
 class Tally:
     def __init__(self, runs: int | None = None) -> None:
-        """`runs`: how many runs of a finding's calls are kept whole (None: all)."""
+        """`runs`: how many runs of a row's calls are kept whole (None: all)."""
         self.runs = runs
         self.calls = 0
         self.registry = 0  # calls a row of the endpoint table names
@@ -52,8 +45,12 @@ class Tally:
         self.hosts: dict[str, None] = {}  # in the order they were first called
         self.endpoints: dict[tuple[str, str], EndpointCount] = {}  # (endpoint id or "-", method)
         self.limits = Accounts()
-        # Each finding worth a reader's eyes, in the order first found, with the 0-based calls it was found on.
-        self.findings: dict[Finding, Found] = {}
+        # Each finding worth a reader's eyes, in the order first found, with how many times it was found.
+        self.findings: dict[Finding, int] = {}
+        # The rows of a report's findings table, in each language: the findings it tells in the same words (a digest
+        # shortened, a size rounded), with the 0-based calls they were found on.
+        self.told: dict[str, dict[tuple[str, str], Runs]] = {lang: {} for lang in LANGUAGES}
+        self._words: Recent[Finding, tuple[tuple[str, tuple[str, str]], ...]] = Recent(4096)
         self._slowest: list[tuple[float, int, AnalyzedCall]] = []  # a heap of the longest calls
 
     def add(self, item: AnalyzedCall) -> None:
@@ -76,11 +73,12 @@ class Tally:
         counts["received"] += received
         for finding in item.findings:
             if worth_telling(finding):
-                found = self.findings.get(finding)
-                if found is None:
-                    found = self.findings[finding] = Found(self.runs)
-                found.calls.append(item.index)
-                found.times += 1
+                self.findings[finding] = self.findings.get(finding, 0) + 1
+                for lang, row in self._rows(finding):
+                    calls = self.told[lang].get(row)
+                    if calls is None:
+                        calls = self.told[lang][row] = Runs(limit=self.runs)
+                    calls.append(item.index)  # a call with two findings told alike counts once
         self.limits.add(item)
         duration = call.duration
         if duration:  # of two as long, the earlier is the longer, as a stable sort orders them
@@ -89,6 +87,14 @@ class Tally:
                 heapq.heappush(self._slowest, entry)
             elif entry > self._slowest[0]:
                 heapq.heapreplace(self._slowest, entry)
+
+    def _rows(self, finding: Finding) -> tuple[tuple[str, tuple[str, str]], ...]:
+        """The row that tells `finding` in each language: (its code, its words)."""
+        rows = self._words.get(finding)
+        if rows is None:
+            rows = self._words[finding] = tuple((lang, (finding.code, finding_text(finding, lang)))
+                                                for lang in LANGUAGES)
+        return rows
 
     @property
     def slowest(self) -> list[AnalyzedCall]:

@@ -35,26 +35,3 @@ def test_a_call_given_twice_in_a_row_counts_once_and_an_earlier_one_is_refused()
     assert len(runs) == 2 and runs.text() == "4–5"
     with pytest.raises(ValueError):
         runs.append(2)
-
-
-@pytest.mark.parametrize("groups, said, count", [
-    ([[0, 1, 5], [2, 5, 9]], "1–3, 6, 10", 5),  # a call in both counts once; runs that touch join
-    ([[4]], "5", 1),
-    ([[0], [2], [4], [6], [8], [10], [12]], "1, 3, 5, … 13 (7)", 7),
-])
-def test_the_calls_of_findings_told_in_the_same_words_are_told_together(groups, said, count):
-    together = Runs.union([Runs(g) for g in groups])
-    assert (together.text(), len(together)) == (said, count)
-    assert together == sorted({i for g in groups for i in g})
-
-
-def test_bounded_calls_told_together_say_what_whole_ones_say_of_a_fleets_day():
-    a = [i for i in range(200_000) if i % 7 == 0]
-    b = [i for i in range(200_000) if i % 7 == 3]
-    whole = Runs.union([Runs(a), Runs(b)])
-    bounded = Runs.union([Runs(a, limit=KEPT), Runs(b, limit=KEPT)])
-    for most in (2, 6):
-        assert bounded.text(most) == whole.text(most)
-    assert (bounded.first, bounded.last, len(bounded)) == (whole.first, whole.last, len(whole)) == (0, max(a),
-                                                                                                      len(a) + len(b))
-    assert len(bounded._bounds) <= 2 * KEPT

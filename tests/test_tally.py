@@ -8,8 +8,12 @@ import pytest
 from ocitrace.analyzers import audit, story
 from ocitrace.analyzers.analysis import analyze
 from ocitrace.analyzers.captures import read_captures
+from ocitrace.analyzers.findings import Finding
 from ocitrace.analyzers.report import render
+from ocitrace.analyzers.runs import KEPT
 from ocitrace.analyzers.strings import text
+from ocitrace.analyzers.tally import Tally
+from ocitrace.analyzers.words import finding_text
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "captures" / "demo"
@@ -121,3 +125,20 @@ def test_operations_past_the_kept_calls_are_let_go_as_they_end_and_counted_alike
     assert swept.parts == whole.parts == len(story.sections(whole))
     assert swept.clients == whole.clients and swept.bare == whole.bare
     assert render(swept, "markdown") == at_end
+
+
+@pytest.mark.parametrize("runs", [None, KEPT], ids=["every call kept", "bounded"])
+def test_findings_told_in_the_same_words_are_one_row_whose_calls_are_counted_once(calls, runs):
+    """Two findings whose digests shorten alike fill each other's gaps: one row, calls 1–40, each call once."""
+    a, b = (Finding.of("could-mount", digest="sha256:" + "ab" * 31 + end, repository="app") for end in ("01", "02"))
+    assert finding_text(a, "en") == finding_text(b, "en") and a != b
+    tally = Tally(runs=runs)
+    for item in analyze(calls[:40]).calls:
+        item.findings = [a] if item.index % 2 == 0 else [b]
+        if item.index == 5:
+            item.findings = [a, b]
+        tally.add(item)
+    for lang in ("en", "zh"):
+        [(row, told)] = tally.told[lang].items()
+        assert row == ("could-mount", finding_text(a, lang)) and told.text() == "1–40" and len(told) == 40
+    assert tally.findings == {a: 21, b: 20}  # how many times each was found: the counts of the JSON
