@@ -92,8 +92,9 @@ def private_file(path: Path, mode: str) -> IO:
 
 
 # A record on the pipe: its length and how it is encoded, then the flow state. marshal takes half pickle's time
-# (both processes run one interpreter); pickle writes what marshal cannot (an object another addon left in a
-# flow's metadata). A DRAIN record, of no length, asks the recorder to say when it has written everything before it.
+# (both processes run one interpreter) and writes any bytes-like value as bytes, as the flow file does; pickle
+# writes what marshal refuses (an object another addon left in a flow's metadata). A DRAIN record, of no length, asks
+# the recorder to say when it has written everything before it.
 RECORD = struct.Struct("!Ic")
 MARSHAL, PICKLE, DRAIN = b"m", b"p", b"d"
 # Records wait this long (or until this many bytes) for others: the recorder wakes once for several calls, not
