@@ -9,7 +9,6 @@ when a new one starts is moved, whole, into `DIR/earlier/<when it started>/`: no
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import fcntl
 import json
@@ -97,11 +96,8 @@ def private_file(path: Path, mode: str) -> IO:
 # the recorder to say when it has written everything before it.
 RECORD = struct.Struct("!Ic")
 MARSHAL, PICKLE, DRAIN = b"m", b"p", b"d"
-# Records wait this long (or until this many bytes) for others: the recorder wakes once for several calls, not
-# once per call, on cores the traffic needs. A line comes at most this late. A quarter of a second rather than 50 ms
-# cost the recorder a tenth less CPU per small call (a longer run of calls in caches kept warm) and the calls
-# through the proxy 3% less time, on two cores.
-BATCH_DELAY = 0.25
+# Records wait for the proxy to flush them, which it does once for the calls it records together, or until this
+# many bytes have gathered.
 BATCH_BYTES = 1 << 16
 READY = b"R"  # the recorder's first word on its acks pipe
 READY_TIMEOUT = 60  # seconds: its imports take about one
@@ -134,7 +130,6 @@ class Recording:
         self.earlier = keep_earlier_session(out)
         self.failure: OSError | None = None
         self._batch = bytearray()  # records not sent yet
-        self._flush_due = False
         files = [private_fd(out / FLOWS_FILE), private_fd(out / EVENTS_FILE)]
         records, self._records = os.pipe()
         self._acks, acks = os.pipe()
@@ -167,20 +162,10 @@ class Recording:
         if self._records is None:
             return False
         self._batch += encoded(state)
-        if len(self._batch) >= BATCH_BYTES:
-            return self.flush()
-        if not self._flush_due:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:  # driven by hand, outside mitmproxy's loop: at once
-                return self.flush()
-            loop.call_later(BATCH_DELAY, self.flush)
-            self._flush_due = True
-        return True
+        return self.flush() if len(self._batch) >= BATCH_BYTES else True
 
     def flush(self) -> bool:
         """Send what waits to the recorder; False when it is gone."""
-        self._flush_due = False
         batch, self._batch = self._batch, bytearray()
         return self._send(batch) if batch else self._records is not None
 

@@ -26,7 +26,7 @@ from ocitrace.addons.recording import (
     REPORT_FILE,
     encoded,
 )
-from ocitrace.addons.registry_trace import RegistryTrace
+from ocitrace.addons.registry_trace import RECORD_AFTER, RegistryTrace
 from ocitrace.addons.tap import BATCH, IN_FLIGHT, Tap
 from ocitrace.addons.upstream_map import UpstreamMap, parse_map_spec
 from ocitrace.analyzers.analysis import analyze
@@ -523,6 +523,25 @@ def test_a_call_in_flight_when_the_proxy_stops_is_recorded_as_ended_without_answ
     [event] = events(trace)
     assert event["endpoint"] == "end-2" and event["error"] == "proxy stopped before the call ended"
     assert {"code": "download-aborted", "severity": "warning", "bytes": 300} in event["findings"]
+
+
+def test_calls_that_end_close_together_are_recorded_together_within_a_quarter_second(trace, monkeypatch):
+    sent = []
+    send = trace.recording._send
+    monkeypatch.setattr(trace.recording, "_send", lambda *parts: sent.append(parts) or send(*parts))
+
+    async def three_calls() -> float:
+        loop = asyncio.get_running_loop()
+        for _ in range(3):
+            exchange(trace, make_flow("GET", f"{R}/v2/", 200))
+        assert sent == []  # the answers went out; the recording waits a moment
+        started = loop.time()
+        while not sent:
+            await asyncio.sleep(0.01)
+        return loop.time() - started
+
+    assert RECORD_AFTER / 2 < asyncio.run(three_calls()) < RECORD_AFTER + 1
+    assert len(sent) == 1 and len(events(trace)) == 3  # one write for the three
 
 
 def test_bytes_that_are_not_utf8_never_lose_an_event(trace):
