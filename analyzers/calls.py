@@ -52,7 +52,9 @@ class Headers:
         return [value for key, value in self._pairs if key.lower() == name]
 
     def get(self, name: str, default: str | None = None) -> str | None:
-        first = self._index()
+        first = self._first
+        if first is None:  # (`_index`, inline: a call's headers are looked up some ten times each analysis)
+            first = self._index()
         value = first.get(name, _ABSENT)  # most names are asked for in lower case already
         if value is _ABSENT:
             lowered = name.lower()
