@@ -198,6 +198,8 @@ class RegistryTrace:
             return
         if self._later is None:
             self._later = loop.call_later(RECORD_AFTER, self._record_finished)
+        if pending.taps and pending.measured is None:
+            loop.call_soon(self._measure, pending)  # a streamed body's hashing buffers go now, not with the flow
 
     def _record_finished(self) -> None:
         if self._later is not None:
