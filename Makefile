@@ -56,7 +56,7 @@ demo: venv system-deps $(MERMAID_JS)
 bench: venv system-deps
 	$(PY) bench/classify_bench.py
 	$(PY) bench/reader_bench.py --flows 30000 --rounds 2
-	$(PY) bench/proxy_bench.py --size-mib 512
+	$(PY) bench/proxy_bench.py --size-mib 512 --rounds 2
 	$(PY) bench/latency_bench.py --calls 2000
 	$(PY) bench/load_bench.py --rounds 1
 
