@@ -52,7 +52,7 @@ test: venv system-deps lint $(MERMAID_JS)
 demo: venv system-deps $(MERMAID_JS)
 	$(VENV)/bin/ocitrace demo
 
-# Every figure of bench/README.md, each a ratio measured side by side in one run (about 4.5 minutes here).
+# Every figure of bench/README.md, each a ratio measured side by side in one run (about 4 minutes here).
 bench: venv system-deps
 	$(PY) bench/classify_bench.py
 	$(PY) bench/reader_bench.py --flows 30000 --rounds 2
