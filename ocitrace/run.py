@@ -110,7 +110,11 @@ class Proxy:
         for spec in args.map:
             argv += ["--map", spec]
         self.quiet = args.quiet
-        self.stopping = False  # its lines once the command has ended (where the report is) are said by run
+        # Where the report is, run says itself once the command has ended: the proxy's own line of it is not shown.
+        # The calls' lines are, to the last (a call is recorded up to a quarter of a second after it ended).
+        from ocitrace.addons.recording import REPORT_FILE
+
+        self.report_line = text("report_written", args.lang, path=args.out / REPORT_FILE)
         self.last_lines: list[str] = []
         self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, start_new_session=True,
@@ -124,9 +128,10 @@ class Proxy:
         for raw in self.process.stdout:
             line = raw.decode("utf-8", "replace").rstrip("\n")
             self.last_lines = (self.last_lines + [line])[-5:]
-            if line.startswith("[") and "] " in line and not self.quiet and not self.stopping:  # not its banner
+            said = line.split("] ", 1)[1] if line.startswith("[") and "] " in line else None  # not its banner
+            if said is not None and said != self.report_line and not self.quiet:
                 try:
-                    print(f"ocitrace: {line.split('] ', 1)[1]}", file=sys.stderr, flush=True)
+                    print(f"ocitrace: {said}", file=sys.stderr, flush=True)
                 except (OSError, ValueError):  # stderr closed (a pipe whose reader left)
                     self.quiet = True
 
@@ -148,7 +153,6 @@ class Proxy:
     def stop(self) -> None:
         from .lab import terminate  # here, not at start-up: the lab's imports cost `--version` 40 ms
 
-        self.stopping = True
         terminate(self.process, timeout=60)
         self._reader.join(timeout=5)
 

@@ -143,6 +143,18 @@ def test_a_python_client_through_run(tmp_path, registry):
     assert (tmp_path / "sbom.json").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["out", "sbom.json"]
 
 
+def test_the_calls_that_end_as_the_command_exits_are_said_too(tmp_path, registry):
+    """Calls are recorded up to a quarter of a second after they end: the last ones' lines come as the proxy stops."""
+    script = ("import urllib.request\n"
+              "for _ in range(3):\n"
+              f"    urllib.request.urlopen('https://{REGISTRY_NAME}/v2/').read()\n")
+    done = run(tmp_path, registry, sys.executable, "-c", script)
+    assert done.returncode == 0, done.stderr
+    said = [line for line in done.stderr.splitlines() if line.startswith("ocitrace: GET /v2/ 200")]
+    assert len(said) == 3, done.stderr
+    assert f"ocitrace: report: {tmp_path / 'out' / 'report.md'}" not in done.stderr.splitlines()  # run says it
+
+
 @pytest.mark.e2e
 def test_podman_pulls_one_platform_through_run(tmp_path, registry):
     """The article's third story with a pulling client: the index, that platform's manifest, its blobs."""
