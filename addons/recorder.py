@@ -29,7 +29,7 @@ from ocitrace.analyzers.report import call_line, event_line, report_of
 from ocitrace.analyzers.strings import LANGUAGES, os_error_text, text
 from ocitrace.analyzers.words import meaning
 
-from .recording import DRAIN, EVENTS_FILE, FLOWS_FILE, MARSHAL, READY, RECORD, REPORT_FILE, private_file
+from .recording import DRAIN, EVENTS_FILE, FLOWS_FILE, MARSHAL, READY, RECORD, REPORT_FILE, private_file, writable
 
 logger = logging.getLogger("ocitrace.recorder")
 # mitmproxy's level for what an addon has to say (its ALERT), which its terminal log shows by default. Not
@@ -69,6 +69,23 @@ def records(stream: BinaryIO, acks: int) -> Iterator[dict]:
         yield marshal.loads(data) if kind == MARSHAL else pickle.loads(data)
 
 
+def _flow_record(state: dict) -> bytes:
+    """The flow as its flow file holds it; what another addon left in its metadata that no flow file can hold is
+    left out (mitmproxy's own writer would fail on the whole flow)."""
+    try:
+        return tnetstrings.dumps(state)
+    except ValueError:
+        return tnetstrings.dumps({**state, "metadata": writable(state.get("metadata"), _dumps)})
+
+
+def _dumps(value) -> bool:
+    try:
+        tnetstrings.dumps(value)
+    except ValueError:
+        return False
+    return True
+
+
 class Recorder:
     def __init__(self, out: Path, flows: int, events: int, lang: str, keep_secrets: bool):
         self.out = out
@@ -95,7 +112,7 @@ class Recorder:
             return
         try:
             # What the reports hide, the flow file hides too (unless asked to keep it): it is shared as well.
-            self._flows.write(tnetstrings.dumps(self._with_connections(
+            self._flows.write(_flow_record(self._with_connections(
                 state if self.keep_secrets else redact.flow_state(state))))
             self._flows.flush()
             self._events.write(event_line(item, said))

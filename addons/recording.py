@@ -110,8 +110,26 @@ def encoded(state: dict) -> bytes:
     try:
         data, kind = marshal.dumps(state), MARSHAL
     except ValueError:
-        data, kind = pickle.dumps(state, pickle.HIGHEST_PROTOCOL), PICKLE
+        try:
+            data, kind = pickle.dumps(state, pickle.HIGHEST_PROTOCOL), PICKLE
+        except Exception:  # noqa: BLE001 - pickle raises whatever an object's own reduce raises
+            state = {**state, "metadata": writable(state.get("metadata"), _pickles)}
+            data, kind = pickle.dumps(state, pickle.HIGHEST_PROTOCOL), PICKLE
     return RECORD.pack(len(data), kind) + data
+
+
+def writable(metadata, writes) -> dict:
+    """A flow's metadata without what `writes` cannot write: an object another addon left there (a function, a
+    socket), which no flow file holds; mitmproxy's own flow writer fails on it."""
+    return {key: value for key, value in metadata.items() if writes(value)} if isinstance(metadata, dict) else {}
+
+
+def _pickles(value) -> bool:
+    try:
+        pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+    except Exception:  # noqa: BLE001
+        return False
+    return True
 
 
 class Recording:

@@ -205,10 +205,14 @@ class RegistryTrace:
         if self._later is not None:
             self._later.cancel()
             self._later = None
-        while self._finished:
-            self._record(self._finished.popleft())
-        if self.recording is not None and not self.recording.flush():  # the calls recorded together, sent at once
-            self._stop_recording()
+        try:
+            while self._finished:
+                self._record(self._finished.popleft())
+        finally:  # the calls recorded together, sent at once: those before a call that failed too
+            if self.recording is not None and not self.recording.flush():
+                self._stop_recording()
+            if self._finished:  # the rest at the loop's next turn (the failure is mitmproxy's to log)
+                self._later = asyncio.get_running_loop().call_soon(self._record_finished)
 
     def _measure(self, pending: InFlight) -> dict[str, BodyTap]:
         """What the taps saw (once every chunk handed over is hashed); a small streamed body is kept on the flow."""

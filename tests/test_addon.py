@@ -5,6 +5,7 @@ import json
 import logging
 import os
 import shutil
+from collections import deque
 from io import BytesIO
 from pathlib import Path
 
@@ -542,6 +543,36 @@ def test_calls_that_end_close_together_are_recorded_together_within_a_quarter_se
 
     assert RECORD_AFTER / 2 < asyncio.run(three_calls()) < RECORD_AFTER + 1
     assert len(sent) == 1 and len(events(trace)) == 3  # one write for the three
+
+
+def test_a_call_whose_recording_fails_holds_back_none_of_the_others(trace, monkeypatch):
+    import ocitrace.addons.registry_trace as registry_trace
+
+    flows = [make_flow("GET", f"{R}/v2/", 200) for _ in range(3)]
+    state = registry_trace.flow_state
+    monkeypatch.setattr(registry_trace, "flow_state", lambda flow: 1 / 0 if flow is flows[1] else state(flow))
+
+    async def three_calls() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda loop, context: None)  # the failure: mitmproxy's loop logs it
+        for flow in flows:
+            exchange(trace, flow)
+        await asyncio.sleep(RECORD_AFTER + 0.3)
+
+    asyncio.run(three_calls())
+    assert trace._finished == deque() and trace.recording._batch == bytearray()  # sent, not waiting for a next call
+    assert len(events(trace)) == 2
+
+
+def test_what_another_addon_leaves_on_a_flow_that_no_flow_file_holds_is_left_out_and_the_call_recorded(trace):
+    from fractions import Fraction
+
+    odd = [{"a function": lambda: None, "kept": "yes"}, {"a fraction": Fraction(1, 3), "kept": "yes"}, {}]
+    for metadata in odd:
+        exchange(trace, make_flow("GET", f"{R}/v2/", 200, metadata=metadata))
+    assert len(events(trace)) == 3
+    written = [flow.metadata for flow in io.FlowReader(open(trace.out / FLOWS_FILE, "rb")).stream()]
+    assert [{k: v for k, v in m.items() if k != "ocitrace"} for m in written] == [{"kept": "yes"}] * 2 + [{}]
 
 
 def test_bytes_that_are_not_utf8_never_lose_an_event(trace):
