@@ -62,24 +62,34 @@ def finding_records(analysis: Analysis) -> list[dict[str, Any]]:
 
 
 def findings_section(analysis: Analysis, lang: str) -> list[str]:
-    # The capture's own findings come from its `at: end` rules, whose codes no call's finding has: they make rows
-    # of their own.
+    # The capture's own findings (its `at: end` rules, or an analysis that failed at the end as one did on a call)
+    # join the row told in the same words; a bounded row takes no call out of order, so theirs then make their own.
     at_end: dict[tuple[str, str], list[int]] = {}
     for found in analysis.findings:
         at_end.setdefault((found.finding.code, finding_text(found.finding, lang)), []).extend(found.calls)
-    told = [*analysis.tally.told[lang].items(), *((row, Runs(sorted(set(calls)))) for row, calls in at_end.items())]
+    rows = dict(analysis.tally.told[lang])
+    own = []
+    for row, calls in at_end.items():
+        kept = rows.get(row)
+        if kept is None:
+            rows[row] = Runs(sorted(set(calls)))
+        elif calls and kept.whole:
+            rows[row] = Runs(sorted(set(kept) | set(calls)))
+        elif calls:
+            own.append((row, Runs(sorted(set(calls)))))
+    told = [*rows.items(), *own]
     out = [f"## {text('findings_heading', lang)}", ""]
     if not told:
         return out + [text("findings_none", lang), ""] + limits_section(analysis, lang)
-    rows = []
+    table_rows = []
     ordered = sorted(told, key=lambda kv: (_ORDER[Finding(kv[0][0]).severity], kv[1].first or 0))
     for (code, words), calls in ordered[:MOST_ROWS]:
         known = rule(code)
-        rows.append([text(f"severity_{Finding(code).severity}", lang), text(f"side_{known.side}", lang) if known
-                     else "", f"{code}: {shorten_digests(words)}", calls.text(),
-                     known.section_in(lang) if known else ""])
+        table_rows.append([text(f"severity_{Finding(code).severity}", lang),
+                           text(f"side_{known.side}", lang) if known else "", f"{code}: {shorten_digests(words)}",
+                           calls.text(), known.section_in(lang) if known else ""])
     headers = [text(k, lang) for k in ("col_severity", "col_side", "col_finding", "col_calls", "col_spec")]
-    out += [table(headers, rows), ""]
+    out += [table(headers, table_rows), ""]
     if len(ordered) > MOST_ROWS:
         out += [text("more_findings", lang, n=len(ordered) - MOST_ROWS), ""]
     return out + limits_section(analysis, lang)

@@ -142,3 +142,17 @@ def test_findings_told_in_the_same_words_are_one_row_whose_calls_are_counted_onc
         [(row, told)] = tally.told[lang].items()
         assert row == ("could-mount", finding_text(a, lang)) and told.text() == "1–40" and len(told) == 40
     assert tally.findings == {a: 21, b: 20}  # how many times each was found: the counts of the JSON
+
+
+def test_an_analysis_failing_at_the_end_as_on_a_call_is_one_row(calls, monkeypatch):
+    from ocitrace.analyzers import conformance
+    from ocitrace.analyzers.analysis import Analyzer
+
+    analyzer = Analyzer()
+    analyse = analyzer._analyse
+    monkeypatch.setattr(analyzer, "_analyse", lambda item: 1 / 0 if item.index == 2 else analyse(item))
+    monkeypatch.setattr(conformance.Conformance, "at_end", lambda self, analysis: 1 / 0)
+    analysis = analyzer.add_all(calls[:10])
+    section = "\n".join(audit.findings_section(analysis, "en")).splitlines()
+    rows = [line for line in section if "analysis-failed" in line]
+    assert len(rows) == 1 and "| 3 " in rows[0]  # the call's, and the end's, told once
