@@ -37,6 +37,7 @@ KEEP_LIMIT = 8 << 20
 # the proxy's own added CPU per small call, and a tenth off the recorder's, on two cores). A line comes at most
 # this late.
 RECORD_AFTER = 0.25
+RECORD_RUN = 256  # calls that wait at most: what they hold, and the loop's pause to record them, stay bounded
 # The error of a call the proxy was still carrying when it stopped (mitmproxy's own errors read like this).
 STOPPED = "proxy stopped before the call ended"
 
@@ -161,6 +162,7 @@ class RegistryTrace:
         self._record_finished()
         if self.recording is not None:
             self.recording.close()  # the recorder writes what is left, then report.md
+            self.recording = None
 
     # --- helpers ---
 
@@ -196,7 +198,11 @@ class RegistryTrace:
         except RuntimeError:  # hooks driven by hand, outside mitmproxy's loop: at once
             self._record_finished()
             return
-        if self._later is None:
+        if len(self._finished) == RECORD_RUN:  # a burst: recorded now (once the answer is out), not all at once later
+            if self._later is not None:
+                self._later.cancel()
+            self._later = loop.call_soon(self._record_finished)
+        elif self._later is None:
             self._later = loop.call_later(RECORD_AFTER, self._record_finished)
         if pending.taps and pending.measured is None:
             loop.call_soon(self._measure, pending)  # a streamed body's hashing buffers go now, not with the flow
@@ -226,6 +232,7 @@ class RegistryTrace:
                 message = flow.request if side == "request" else flow.response
                 if message is not None and message.raw_content is None:
                     message.raw_content = tap.small_body()
+                    tap.kept = None  # held once, on the flow, while it waits to be recorded
         return pending.measured
 
     def _follow(self, pending: InFlight) -> None:

@@ -545,6 +545,20 @@ def test_calls_that_end_close_together_are_recorded_together_within_a_quarter_se
     assert len(sent) == 1 and len(events(trace)) == 3  # one write for the three
 
 
+def test_a_burst_of_calls_is_recorded_once_a_run_is_full_not_a_quarter_second_later(trace, monkeypatch):
+    import ocitrace.addons.registry_trace as registry_trace
+
+    monkeypatch.setattr(registry_trace, "RECORD_RUN", 5)
+
+    async def burst() -> int:
+        for _ in range(5):
+            exchange(trace, make_flow("GET", f"{R}/v2/", 200))
+        await asyncio.sleep(0.01)  # far less than RECORD_AFTER
+        return len(trace._finished)
+
+    assert asyncio.run(burst()) == 0 and len(events(trace)) == 5
+
+
 def test_a_call_whose_recording_fails_holds_back_none_of_the_others(trace, monkeypatch):
     import ocitrace.addons.registry_trace as registry_trace
 
