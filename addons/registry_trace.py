@@ -34,8 +34,7 @@ logger = logging.getLogger(__name__)
 KEEP_LIMIT = 8 << 20
 # How long a finished call may wait to be recorded (seconds), with the calls that finish meanwhile: the proxy takes
 # their states and the recorder analyses them as one run, in caches kept warm (against 5 ms, this took a third off
-# the proxy's own added CPU per small call, and a tenth off the recorder's, on two cores). A line comes at most
-# this late.
+# the proxy's own added CPU per small call, on two cores). A call's line comes a moment after this.
 RECORD_AFTER = 0.25
 RECORD_RUN = 256  # calls that wait at most: what they hold, and the loop's pause to record them, stay bounded
 # The error of a call the proxy was still carrying when it stopped (mitmproxy's own errors read like this).
@@ -232,7 +231,8 @@ class RegistryTrace:
                 message = flow.request if side == "request" else flow.response
                 if message is not None and message.raw_content is None:
                     message.raw_content = tap.small_body()
-                    tap.kept = None  # held once, on the flow, while it waits to be recorded
+                    if message.raw_content is not None:  # (a body still coming keeps what the hashes have not seen)
+                        tap.kept = None  # held once, on the flow, while it waits to be recorded
         return pending.measured
 
     def _follow(self, pending: InFlight) -> None:

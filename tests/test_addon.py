@@ -262,6 +262,20 @@ def test_client_abort_mid_upload_is_recorded_with_the_bytes_seen(trace):
     assert event["request_bytes"] == 5000
 
 
+def test_an_upload_answered_before_its_body_ends_keeps_every_byte_it_goes_on_to_hash(trace):
+    flow = make_flow("PATCH", f"{R}/v2/app/blobs/uploads/u-7", 400, req_headers={"Transfer-Encoding": "chunked"})
+    flow.request.content = None
+    trace.requestheaders(flow)
+    tap = flow.request.stream
+    stream(tap, b"a" * 3000, finish=False)
+    trace.responseheaders(flow)
+    trace.response(flow)  # measured and recorded now, the body still coming: not complete, no digest
+    [event] = events(trace)
+    assert event["request_bytes"] == 3000
+    stream(tap, b"b" * 2000)
+    assert tap.small_body() == b"a" * 3000 + b"b" * 2000 and tap.hashers[0].size == 5000
+
+
 def a_session(addon):
     """What a client pulling one platform and pushing a chunked blob does, through the hooks."""
     config = json.dumps({"architecture": "arm64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}})
