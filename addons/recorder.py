@@ -75,15 +75,7 @@ def _flow_record(state: dict) -> bytes:
     try:
         return tnetstrings.dumps(state)
     except ValueError:
-        return tnetstrings.dumps({**state, "metadata": writable(state.get("metadata"), _dumps)})
-
-
-def _dumps(value) -> bool:
-    try:
-        tnetstrings.dumps(value)
-    except ValueError:
-        return False
-    return True
+        return tnetstrings.dumps({**state, "metadata": writable(state.get("metadata"), tnetstrings.dumps)})
 
 
 class Recorder:

@@ -21,9 +21,11 @@ import shutil
 import struct
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 FLOWS_FILE = "flows.mitm"
 EVENTS_FILE = "events.jsonl"
@@ -110,26 +112,27 @@ def encoded(state: dict) -> bytes:
     try:
         data, kind = marshal.dumps(state), MARSHAL
     except ValueError:
+        dump = partial(pickle.dumps, protocol=pickle.HIGHEST_PROTOCOL)
         try:
-            data, kind = pickle.dumps(state, pickle.HIGHEST_PROTOCOL), PICKLE
+            data, kind = dump(state), PICKLE
         except Exception:  # noqa: BLE001 - pickle raises whatever an object's own reduce raises
-            state = {**state, "metadata": writable(state.get("metadata"), _pickles)}
-            data, kind = pickle.dumps(state, pickle.HIGHEST_PROTOCOL), PICKLE
+            data, kind = dump({**state, "metadata": writable(state.get("metadata"), dump)}), PICKLE
     return RECORD.pack(len(data), kind) + data
 
 
-def writable(metadata, writes) -> dict:
-    """A flow's metadata without what `writes` cannot write: an object another addon left there (a function, a
+def writable(metadata, dump: Callable[[Any], bytes]) -> dict:
+    """A flow's metadata without what `dump` cannot write: an object another addon left there (a function, a
     socket), which no flow file holds; mitmproxy's own flow writer fails on it."""
-    return {key: value for key, value in metadata.items() if writes(value)} if isinstance(metadata, dict) else {}
-
-
-def _pickles(value) -> bool:
-    try:
-        pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
-    except Exception:  # noqa: BLE001
-        return False
-    return True
+    if not isinstance(metadata, dict):
+        return {}
+    kept = {}
+    for key, value in metadata.items():
+        try:
+            dump(value)
+        except Exception:  # noqa: BLE001 - as `dump` raises it
+            continue
+        kept[key] = value
+    return kept
 
 
 class Recording:
