@@ -35,7 +35,7 @@ from .operations import Operation, Operations, Reason
 from .recent import Recent
 from .runs import KEPT, Runs
 from .sessions import UploadSessions
-from .tally import Tally
+from .tally import MOST_ROWS, Tally
 from .tokens import Grant, decode_grant
 
 # Registries accept manifests of at least 4 MiB (distribution-spec); one past twice that is not decoded.
@@ -188,7 +188,7 @@ class Analyzer:
         self.sessions = UploadSessions()
         # what an object, an operation or a finding was seen in: every call for JSON, else what a report says of them
         self._runs = None if keep is None else KEPT
-        self.analysis = Analysis(tally=Tally(runs=self._runs))
+        self.analysis = Analysis(tally=Tally(runs=self._runs, rows=None if keep is None else MOST_ROWS))
         self.operations = Operations(retain=retain, runs=self._runs, keep=keep)
         self.conformance = Conformance()
         self._aliases: Recent[str, str] = Recent(4096)  # upload ids a session was given later -> the session

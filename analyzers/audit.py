@@ -12,13 +12,13 @@ from .findings import ERROR, INFO, WARNING, Finding, worth_telling
 from .rules import rule
 from .runs import Runs
 from .strings import text
+from .tally import MOST_ROWS
 from .words import cell, finding_text, shorten_digests, size, table
 
 if TYPE_CHECKING:
     from .analysis import Analysis
 
 _ORDER = {ERROR: 0, WARNING: 1, INFO: 2}
-MOST_ROWS = 100  # findings told in the report (every one is in the JSON, counted per code)
 
 
 def findings(analysis: Analysis) -> Iterator[tuple[tuple[int, ...], Finding]]:
@@ -32,23 +32,16 @@ def findings(analysis: Analysis) -> Iterator[tuple[tuple[int, ...], Finding]]:
         yield found.calls, found.finding
 
 
-def grouped(analysis: Analysis) -> Iterator[tuple[Finding, int]]:
-    """Each finding of every call once, with how many times the analysis tallied it, then each of the capture's."""
-    yield from analysis.tally.findings.items()
-    for found in analysis.findings:
-        yield found.finding, 1
-
-
 def counts(analysis: Analysis) -> dict[str, int]:
-    counted: Counter = Counter()
-    for finding, times in grouped(analysis):
-        counted[finding.code] += times
+    """How many findings of each code: every call's, then the capture's."""
+    counted = Counter(analysis.tally.codes)
+    counted.update(found.finding.code for found in analysis.findings)
     return dict(counted)
 
 
 def errors(analysis: Analysis) -> int:
     """How many findings are errors: what `--strict` fails on."""
-    return sum(times for finding, times in grouped(analysis) if finding.severity == ERROR)
+    return analysis.tally.errors + sum(found.finding.severity == ERROR for found in analysis.findings)
 
 
 def finding_records(analysis: Analysis) -> list[dict[str, Any]]:
@@ -83,6 +76,8 @@ def findings_section(analysis: Analysis, lang: str) -> list[str]:
         return out + [text("findings_none", lang), ""] + limits_section(analysis, lang)
     table_rows = []
     ordered = sorted(told, key=lambda kv: (_ORDER[Finding(kv[0][0]).severity], kv[1].first or 0))
+    # the findings of the rows not shown, each row's calls once (as the table counts them)
+    untold = sum(len(calls) for _, calls in ordered[MOST_ROWS:]) + analysis.tally.untold[lang]
     for (code, words), calls in ordered[:MOST_ROWS]:
         known = rule(code)
         table_rows.append([text(f"severity_{Finding(code).severity}", lang),
@@ -90,8 +85,8 @@ def findings_section(analysis: Analysis, lang: str) -> list[str]:
                            calls.text(), known.section_in(lang) if known else ""])
     headers = [text(k, lang) for k in ("col_severity", "col_side", "col_finding", "col_calls", "col_spec")]
     out += [table(headers, table_rows), ""]
-    if len(ordered) > MOST_ROWS:
-        out += [text("more_findings", lang, n=len(ordered) - MOST_ROWS), ""]
+    if untold:
+        out += [text("more_findings", lang, n=untold), ""]
     return out + limits_section(analysis, lang)
 
 

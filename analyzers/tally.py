@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .endpoints import Endpoint
-from .findings import Finding, worth_telling
+from .findings import ERROR, Finding, worth_telling
 from .limits import Accounts
 from .recent import Recent
 from .runs import Runs
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .analysis import AnalyzedCall
 
 SLOWEST = 5
+MOST_ROWS = 100  # rows of a report's findings table (every finding is in the JSON, counted per code)
 
 
 @dataclass
@@ -35,9 +36,11 @@ class EndpointCount:
 
 
 class Tally:
-    def __init__(self, runs: int | None = None) -> None:
-        """`runs`: how many runs of a row's calls are kept whole (None: all)."""
+    def __init__(self, runs: int | None = None, rows: int | None = None) -> None:
+        """`runs`: how many runs of a row's calls are kept whole (None: all). `rows`: how many rows of the findings
+        table are kept, in each language, of each severity (None: all); the findings of later rows are counted."""
         self.runs = runs
+        self.rows = rows
         self.calls = 0
         self.registry = 0  # calls a row of the endpoint table names
         self.sent = 0
@@ -45,11 +48,17 @@ class Tally:
         self.hosts: dict[str, None] = {}  # in the order they were first called
         self.endpoints: dict[tuple[str, str], EndpointCount] = {}  # (endpoint id or "-", method)
         self.limits = Accounts()
-        # Each finding worth a reader's eyes, in the order first found, with how many times it was found.
-        self.findings: dict[Finding, int] = {}
+        # How many findings worth a reader's eyes were found, of each code (the JSON's counts), and of them errors.
+        self.codes: Counter[str] = Counter()
+        self.errors = 0
         # The rows of a report's findings table, in each language: the findings it tells in the same words (a digest
-        # shortened, a size rounded), with the 0-based calls they were found on.
+        # shortened, a size rounded), with the 0-based calls they were found on. A report orders them by severity,
+        # then by their first call, and rows begin in call order: of each severity the first `rows` are all a report
+        # can show. Past them, a fleet's day would hold a row for each finding that names a call or a digest.
         self.told: dict[str, dict[tuple[str, str], Runs]] = {lang: {} for lang in LANGUAGES}
+        self.untold: dict[str, int] = dict.fromkeys(LANGUAGES, 0)  # findings of the rows past those kept
+        self._kept: dict[str, Counter[str]] = {lang: Counter() for lang in LANGUAGES}  # rows kept, per severity
+        self._untold_on: tuple[int, set[tuple[str, tuple[str, str]]]] = (-1, set())  # a call's, counted once each
         self._words: Recent[Finding, tuple[tuple[str, tuple[str, str]], ...]] = Recent(4096)
         self._slowest: list[tuple[float, int, AnalyzedCall]] = []  # a heap of the longest calls
 
@@ -73,10 +82,17 @@ class Tally:
         counts["received"] += received
         for finding in item.findings:
             if worth_telling(finding):
-                self.findings[finding] = self.findings.get(finding, 0) + 1
+                self.codes[finding.code] += 1
+                severity = finding.severity
+                if severity == ERROR:
+                    self.errors += 1
                 for lang, row in self._rows(finding):
                     calls = self.told[lang].get(row)
                     if calls is None:
+                        if self.rows is not None and self._kept[lang][severity] >= self.rows:
+                            self._count_untold(lang, row, item.index)
+                            continue
+                        self._kept[lang][severity] += 1
                         calls = self.told[lang][row] = Runs(limit=self.runs)
                     calls.append(item.index)  # a call with two findings told alike counts once
         self.limits.add(item)
@@ -87,6 +103,16 @@ class Tally:
                 heapq.heappush(self._slowest, entry)
             elif entry > self._slowest[0]:
                 heapq.heapreplace(self._slowest, entry)
+
+    def _count_untold(self, lang: str, row: tuple[str, str], index: int) -> None:
+        """Count a finding of a row past those kept: once a call, as a kept row counts it."""
+        on, counted = self._untold_on
+        if on != index:
+            counted = set()
+            self._untold_on = (index, counted)
+        if (lang, row) not in counted:
+            counted.add((lang, row))
+            self.untold[lang] += 1
 
     def _rows(self, finding: Finding) -> tuple[tuple[str, tuple[str, str]], ...]:
         """The row that tells `finding` in each language: (its code, its words)."""

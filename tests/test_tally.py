@@ -141,7 +141,7 @@ def test_findings_told_in_the_same_words_are_one_row_whose_calls_are_counted_onc
     for lang in ("en", "zh"):
         [(row, told)] = tally.told[lang].items()
         assert row == ("could-mount", finding_text(a, lang)) and told.text() == "1–40" and len(told) == 40
-    assert tally.findings == {a: 21, b: 20}  # how many times each was found: the counts of the JSON
+    assert tally.codes == {"could-mount": 41}  # how many times it was found: the counts of the JSON
 
 
 def test_an_analysis_failing_at_the_end_as_on_a_call_is_one_row(calls, monkeypatch):
@@ -156,3 +156,38 @@ def test_an_analysis_failing_at_the_end_as_on_a_call_is_one_row(calls, monkeypat
     section = "\n".join(audit.findings_section(analysis, "en")).splitlines()
     rows = [line for line in section if "analysis-failed" in line]
     assert len(rows) == 1 and "| 3 " in rows[0]  # the call's, and the end's, told once
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_the_findings_table_is_the_same_when_only_the_rows_a_report_shows_are_kept(calls, lang, monkeypatch):
+    """A report orders rows by severity, then first call, and rows begin in call order: past the first MOST_ROWS of a
+    severity, a finding is only counted. Warnings found last still come before every info row; a row kept keeps its
+    later calls; what the table leaves out is counted as findings, a call's told alike once."""
+    from ocitrace.analyzers.analysis import Analysis
+
+    monkeypatch.setattr(audit, "MOST_ROWS", 4)
+    whole, bounded = Tally(), Tally(runs=KEPT, rows=4)
+    token = Finding.of("token-refetched", call=1, seconds=300)
+    for item in analyze(calls[:40]).calls:
+        i = item.index
+        item.findings = [Finding.of("fetched-again", call=i)]  # words naming the call: a row of its own
+        if i in (1, 30):  # a row kept, found again long after
+            item.findings.append(token)
+        if i == 20:  # told alike twice on one call, past the rows kept: one finding
+            item.findings += [Finding.of("fetched-again", call=99)] * 2
+        if i >= 36:  # warnings, on the last calls only
+            item.findings.append(Finding.of("call-failed", error=f"reset {i % 2}"))
+        if i == 39:
+            item.findings += [Finding.of("call-failed", error="late")] * 2
+        whole.add(item)
+        bounded.add(item)
+    assert len(whole.told[lang]) == 40 + 1 + 1 + 3
+    assert len(bounded.told[lang]) == 4 + 3  # fetched-again 0 to 2 and the token's; the three warnings
+    assert bounded.told[lang][(token.code, finding_text(token, lang))].text() == "2, 31"
+    assert bounded.untold[lang] == 37 + 1  # fetched-again 3 to 39, and 99 once
+    table = [audit.findings_section(Analysis(tally=tally), lang) for tally in (whole, bounded)]
+    assert table[0] == table[1]
+    rows = [line for line in "\n".join(table[0]).splitlines() if line.startswith("| ")][1:]
+    assert [row.split("|")[1].strip() for row in rows] == [text(f"severity_{s}", lang) for s in
+                                                           ("warning", "warning", "warning", "info")]
+    assert text("more_findings", lang, n=1 + 2 + 1 + 38) in table[0]  # fetched-again 1, the token's, 2, and the rest
