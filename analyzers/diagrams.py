@@ -106,9 +106,12 @@ def image_graph(analysis: Analysis, lang: str = "en") -> list[str]:
 
 
 def _moved(item: AnalyzedCall) -> int:
-    """The bytes a transfer moved: the answer of a GET, the body of an upload."""
+    """The bytes a transfer moved: the answer of a GET that gave the blob (not a redirect to storage, nor an error),
+    the body of an upload."""
     call = item.call
-    return (call.response_size if call.method == "GET" else call.request_size) or 0
+    if call.method == "GET":
+        return (call.response_size or 0) if call.status is not None and 200 <= call.status < 300 else 0
+    return call.request_size or 0
 
 
 def _transfers(analysis: Analysis) -> list[AnalyzedCall]:

@@ -73,3 +73,20 @@ def test_a_broken_diagram_is_reported_not_passed():
     browser_or_skip()
     [result] = mermaid.check(["sequenceDiagram\n    C->>: broken"])
     assert result["ok"] is False and "Parse error" in result["error"]
+
+
+def test_a_blob_redirected_to_storage_is_one_transfer_the_storage_answer():
+    """distribution's API: a blob GET "may answer 307, a redirect to storage"; the 307's own body (a line of HTML) is
+    no blob moving."""
+    from ocitrace.analyzers.diagrams import timeline
+
+    blob = b"x" * 5000
+    storage = "https://storage.test/blobs/1?sig=abc"
+    flows = [make_flow("GET", f"https://registry.test/v2/app/blobs/{sha256(blob)}", 307,
+                       resp_body=b'<a href="https://storage.test/blobs/1">Temporary Redirect</a>.',
+                       resp_headers={"Location": storage}, timestamp=100.0),
+             make_flow("GET", storage, 200, resp_body=blob, timestamp=100.1)]
+    analysis = analyze([call_from_state(f.get_state()) for f in flows])
+    assert [item.endpoint_id for item in analysis.calls] == ["end-2", "blob-redirect"]
+    bars = [line for line in timeline(analysis, "en") if ":c" in line]
+    assert len(bars) == 1 and ":c2," in bars[0] and "5,000 B" in bars[0]
