@@ -463,7 +463,9 @@ class Operations:
         if step == "mount":
             source = classification.mount_from
             if classification.opens_session(call.status):  # the table's 202: no mount, an upload instead
-                return Reason("mount-refused", {"repository": source})
+                return Reason("mount-refused", {"repository": source}) if source else Reason("mount-refused-any")
+            if answer == STATUS_SUCCESS and not source:  # OCI 1.1: `from` may be left out, the registry looks
+                return Reason("mounted-any")
             if answer == STATUS_SUCCESS:
                 found = self._found.get((operation.who, digest or ""))
                 if found is None:

@@ -269,11 +269,12 @@ def _push_with_config():
     return [get("/v2/"), *upload("app", "c-1", CONFIG), put_manifest("app", sha256(MANIFEST), MANIFEST, OCI_MANIFEST)]
 
 
-def _mount(status, head_first=True):
+def _mount(status, head_first=True, source="base"):
     flows = [get("/v2/"), head(f"/v2/app/blobs/{sha256(LAYER)}", 404)]
     if head_first:  # as skopeo and buildah do: the target first, then where it could come from
         flows.append(head(f"/v2/base/blobs/{sha256(LAYER)}", 200))
-    return flows + [make_flow("POST", f"{R}/v2/app/blobs/uploads/?mount={sha256(LAYER)}&from=base", status,
+    query = f"mount={sha256(LAYER)}" + (f"&from={source}" if source else "")  # OCI 1.1: `from` may be left out
+    return flows + [make_flow("POST", f"{R}/v2/app/blobs/uploads/?{query}", status,
                               req_headers=SKOPEO, resp_headers={"Location": f"{R}/v2/app/blobs/uploads/m-1"})]
 
 
@@ -317,6 +318,8 @@ REASONS = {
     "mounted": lambda: _mount(201),
     "mounted-from": lambda: _mount(201, head_first=False),
     "mount-refused": lambda: _mount(202),
+    "mounted-any": lambda: _mount(201, source=None),
+    "mount-refused-any": lambda: _mount(202, source=None),
     "uploaded": lambda: [get("/v2/"), *upload("app", "s", LAYER)],
     "platform-manifest": _push_with_config,
     "attestation-pushed": lambda: [get("/v2/"), put_manifest("app", sha256(_attestation_manifest()),
@@ -338,7 +341,8 @@ def test_each_reason_of_the_story_is_given_where_the_calls_show_it(code):
     given = {reason.code for section in sections(a) for row in fold(section) for reason in row.reasons if reason}
     assert code in given
     md = render(a, "markdown") + render(a, "markdown", "zh")
-    assert "why_" not in md and "{" not in md.split("```mermaid")[0].split("## Decoded bodies")[0]
+    story = md.split("```mermaid")[0].split("## Decoded bodies")[0]
+    assert "why_" not in md and "{" not in story and "None" not in story  # every value given, none missing
 
 
 def test_every_reason_in_the_strings_has_its_case():
