@@ -169,7 +169,7 @@ class Call:
     def origin(self) -> str:
         default = {"https": 443, "http": 80}.get(self.scheme)
         port = "" if self.port in (None, default) else f":{self.port}"
-        return f"{self.scheme}://{self.host}{port}"
+        return f"{self.scheme}://{url_host(self.host)}{port}"
 
     @property
     def url(self) -> str:
@@ -191,6 +191,11 @@ class Call:
         if self.method == "HEAD":
             return 0 if self.status is not None else None
         return _body_size(self.response_body, self.response_tap, self.response_headers)
+
+
+def url_host(host: str) -> str:
+    """A host as a URL writes it: an IPv6 address in brackets (RFC 3986, 3.2.2)."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 def content_length(value: str | None) -> int | None:

@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import tnetstrings
-from .calls import METADATA_KEY, BodyTap, Call, CaptureMeta, Headers, content_length
+from .calls import METADATA_KEY, BodyTap, Call, CaptureMeta, Headers, content_length, url_host
 from .findings import Finding
 
 FLOW_FORMAT_VERSION = 21  # mitmproxy 12's flow format; older files are migrated by mitmproxy itself
@@ -155,7 +155,7 @@ def asked_for(target: Target, headers: Headers, meta: CaptureMeta, sni: str = ""
     the TLS server name the client sent: when it names another host than the request, it is the one asked.
     The live proxy and the flow-file reader both decide it here.
     """
-    upstream = f"{target.scheme}://{target.host}:{target.port}"
+    upstream = f"{target.scheme}://{url_host(target.host)}:{target.port}"
     if meta.client_host:
         host, port = _split_host(meta.client_host, meta.client_port or target.port)
         return host, port, meta.client_scheme or "https", upstream

@@ -225,6 +225,18 @@ def test_a_redirected_blob_with_other_bytes_is_a_mismatch():
     assert a.calls[1].endpoint_id == "blob-redirect" and a.calls[1].digest_verified is False
 
 
+def test_a_registry_at_an_ipv6_address_is_written_in_brackets_and_its_relative_redirect_followed():
+    """RFC 3986 3.2.2: an IPv6 literal is bracketed in a URL (without, `/storage/x` read against it lost the host)."""
+    from ocitrace.analyzers.calls import Call, Headers
+
+    blob = b"layer"
+    a = analyze([Call("GET", "http", "2001:db8::10", 5000, f"/v2/app/blobs/{sha256(blob)}", status=307,
+                      response_headers=Headers([("Location", "/storage/x?sig=1")])),
+                 Call("GET", "http", "2001:db8::10", 5000, "/storage/x", "sig=1", status=200, response_body=blob)])
+    assert a.calls[0].call.url == f"http://[2001:db8::10]:5000/v2/app/blobs/{sha256(blob)}"
+    assert a.calls[1].endpoint_id == "blob-redirect" and a.calls[1].digest_verified is True
+
+
 def test_a_docker_hub_shaped_pull_is_classified_end_to_end():
     hub, auth, cdn = "https://registry-1.docker.io", "https://auth.docker.io", "https://production.cloudflare.docker.com"
     index = index_body("linux/amd64", "linux/arm64")
