@@ -373,6 +373,26 @@ def _unless_lost(body: bytes | None, headers: Headers) -> bytes | None:
     return body
 
 
+def _still_coded(body: bytes, coding: str) -> bool:
+    """Whether a body begins as its coding's data does (gzip's and zstd's magic bytes, a zlib header)."""
+    if coding in ("gzip", "x-gzip"):
+        return body[:2] == b"\x1f\x8b"
+    if coding == "deflate":
+        return len(body) >= 2 and body[0] & 0x0F == 8 and ((body[0] << 8) | body[1]) % 31 == 0
+    if coding == "zstd":
+        return body[:4] == b"\x28\xb5\x2f\xfd"
+    return True  # br has no mark to tell: the analysis says it cannot tell
+
+
+def _as_har_keeps_it(body: bytes | None, headers: Headers) -> Headers:
+    """A HAR body is "HTTP decoded text" (HAR 1.2; DevTools and mitmproxy's own HAR export write it so) while its
+    Content-Encoding header stays: the header goes, unless the body still is in that coding (some tools keep it)."""
+    coding = (headers.get("content-encoding") or "identity").strip().lower()
+    if not body or coding == "identity" or _still_coded(body, coding):
+        return headers
+    return Headers([(name, value) for name, value in headers if name.lower() != "content-encoding"])
+
+
 def _har_headers(items: Any) -> Headers:
     if not isinstance(items, list):
         return Headers()
@@ -395,6 +415,8 @@ def call_from_har_entry(entry: Mapping[str, Any], source: str = "") -> Call:
         request_body = b"" if req.get("bodySize", 0) in (0, -1) else None
     error = resp.get("_error")
     started, elapsed = _har_time(entry.get("startedDateTime")), _float(entry.get("time"))
+    request_body = _unless_lost(request_body, headers)
+    response_body = _unless_lost(_har_body(resp.get("content")), resp_headers)
     return Call(
         method=_text(req["method"]).upper(),
         scheme=url.scheme,
@@ -403,10 +425,10 @@ def call_from_har_entry(entry: Mapping[str, Any], source: str = "") -> Call:
         path=url.path or "/",
         query=url.query,
         status=status if status is not None and status > 0 else None,
-        request_headers=headers,
-        response_headers=resp_headers,
-        request_body=_unless_lost(request_body, headers),
-        response_body=_unless_lost(_har_body(resp.get("content")), resp_headers),
+        request_headers=_as_har_keeps_it(request_body, headers),
+        response_headers=_as_har_keeps_it(response_body, resp_headers),
+        request_body=request_body,
+        response_body=response_body,
         timestamp=started,
         end=_float(started + elapsed / 1000) if started is not None and elapsed is not None and elapsed >= 0
         else None,

@@ -135,3 +135,26 @@ def test_a_gzip_encoded_answer_is_exported_decoded(tmp_path):
     assert "content-encoding" not in {h["name"].lower() for h in entry["response"]["headers"]}
     [item] = analyze(read_captures([tmp_path / "out.har"]).calls).calls
     assert item.digest_verified is True
+
+
+@pytest.mark.parametrize("writer", ["mitmproxy", "raw gzip kept"])
+def test_a_gzip_encoded_answer_in_a_har_is_read_as_har_keeps_it(tmp_path, writer):
+    """HAR 1.2's text is "HTTP decoded text": mitmproxy's own HAR export (and DevTools) write the body decoded but keep
+    its Content-Encoding header. A tool that keeps the gzip bytes (base64) is read too."""
+    import gzip
+
+    from mitmproxy.addons.savehar import SaveHar
+
+    flow = make_flow("GET", f"https://registry.test/v2/app/manifests/{sha256(ARTICLE_MANIFEST)}", 200,
+                     resp_headers={"Content-Type": OCI_MANIFEST, "Content-Encoding": "gzip"})
+    flow.response.raw_content = gzip.compress(ARTICLE_MANIFEST)
+    har = SaveHar().make_har([flow])
+    content = har["log"]["entries"][0]["response"]["content"]
+    if writer == "mitmproxy":
+        assert content["text"].encode() == ARTICLE_MANIFEST  # decoded, the header kept
+    else:
+        content.update(text=base64.b64encode(flow.response.raw_content).decode(), encoding="base64")
+    (tmp_path / "c.har").write_text(json.dumps(har))
+    [item] = analyze(read_captures([tmp_path / "c.har"]).calls).calls
+    assert item.digest_verified is True and item.object is not None
+    assert "body-encoded" not in [f.code for f in item.findings]
