@@ -204,11 +204,18 @@ class Analyzer:
         self._manifests_of_config: Recent[str, dict[str, None]] = Recent()
         # Small blobs uploaded whole (configs, attestations): decoded once a manifest names them.
         self._uploaded: Recent[str, tuple[bytes, int]] = Recent(256)
+        # Upload URLs a session's answers named outside /v2 (Google Artifact Registry's /artifacts-uploads/...): the
+        # spec's Location is opaque. URL -> (repository, session).
+        self._upload_urls: Recent[str, tuple[str, str]] = Recent(4096)
 
     def classify(self, call: Call) -> Classification:
         """What a call is, from its request alone. Its status class comes with `add`."""
         url = call.origin + call.path
         classification = self.table.classify(call.method, call.path, call.query, url=url, learned=self._learned)
+        opened = self._upload_urls.get(url) if classification.endpoint is None else None
+        if opened is not None:  # a session's own URL, wherever it is: the session's call, as on /v2
+            repository, session = opened
+            classification = self.table.classify(call.method, f"/v2/{repository}/blobs/uploads/{session}", call.query)
         endpoint = classification.endpoint
         if endpoint is not None and endpoint.learned_from:
             source = self._learned.get(endpoint.learned_from, {}).get(url)
@@ -328,9 +335,18 @@ class Analyzer:
             if target:
                 self._learned.setdefault(endpoint.teaches, Recent())[target] = classification
 
+    def _learn_upload_url(self, item: AnalyzedCall, session: str) -> None:
+        """Where a session's next call goes, when that is not a /v2 upload URL the table knows."""
+        call, repository = item.call, item.classification.repository
+        location = call.response_headers.get("location")
+        target = _resolved(call.url, location) if location and repository and call.status == 202 else None
+        if target and "/blobs/uploads/" not in target:
+            self._upload_urls[target] = (repository, session)
+
     def _follow_location(self, item: AnalyzedCall) -> None:
         """A registry may give each answer of a session a new upload URL (the spec: clients use the most recent
         Location, as an opaque URL): the id it names is the same session."""
+        self._learn_upload_url(item, item.session)
         location = (item.call.response_headers.get("location") or "").split("?", 1)[0].rstrip("/")
         named = location.rsplit("/", 1)[-1] if "/blobs/uploads/" in location else ""
         if named and named != item.session and item.call.status == 202:
@@ -346,6 +362,7 @@ class Analyzer:
         session = session or call.response_headers.get("docker-upload-uuid") or None
         if session:
             self.sessions.open(session, item.classification.repository, item.index)
+            self._learn_upload_url(item, session)
         return session
 
     def _body(self, item: AnalyzedCall) -> None:

@@ -225,6 +225,19 @@ def test_a_redirected_blob_with_other_bytes_is_a_mismatch():
     assert a.calls[1].endpoint_id == "blob-redirect" and a.calls[1].digest_verified is False
 
 
+def test_an_upload_whose_location_is_not_under_v2_is_its_session_all_the_same():
+    """The spec's upload Location is opaque (<blob-push-location>): Google Artifact Registry answers the POST with
+    /artifacts-uploads/namespaces/<project>/repositories/<repo>/uploads/<id>, and the client goes there."""
+    gar, blob = "https://us-docker.pkg.dev", b"layer bytes"
+    where = "/artifacts-uploads/namespaces/proj/repositories/repo/uploads/AHf3x9"
+    a = run(make_flow("POST", f"{gar}/v2/proj/repo/app/blobs/uploads/", 202, resp_headers={"Location": where}),
+            make_flow("PATCH", f"{gar}{where}", 202, req_body=blob, resp_headers={"Location": where + "?part=2"}),
+            make_flow("PUT", f"{gar}{where}?part=2&digest={sha256(blob)}", 201))
+    assert [i.endpoint_id for i in a.calls] == ["end-4a", "end-5", "end-6"]
+    assert {(i.session, i.classification.repository) for i in a.calls} == {("AHf3x9", "proj/repo/app")}
+    assert a.calls[2].digest_verified is True
+
+
 def test_a_registry_at_an_ipv6_address_is_written_in_brackets_and_its_relative_redirect_followed():
     """RFC 3986 3.2.2: an IPv6 literal is bracketed in a URL (without, `/storage/x` read against it lost the host)."""
     from ocitrace.analyzers.calls import Call, Headers
