@@ -315,11 +315,15 @@ class EndpointTable:
 
 def _was_named(endpoint: Endpoint, path: str, keys: Iterable[str], url: str | None,
                learned: Mapping[str, Collection[str]]) -> bool:
-    """A URL an earlier answer named; or, for a row with query keys, any non-/v2 URL carrying them."""
+    """A URL an earlier answer named; or, for a row with query keys, any URL carrying them that is no /v2 API path:
+    outside /v2, or one segment under it (Quay's realm is /v2/auth, Artifact Registry's /v2/token)."""
     if url is not None and url in learned.get(endpoint.learned_from or "", ()):
         return True
-    outside_v2 = not (path == "/v2" or path.startswith("/v2/"))
-    return outside_v2 and bool(endpoint.when_any & set(keys))
+    api = (path == "/v2" or path.startswith("/v2/")) and not _ONE_SEGMENT_UNDER_V2.fullmatch(path)
+    return not api and bool(endpoint.when_any & set(keys))
+
+
+_ONE_SEGMENT_UNDER_V2 = re.compile(r"/v2/(?!_catalog/?$)[^/]+/?")
 
 
 @cache

@@ -32,6 +32,9 @@ ROWS = [
     ("GET", "/v2/_catalog", "n=100", 200, 404, "catalog"),
     ("GET", "/v1/_ping", "", 200, 404, "v1-ping"),
     ("GET", "/token", "service=registry.test&scope=repository:team/app:pull", 200, 401, "token"),
+    # realms one segment under /v2, no API path (a capture that starts after the challenge): Quay, Artifact Registry
+    ("GET", "/v2/auth", "service=quay.io&scope=repository:team/app:pull", 200, 401, "token"),
+    ("GET", "/v2/token", "scope=repository:proj/repo/app:pull", 200, 403, "token"),
 ]
 
 
@@ -172,3 +175,9 @@ def test_tags_that_name_another_manifest_say_which(tag, meaning):
     c = default_table().classify("GET", f"/v2/app/manifests/{tag}")
     assert c.endpoint_id == "end-3" and c.tag == tag and c.tag_meaning["en"] == meaning
     assert default_table().classify("GET", "/v2/app/manifests/v1.2").tag_meaning is None
+
+
+@pytest.mark.parametrize("path,query", [("/v2/team/app/tags/list", "scope=x"), ("/v2/_catalog", "service=x"),
+                                        ("/v2/", "service=x")])
+def test_an_api_path_asking_for_a_service_or_scope_is_still_its_own_row(path, query):
+    assert default_table().classify("GET", path, query, 200).endpoint_id != "token"
