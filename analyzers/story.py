@@ -272,10 +272,13 @@ def title(section: Section, lang: str) -> str:
     platforms = section.platforms
     listed = ", ".join(platforms) if len(platforms) <= _MOST_LISTED else text("n_platforms", lang, n=len(platforms))
     shown = text("for_platforms", lang, platforms=listed) if platforms and operation.kind != PUSH else ""
-    scopes = [r.values.get("scope") for i in section.items
+    # the scope the token was asked for; else the challenge's (GHCR's ping challenge names a placeholder scope)
+    scopes = [(r.code == "challenge-scope", r.values.get("scope")) for i in section.items
               if (r := i.reason) and r.code in ("challenge-scope", "token", "token-granted")]
-    scope = next((s for s in scopes if s and s != "-"), "")
+    scope = next((s for _, s in sorted(scopes, key=lambda found: found[0]) if s and s != "-"), "")
     kind = "auth-scope" if operation.kind == AUTH and scope else operation.shown_kind
+    if operation.kind == AUTH and not image:  # one registry in the capture, the login names no repository
+        kind += "-here"
     return text(f"op_{kind}", lang, image=image, platforms=shown, scope=scope)
 
 

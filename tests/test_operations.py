@@ -350,3 +350,22 @@ def test_every_reason_in_the_strings_has_its_case():
 
     words = {key[len("why_"):] for key in strings() if key.startswith("why_")}
     assert words - {"uploaded-whole"} == set(REASONS)  # uploaded-whole: how "uploaded" reads for one chunk
+
+
+def test_a_login_on_the_one_registry_of_a_capture_is_titled_by_what_it_asked_for():
+    """Harbor, Artifact Registry: the realm is on the registry's own host, which one-host titles leave out."""
+    here = 'Bearer realm="https://registry.test/service/token",service="harbor-registry"'
+    a = run(get("/v2/", 401, **{"WWW-Authenticate": here}),
+            make_flow("GET", f"{R}/service/token?service=harbor-registry&scope=repository:app:pull", 200,
+                      req_headers=SKOPEO, resp_body=token_answer(("app", "pull"))))
+    assert "### 1. Log in for repository:app:pull\n" in render(a, "markdown")
+    assert "### 1. 登录, 请求 repository:app:pull\n" in render(a, "markdown", "zh")
+
+
+def test_a_login_is_titled_by_the_scope_the_token_was_asked_for_not_the_challenge_s():
+    """GHCR's ping challenge names a placeholder scope (repository:user/image:pull) whatever the client wants."""
+    ghcr = 'Bearer realm="https://ghcr.io/token",service="ghcr.io",scope="repository:user/image:pull"'
+    a = run(make_flow("GET", "https://ghcr.io/v2/", 401, req_headers=SKOPEO, resp_headers={"WWW-Authenticate": ghcr}),
+            make_flow("GET", "https://ghcr.io/token?scope=repository:acme/app:pull&service=ghcr.io", 200,
+                      req_headers=SKOPEO, resp_body=token_answer(("acme/app", "pull"))))
+    assert "Log in for repository:acme/app:pull" in render(a, "markdown")
