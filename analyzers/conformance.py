@@ -20,6 +20,7 @@ from .manifests import ImageManifest, Index, bare_media_type
 from .operations import client_key
 from .recent import Recent
 from .rules import Rule, rules
+from .tokens import token_request
 
 if TYPE_CHECKING:
     from .analysis import Analysis, AnalyzedCall
@@ -120,7 +121,7 @@ class Conformance:
             for key in [k for k in self._tokens if k[0] == client]:
                 del self._tokens[key]
         if endpoint == "token" and success and item.grant is not None and item.grant.expires_in:
-            scope = " ".join(sorted(_query_values(call.query, "scope")))
+            scope = " ".join(sorted(token_request(call).get("scope", [])))
             self._tokens[(client, scope)] = ((call.end or call.timestamp or 0) + item.grant.expires_in, item.index)
         if success and call.method == "GET" and endpoint in ("end-2", "end-3"):
             self._fetched.setdefault((item.operation, call.url), item.index)
@@ -143,12 +144,6 @@ def _range_end(value: str | None) -> int | None:
     """The last byte a registry says it holds: `Range: 0-1023` (distribution) or `bytes=0-1023` (the spec)."""
     match = re.fullmatch(r"\s*(?:bytes=)?(\d+)-(\d+)\s*", value or "")
     return int(match.group(2)) if match else None
-
-
-def _query_values(query: str, key: str) -> list[str]:
-    from urllib.parse import parse_qs
-
-    return parse_qs(query).get(key, [])
 
 
 # --- checks of one call: each yields the values of its findings (none when the rule holds) ---
@@ -306,7 +301,7 @@ def _could_be_head(state: Conformance, rule: Rule, item: AnalyzedCall) -> Iterat
 
 def _token_refetched(state: Conformance, rule: Rule, item: AnalyzedCall) -> Iterator[dict[str, Any]]:
     call = item.call
-    scope = " ".join(sorted(_query_values(call.query, "scope")))
+    scope = " ".join(sorted(token_request(call).get("scope", [])))
     held = state._tokens.get((client_key(call), scope))
     now = call.timestamp
     if held is not None and now is not None and now < held[0]:

@@ -17,12 +17,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs
 
 from .endpoints import STATUS_ABSENT, STATUS_SUCCESS
 from .manifests import ImageConfig, ImageManifest, Index, bare_media_type, media_kind
 from .recent import Recent
 from .runs import Runs
+from .tokens import token_request
 
 if TYPE_CHECKING:
     from .analysis import AnalyzedCall
@@ -417,7 +417,7 @@ class Operations:
             error = item.registry_errors[0]
             return Reason("registry-error", {"code": error.code, "message": error.message})
         if step == "token":
-            query = parse_qs(call.query)
+            query = token_request(call)
             scope = " ".join(query.get("scope", []))
             if not scope:  # `docker login`: no repository asked, the credentials checked
                 return Reason("token-account", {"account": ",".join(query.get("account", [])) or "-"})

@@ -11,6 +11,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
+from urllib.parse import parse_qs
 
 from .calls import json_object
 
@@ -28,6 +29,17 @@ class Grant:
     def record(self) -> dict:
         return {"access": list(self.access) if self.access is not None else None, "expires_in": self.expires_in,
                 "subject": self.subject}
+
+
+def token_request(call) -> dict[str, list[str]]:
+    """What a token request asked for (scope, service, account): the query of a GET (Docker token auth), and the
+    form a POST sends (OAuth2: containerd with credentials, ACR), whose values join the query's."""
+    asked = parse_qs(call.query)
+    content_type = (call.request_headers.get("content-type") or "").lower()
+    if call.method == "POST" and call.request_body and "x-www-form-urlencoded" in content_type:
+        for key, values in parse_qs(call.request_body.decode("utf-8", "replace")).items():
+            asked.setdefault(key, []).extend(values)
+    return asked
 
 
 def _claims(token: str) -> dict | None:

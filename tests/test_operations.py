@@ -369,3 +369,19 @@ def test_a_login_is_titled_by_the_scope_the_token_was_asked_for_not_the_challeng
             make_flow("GET", "https://ghcr.io/token?scope=repository:acme/app:pull&service=ghcr.io", 200,
                       req_headers=SKOPEO, resp_body=token_answer(("acme/app", "pull"))))
     assert "Log in for repository:acme/app:pull" in render(a, "markdown")
+
+
+def test_an_oauth2_token_request_posts_its_scope_in_a_form():
+    """distribution's oauth.md: POST /token with grant_type, service, scope (containerd with credentials, ACR). The
+    scope is the form's: the login asked for it, and a second token for it while the first holds is fetched again."""
+    form = {"Content-Type": "application/x-www-form-urlencoded", **SKOPEO}
+
+    def post(at):
+        return make_flow("POST", "https://auth.test/token", 200, req_headers=form, timestamp=at,
+                         req_body=b"grant_type=password&service=registry.test&scope=repository%3Aapp%3Apull"
+                                  b"&username=alice&password=s3cret", resp_body=token_answer(("app", "pull")))
+
+    challenge = get("/v2/app/manifests/v1", 401, **{"WWW-Authenticate": CHALLENGE})
+    a = run(challenge, post(100.0), post(110.0))
+    assert (a.calls[1].reason.code, a.calls[1].reason.values["scope"]) == ("token-granted", "repository:app:pull")
+    assert [f.code for f in a.calls[2].findings if f.code == "token-refetched"] == ["token-refetched"]
