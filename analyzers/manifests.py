@@ -204,6 +204,12 @@ class Index:
     def attestations(self) -> tuple[Descriptor, ...]:
         return tuple(d for d in self.manifests if d.attests is not None)
 
+    @property
+    def lists_artifacts(self) -> bool:
+        """Its entries are artifacts, an artifactType each and no platform: a referrers answer (or the referrers
+        tag's index), or an index of artifacts; not platforms."""
+        return bool(self.images) and all(d.platform is None and d.artifact_type for d in self.images)
+
     def attestation_for(self, digest: str) -> Descriptor | None:
         return self._attestation_of.get(digest)
 

@@ -248,8 +248,8 @@ def _object_section(obj: DecodedObject, analysis: Analysis, lang: str) -> str:
                              text("attestation_of", lang, digest=short_digest(d.attests))])
         if value.subject is not None:
             rows.append([text("subject", lang), short_digest(value.subject.digest), size(value.subject.size), ""])
-        lines.append(table([text(k, lang) for k in ("col_platform", "col_manifest", "col_size",
-                                                       "col_attestation")], rows))
+        first = "col_artifact_type" if value.lists_artifacts else "col_platform"
+        lines.append(table([text(k, lang) for k in (first, "col_manifest", "col_size", "col_attestation")], rows))
     elif isinstance(value, ImageManifest):
         rows = [[text("config", lang), value.config.media_type, short_digest(value.config.digest),
                  size(value.config.size)]]

@@ -87,6 +87,10 @@ def _count(what: str, items: Sequence[object], lang: str) -> str:
 
 def object_summary(value: Decoded, lang: str, platform: Platform | None = None, tag: str | None = None) -> str:
     if isinstance(value, Index):
+        if not value.manifests:
+            return text("index_summary_empty", lang)
+        if value.lists_artifacts:
+            return text("index_summary_artifacts", lang, artifacts=_count("artifacts", value.images, lang))
         platforms = _count("platforms", value.images, lang)
         if value.attestations:
             return text("index_summary", lang, platforms=platforms,

@@ -224,3 +224,19 @@ def test_a_huge_value_cannot_widen_every_row_of_a_table():
     flows.append(make_flow("GET", f"{R}/v2/app/manifests/{huge}", 404))
     md = render(analysis_of(*flows), "markdown")
     assert len(md) < 1_000_000 and re.search(r"… \(60,0\d\d characters\)", md)  # not 300 rows × 60 KB
+
+
+@pytest.mark.parametrize("lang,words", [("en", ("index of artifacts: 1 artifact", "| artifact type", "index: empty")),
+                                        ("zh", ("制品索引: 1 个制品", "| 制品类型", "多架构manifest: 空"))])
+def test_a_referrers_answer_lists_artifacts_not_platforms(lang, words):
+    """The spec's "Listing Referrers": an image index of descriptors with an artifactType each (no platform)."""
+    subject = sha256(b"subject")
+    sbom = {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": sha256(b"sbom"), "size": 690,
+            "artifactType": "application/spdx+json"}
+    answer = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [sbom]}).encode()
+    empty = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}).encode()
+    flows = [make_flow("GET", f"https://registry.test/v2/app/referrers/{subject}", 200, resp_body=body,
+                       resp_headers={"Content-Type": OCI_INDEX}) for body in (answer, empty)]
+    report = render(analyze([call_from_state(f.get_state()) for f in flows]), "markdown", lang)
+    assert all(w in report for w in words)
+    assert not re.search(r"\d (platform|个平台)", report)  # "1 platform", "0 platforms": none here
