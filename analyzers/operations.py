@@ -419,6 +419,8 @@ class Operations:
         if step == "token":
             query = token_request(call)
             scope = " ".join(query.get("scope", []))
+            if operation.kind == AUTH and scope and operation.scope is None:  # what the login asked for (JSON)
+                operation.scope = scope
             if not scope:  # `docker login`: no repository asked, the credentials checked
                 return Reason("token-account", {"account": ",".join(query.get("account", [])) or "-"})
             if item.grant is None or item.grant.access is None:

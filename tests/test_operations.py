@@ -161,6 +161,7 @@ def test_a_token_answer_says_what_it_granted_and_for_how_long():
     assert (a.calls[1].reason.code, dict(a.calls[1].reason.values)) == (
         "token-granted", {"scope": "repository:app:pull,push", "granted": "repository:app:pull", "expires": 300})
     assert render(a, "markdown").count("Log in to registry.test for repository:app:pull,push") == 1
+    assert a.operations[0].summary()["scope"] == "repository:app:pull,push"  # as JSON says it
 
 
 def test_a_refusal_for_insufficient_scope_is_a_failed_step_of_the_push_naming_what_the_token_granted():
