@@ -172,6 +172,13 @@ class Call:
         return f"{self.scheme}://{url_host(self.host)}{port}"
 
     @property
+    def authority(self) -> str:
+        """The registry as an image reference names it: its host, and its port unless the scheme's own
+        (`registry.lab:5000`): two ports of one host are two registries."""
+        default = {"https": 443, "http": 80}.get(self.scheme)
+        return url_host(self.host) + ("" if self.port in (None, default) else f":{self.port}")
+
+    @property
     def url(self) -> str:
         return self.origin + self.path + (f"?{self.query}" if self.query else "")
 

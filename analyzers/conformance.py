@@ -137,7 +137,7 @@ class Conformance:
         mounted = endpoint != "end-11" or call.status == 201  # a 202 to a mount is an upload instead
         if success and mounted and digest and endpoint in ("end-2", "end-6", "end-4b", "end-11") \
                 and classification.repository:
-            self._present[(client, call.host, digest)] = classification.repository
+            self._present[(client, call.authority, digest)] = classification.repository
 
 
 def _range_end(value: str | None) -> int | None:
@@ -312,7 +312,7 @@ def _could_mount(state: Conformance, rule: Rule, item: AnalyzedCall) -> Iterator
     digest = item.body_digest or item.classification.digest
     if not digest:
         return
-    source = state._present.get((client_key(item.call), item.call.host, digest))
+    source = state._present.get((client_key(item.call), item.call.authority, digest))
     if source is not None and source != item.classification.repository:
         yield {"digest": digest, "repository": source}
 
@@ -395,7 +395,7 @@ class _UnreferencedBlobs:
     def add(self, item: AnalyzedCall) -> None:
         if item.classification.status_class != STATUS_SUCCESS:
             return
-        where = (item.call.host, item.classification.repository or "")
+        where = (item.call.authority, item.classification.repository or "")
         if item.endpoint_id in ("end-6", "end-4b", "end-11") and item.call.status == 201:
             digest = item.body_digest if item.endpoint_id != "end-11" else None
             digest = digest or item.classification.digest

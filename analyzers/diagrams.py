@@ -44,12 +44,12 @@ def sequence(section: Section, rows: list[Row], lang: str) -> list[str]:
     client = section.first.client or text("unknown_client", lang)
     hosts: dict[str, str] = {}
     for row in rows:
-        host = row.items[0].call.host
+        host = row.items[0].call.authority
         hosts.setdefault(host, f"S{len(hosts) + 1}")
     lines = ["sequenceDiagram", f"    participant C as {_text(client)}"]
     lines += [f"    participant {alias} as {_text(host)}" for host, alias in hosts.items()]
     for row in rows:
-        alias = hosts[row.items[0].call.host]
+        alias = hosts[row.items[0].call.authority]
         count = row_count(row)
         times = f" ×{count}" if count > 1 else ""
         lines.append(f"    C->>{alias}: {_text(row_request(row) + times)}")

@@ -122,9 +122,9 @@ class Accounts:
             return
         # an anonymous pull (counted by address) and a logged-in one (by account) are two counters
         who = _counted_by(call.response_headers.get("docker-ratelimit-source"))
-        account = self._found.get((call.host, who))
+        account = self._found.get((call.authority, who))
         if account is None:
-            account = self._found[(call.host, who)] = Account(call.host, counted_by=who)
+            account = self._found[(call.authority, who)] = Account(call.authority, counted_by=who)
         if item.endpoint_id == "end-3" and call.status == 200:
             if call.method == "GET":
                 account.manifest_gets += 1

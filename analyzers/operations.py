@@ -243,7 +243,7 @@ class Operations:
 
     def _operation(self, item: AnalyzedCall, client: str, name: str, kind: str, step: str,
                    repository: str | None) -> Operation:
-        host = item.call.host
+        host = item.call.authority
         checking = self._checking.pop(client, None)
         if step == "ping" and checking is not None:
             return checking  # `docker login`: the API asked again with the new token, to check it works

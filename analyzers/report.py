@@ -221,7 +221,7 @@ def _calls_table(analysis: Analysis, lang: str) -> str:
         endpoint = item.classification.endpoint
         oci = f"{endpoint.id} {endpoint.oci}" if endpoint else ""
         status = call.status if call.status is not None else "—"
-        rows.append([item.index + 1, call.method, *((call.host,) if hosts else ()), shorten_digests(call.path),
+        rows.append([item.index + 1, call.method, *((call.authority,) if hosts else ()), shorten_digests(call.path),
                      status, meaning(item, lang, analysis), oci])
     more = analysis.count - len(listed)
     return table([text(k, lang) for k in keys], rows) + ("\n\n" + text("more_calls", lang, n=more) if more else "")

@@ -70,7 +70,7 @@ class Tally:
         sent, received = call.request_size or 0, call.response_size or 0
         self.sent += sent
         self.received += received
-        self.hosts.setdefault(call.host, None)
+        self.hosts.setdefault(call.authority, None)
         key = (classification.endpoint_id or "-", call.method)
         tallied = self.endpoints.get(key)
         if tallied is None:

@@ -386,3 +386,17 @@ def test_an_oauth2_token_request_posts_its_scope_in_a_form():
     a = run(challenge, post(100.0), post(110.0))
     assert (a.calls[1].reason.code, a.calls[1].reason.values["scope"]) == ("token-granted", "repository:app:pull")
     assert [f.code for f in a.calls[2].findings if f.code == "token-refetched"] == ["token-refetched"]
+
+
+def test_two_ports_of_one_host_are_two_registries():
+    """skopeo copy from registry.lab:5000 to registry.lab:5001: a mount works within one registry only, and an image
+    reference names the port."""
+    src, dst, d = "https://registry.lab:5000", "https://registry.lab:5001", sha256(LAYER)
+    a = run(make_flow("GET", f"{src}/v2/library/alpine/blobs/{d}", 200, resp_body=LAYER, req_headers=SKOPEO),
+            make_flow("HEAD", f"{dst}/v2/mirror/alpine/blobs/{d}", 404, req_headers=SKOPEO),
+            make_flow("POST", f"{dst}/v2/mirror/alpine/blobs/uploads/?digest={d}", 201, req_body=LAYER,
+                      req_headers=SKOPEO, resp_headers={"Location": f"{dst}/v2/mirror/alpine/blobs/{d}"}))
+    assert "could-mount" not in [f.code for item in a.calls for f in item.findings]
+    assert list(a.tally.hosts) == ["registry.lab:5000", "registry.lab:5001"]
+    titles = [line for line in render(a, "markdown").splitlines() if line.startswith("### ")]
+    assert titles[:2] == ["### 1. Pull registry.lab:5000/library/alpine", "### 2. Push registry.lab:5001/mirror/alpine"]
