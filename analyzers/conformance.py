@@ -391,11 +391,15 @@ class _UnreferencedBlobs:
         self._pushed: dict[tuple[str, str], dict[str, int]] = {}  # (host, repo) -> blob digest -> the call
         self._named: dict[tuple[str, str], set[str]] = {}
         self._unknown: set[tuple[str, str]] = set()  # a manifest pushed there was not decoded: nothing is told
+        self._opened_at: Recent[str, str] = Recent(4096)  # an upload session -> the registry it was opened on
 
     def add(self, item: AnalyzedCall) -> None:
         if item.classification.status_class != STATUS_SUCCESS:
             return
-        where = (item.call.authority, item.classification.repository or "")
+        host = item.call.authority
+        if item.session:  # a session may be closed on another host (its Location's): it is the registry's it began on
+            host = self._opened_at.setdefault(item.session, host)
+        where = (host, item.classification.repository or "")
         if item.endpoint_id in ("end-6", "end-4b", "end-11") and item.call.status == 201:
             digest = item.body_digest if item.endpoint_id != "end-11" else None
             digest = digest or item.classification.digest

@@ -188,6 +188,7 @@ class Operations:
         self._touched: Recent[str, bool] = Recent()  # repositories this session read or wrote
         self._found: Recent[tuple[str, str], tuple[str, int]] = Recent()  # (client, digest) -> (repo, call)
         self._fetched: Recent[tuple[str, str], int] = Recent()  # (client, manifest digest) -> the call that read it
+        self._sessions: Recent[str, Operation] = Recent(4096)  # an upload session -> the operation it is part of
 
     def add(self, item: AnalyzedCall) -> Operation:
         call, classification = item.call, item.classification
@@ -211,7 +212,11 @@ class Operations:
                     self._fresh[client] = True
                 kind, step = AUTH, "challenge"
         step = self._refine(item, step)
-        operation = self._operation(item, client, name, kind, step, repository)
+        # an upload session's calls are the operation's that opened it, wherever its Location sends them
+        operation = self._sessions.get(item.session or "") or self._operation(item, client, name, kind, step,
+                                                                              repository)
+        if item.session:
+            self._sessions.setdefault(item.session, operation)
         if step == "blob-exists" and repository != operation.repository:
             step = _ELSEWHERE
         item.operation, item.step = operation.id, step

@@ -400,3 +400,19 @@ def test_two_ports_of_one_host_are_two_registries():
     assert list(a.tally.hosts) == ["registry.lab:5000", "registry.lab:5001"]
     titles = [line for line in render(a, "markdown").splitlines() if line.startswith("### ")]
     assert titles[:2] == ["### 1. Pull registry.lab:5000/library/alpine", "### 2. Push registry.lab:5001/mirror/alpine"]
+
+
+def test_an_upload_closed_on_the_host_its_location_names_is_part_of_the_push_that_opened_it():
+    """The spec's Location is opaque: a registry may send the session's calls to another host (an upload service)."""
+    up = "https://uploads.example.net/v2/app/blobs/uploads/s1"
+    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"diff_ids": []}}).encode()
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": [],
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                      "digest": sha256(config), "size": len(config)}}).encode()
+    a = run(make_flow("POST", f"{R}/v2/app/blobs/uploads/", 202, req_headers=SKOPEO,
+                      resp_headers={"Location": f"{up}?_state=a"}),
+            make_flow("PUT", f"{up}?_state=a&digest={sha256(config)}", 201, req_body=config, req_headers=SKOPEO),
+            put_manifest("app", "v1", manifest, OCI_MANIFEST))
+    assert [op.kind for op in a.operations] == ["push"] and list(a.operations[0].calls) == [0, 1, 2]
+    assert a.operations[0].summary()["uploaded"] == 1
+    assert "blob-unreferenced" not in [f.finding.code for f in a.findings]
