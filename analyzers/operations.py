@@ -515,7 +515,9 @@ class Operations:
             operation.calls.append(item.index)
         operation.steps[step] = operation.steps.get(step, 0) + 1
         self._seen.setdefault((operation.who, call.method, call.url), item.index)
-        if operation.reference is None and classification.tag is not None and step != "upload":
+        # the image's tag; not the referrers tag of a subject (an artifact is pushed by digest, then listed there)
+        if operation.reference is None and classification.tag is not None and step != "upload" \
+                and not classification.referrers_tag:
             operation.reference = classification.tag
         platform = item.platform
         if step == "config" and isinstance(item.object.value if item.object else None, ImageConfig):

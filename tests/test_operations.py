@@ -416,3 +416,10 @@ def test_an_upload_closed_on_the_host_its_location_names_is_part_of_the_push_tha
     assert [op.kind for op in a.operations] == ["push"] and list(a.operations[0].calls) == [0, 1, 2]
     assert a.operations[0].summary()["uploaded"] == 1
     assert "blob-unreferenced" not in [f.finding.code for f in a.findings]
+
+
+def test_a_push_that_keeps_the_referrers_tag_is_not_titled_by_it():
+    """The referrers tag schema's tag (sha256-<hex>) lists a subject's artifacts; it names no image of the push."""
+    a = run(get("/v2/"), put_manifest("app", sha256(MANIFEST), MANIFEST, OCI_MANIFEST),
+            put_manifest("app", REFERRERS_TAG, INDEX, OCI_INDEX))
+    assert a.operations[0].reference is None and "### 1. Push app\n" in render(a, "markdown")
