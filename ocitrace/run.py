@@ -74,13 +74,25 @@ def environment(base: dict[str, str], port: int, bundle: Path, maps: list[str]) 
     mapped = {spec.partition("=")[0].strip().lower() for spec in maps}
     for name in ("NO_PROXY", "no_proxy"):
         if name in env:
-            kept = [entry for entry in env[name].split(",") if entry.strip() and entry.strip().lower() not in mapped
-                    and entry.strip() != "*"]
+            kept = [entry for entry in env[name].split(",") if entry.strip() and not _bypasses(entry, mapped)]
             if kept:
                 env[name] = ",".join(kept)
             else:
                 del env[name]
     return env
+
+
+def _bypasses(entry: str, mapped: set[str]) -> bool:
+    """Whether a NO_PROXY entry would send a mapped name around the proxy, as the loosest client reads it: `*`, the
+    name, a domain it is in (`test`, `.test`, `*.test`: Go, curl and Python each match suffixes), with or without
+    a port (`registry.test:443`)."""
+    entry = entry.strip().lower()
+    if entry == "*":
+        return True
+    host = entry[1:].partition("]")[0] if entry.startswith("[") else entry.rpartition(":")[0] if entry.count(":") == 1 \
+        else entry
+    domain = host.lstrip("*").lstrip(".")
+    return bool(domain) and any(name == domain or name.endswith("." + domain) for name in mapped)
 
 
 def daemon_warning(command: list[str], lang: str) -> str | None:

@@ -27,6 +27,20 @@ def test_the_environment_sends_every_common_client_through_the_proxy_and_trusts_
     assert env["NO_PROXY"] == "intranet.example" and env["PATH"] == "/bin"
 
 
+@pytest.mark.parametrize("entry,bypasses", [
+    ("registry.test", True), ("REGISTRY.TEST", True), ("registry.test:443", True), ("test", True), (".test", True),
+    ("*.test", True), ("*", True), ("ry.test", False), ("registry.test.corp", False), ("other.test", False),
+    ("10.0.0.0/8", False), ("[::1]:5000", False),
+])
+def test_no_proxy_entries_that_would_send_a_mapped_name_around_the_proxy_are_left_out(tmp_path, entry, bypasses):
+    """Go reads `test`, `.test` and `*.test` as the domain and everything in it, curl and Python match suffixes, and
+    an entry with a port still names the host: each would send registry.test straight to a name only the proxy
+    maps (the command then fails to resolve it)."""
+    env = environment({"NO_PROXY": f"{entry},intranet.example"}, 4321, tmp_path / "b.pem",
+                      ["registry.test=http://127.0.0.1:5000"])
+    assert env["NO_PROXY"] == ("intranet.example" if bypasses else f"{entry},intranet.example")
+
+
 @pytest.mark.parametrize("command,warned", [
     (["docker", "pull", "alpine"], True), (["/usr/bin/docker", "push", "x"], True),
     (["docker", "buildx", "build", "--push", "."], True), (["docker", "manifest", "inspect", "x"], False),
