@@ -65,6 +65,45 @@ def _started(out: Path) -> str:
     return datetime.fromtimestamp(when, UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
+LOCK = ".ocitrace.lock"
+
+
+class FolderInUse(Exception):
+    """Another run records into the folder; `pid` is its process, as it wrote it."""
+
+    def __init__(self, pid: str):
+        super().__init__(pid)
+        self.pid = pid
+
+
+def lock_folder(out: Path) -> int:
+    """This run's hold on `out`, for as long as it records (the system lets it go when the process ends, however it
+    ends): two runs into one folder would move each other's files away and swap their reports."""
+    fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+        os.close(fd)
+        raise FolderInUse(holder) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
+
+
+def folder_in_use(out: Path) -> str | None:
+    """The process recording into `out` right now, if one is (asked before this run touches the folder)."""
+    if not (out / LOCK).exists():
+        return None
+    try:
+        os.close(lock_folder(out))
+    except FolderInUse as exc:
+        return exc.pid
+    except OSError:
+        return None
+    return None
+
+
 def keep_earlier_session(out: Path) -> Path | None:
     """Move the session files found in `out` into `out/earlier/<start>/`; returns that folder, if any."""
     present = [name for name in SESSION_FILES if (out / name).exists()]
@@ -148,6 +187,7 @@ class Recording:
     def __init__(self, out: Path, keep_secrets: bool = False, lang: str = "en", lines: bool = True):
         self.out = out
         out.mkdir(parents=True, exist_ok=True)
+        self._lock: int | None = lock_folder(out)  # raises FolderInUse
         self.earlier = keep_earlier_session(out)
         self.failure: OSError | None = None
         self._batch = bytearray()  # records not sent yet
@@ -217,6 +257,9 @@ class Recording:
         if self._acks is not None:
             os.close(self._acks)
             self._acks = None
+        if self._lock is not None:  # the report is written: the folder is free
+            os.close(self._lock)
+            self._lock = None
 
     def _close_pipe(self) -> None:
         if self._records is not None:

@@ -24,7 +24,7 @@ from ocitrace.analyzers.strings import LANGUAGES, os_error_text, text
 
 from .flowcall import answered_call, call_from_flow
 from .flowstate import flow_state
-from .recording import EVENTS_FILE, FLOWS_FILE, REPORT_FILE, Recording, writable_problem
+from .recording import EVENTS_FILE, FLOWS_FILE, REPORT_FILE, FolderInUse, Recording, folder_in_use, writable_problem
 from .tap import Tap
 
 logger = logging.getLogger(__name__)
@@ -113,12 +113,21 @@ class RegistryTrace:
             if problem is not None:
                 raise exceptions.OptionsError(text("error_cannot_write", ctx.options.ocitrace_lang, path=out,
                                                    reason=os_error_text(problem, ctx.options.ocitrace_lang)))
+            holder = folder_in_use(out)
+            if holder is not None:
+                raise exceptions.OptionsError(text("error_out_in_use", ctx.options.ocitrace_lang, path=out,
+                                                   pid=holder))
             self.out = out
 
     def running(self) -> None:
         # Files are opened only now that the proxy is listening: a run that cannot start touches nothing.
         if self.out is not None and self.recording is None:
-            self.recording = Recording(self.out, ctx.options.ocitrace_keep_secrets, self._lang, self._lines)
+            try:
+                self.recording = Recording(self.out, ctx.options.ocitrace_keep_secrets, self._lang, self._lines)
+            except FolderInUse as exc:  # another run took the folder since configure looked
+                logger.error(text("error_out_in_use", self._lang, path=self.out, pid=exc.pid))
+                ctx.master.shutdown()
+                return
             if self.recording.earlier is not None:
                 logger.log(ALERT, text("earlier_session", self._lang, path=self.recording.earlier))
             if self.recording.failure is not None:

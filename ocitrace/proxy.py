@@ -114,7 +114,7 @@ def run_mitmdump(argv: list[str]) -> None:
 
 
 def cmd_proxy(args: argparse.Namespace) -> int:
-    from ocitrace.addons.recording import writable_problem
+    from ocitrace.addons.recording import folder_in_use, writable_problem
     from ocitrace.addons.upstream_map import parse_map_spec
 
     from .cli import fail
@@ -132,6 +132,9 @@ def cmd_proxy(args: argparse.Namespace) -> int:
     problem = writable_problem(args.out)
     if problem is not None:
         return fail(text("error_cannot_write", lang, path=args.out, reason=os_error_text(problem, lang)))
+    holder = folder_in_use(Path(args.out))
+    if holder is not None:
+        return fail(text("error_out_in_use", lang, path=args.out, pid=holder))
     try:
         ca = ensure_ca(args.confdir)
     except OSError as exc:

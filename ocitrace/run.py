@@ -225,7 +225,7 @@ def run_command(command: list[str], env: dict[str, str]) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ocitrace.addons.recording import writable_problem
+    from ocitrace.addons.recording import folder_in_use, writable_problem
     from ocitrace.addons.upstream_map import parse_map_spec
     from ocitrace.analyzers.strings import os_error_text
 
@@ -243,6 +243,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     problem = writable_problem(args.out)
     if problem is not None:
         return fail(text("error_cannot_write", lang, path=args.out, reason=os_error_text(problem, lang)))
+    holder = folder_in_use(Path(args.out))
+    if holder is not None:
+        return fail(text("error_out_in_use", lang, path=args.out, pid=holder))
     if shutil.which(command[0]) is None:  # before the earlier session is moved aside: nothing to record
         return fail(text("run_no_such_command", lang, command=command[0]), 127)
     for hint in (daemon_warning(command, lang), loopback_hint(command, args.map, lang)):

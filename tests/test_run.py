@@ -222,3 +222,35 @@ def test_a_command_that_does_not_exist_fails_before_the_earlier_session_is_touch
     done = subprocess.run([*OCITRACE, "--out", str(out), "--", "no-such-command-xyz"], capture_output=True, text=True)
     assert done.returncode == 127 and done.stderr.count("\n") == 1 and "no-such-command-xyz" in done.stderr
     assert sorted(p.name for p in out.iterdir()) == ["flows.mitm"] and (out / "flows.mitm").read_bytes() == b"earlier"
+
+
+@pytest.mark.parametrize("command", [["run", "--", "true"], ["proxy", "--port"]], ids=["run", "proxy"])
+def test_a_folder_another_run_records_into_is_refused_in_one_sentence_and_left_as_it_is(tmp_path, command):
+    """Two runs into one folder would move each other's files away and swap their reports."""
+    import socket
+
+    from ocitrace.addons.recording import lock_folder
+
+    if command[0] == "proxy":
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            command = [*command, str(s.getsockname()[1])]
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "flows.mitm").write_bytes(b"being recorded")
+    held = lock_folder(out)  # as a running proxy holds it
+    try:
+        done = subprocess.run([sys.executable, "-m", "ocitrace", command[0], "--out", str(out), *command[1:]],
+                              capture_output=True, text=True, timeout=60)
+    finally:
+        os.close(held)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert f"process {os.getpid()}" in done.stderr and str(out) in done.stderr
+    assert (out / "flows.mitm").read_bytes() == b"being recorded" and not (out / "earlier").exists()
+
+
+def test_a_folder_is_free_again_once_its_run_has_ended(tmp_path):
+    from ocitrace.addons.recording import folder_in_use, lock_folder
+
+    os.close(lock_folder(tmp_path))
+    assert folder_in_use(tmp_path) is None
