@@ -72,6 +72,7 @@ class Operation:
     mounted: dict[str, str] = field(default_factory=dict)  # digest -> the repository it came from
     present: set[str] = field(default_factory=set)  # digests the registry already had
     manifests: list[str] = field(default_factory=list)  # digests of manifests pushed (or fetched)
+    pushed: dict[str, str] = field(default_factory=dict)  # digest of a manifest the registry took -> its step
     scope: str | None = None  # what an auth operation asked for
     host: str = ""  # the registry it talked to
     who: str = ""  # the client as the grouping knows it: its name within its capture file
@@ -560,6 +561,8 @@ class Operations:
             digest = item.body_digest or classification.digest
             if digest and digest not in operation.manifests:
                 operation.manifests.append(digest)
+            if digest and step.startswith("push-"):  # one manifest pushed under three tags is one manifest
+                operation.pushed.setdefault(digest, step)
         self._learn_names(item, operation.who)
 
     def _learn_names(self, item: AnalyzedCall, client: str) -> None:

@@ -8,6 +8,7 @@ into one row that lists each blob uploaded.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -283,20 +284,21 @@ def title(section: Section, lang: str) -> str:
 
 
 def push_summary(section: Section, lang: str) -> str:
-    steps: dict[str, int] = {}
+    pushed: dict[str, str] = {}  # the manifests the registry took (a refused PUT pushed nothing), each once
     mounted: set[str] = set()
     present: set[str] = set()
     uploaded: dict[str, int] = {}
     for operation in section.operations:
-        for step, n in operation.steps.items():
-            steps[step] = steps.get(step, 0) + n
+        for digest, step in operation.pushed.items():
+            pushed.setdefault(digest, step)
         mounted |= set(operation.mounted)
         present |= operation.present
         uploaded.update({u.digest: u.size or 0 for u in operation.uploads.values() if u.digest})
     present -= mounted | set(uploaded)
-    summary = text("push_summary", lang, indexes=steps.get("push-index", 0), manifests=steps.get("push-manifest", 0),
-                attestations=steps.get("push-attestation", 0),
-                blobs=len(mounted) + len(present) + len(uploaded), mounted=len(mounted), present=len(present),
+    steps = Counter(pushed.values())
+    summary = text("push_summary", lang, indexes=steps["push-index"], manifests=steps["push-manifest"],
+                   attestations=steps["push-attestation"],
+                   blobs=len(mounted) + len(present) + len(uploaded), mounted=len(mounted), present=len(present),
                    uploaded=len(uploaded), bytes=size(sum(uploaded.values())))
     return summary
 

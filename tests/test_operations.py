@@ -423,3 +423,12 @@ def test_a_push_that_keeps_the_referrers_tag_is_not_titled_by_it():
     a = run(get("/v2/"), put_manifest("app", sha256(MANIFEST), MANIFEST, OCI_MANIFEST),
             put_manifest("app", REFERRERS_TAG, INDEX, OCI_INDEX))
     assert a.operations[0].reference is None and "### 1. Push app\n" in render(a, "markdown")
+
+
+def test_the_push_summary_counts_the_manifests_the_registry_took_each_once():
+    """One manifest under three tags is one manifest pushed; a PUT answered 400 (DIGEST_INVALID) pushed nothing."""
+    refused = make_flow("PUT", f"{R}/v2/app/manifests/{sha256(b'other')}", 400, req_body=MANIFEST, req_headers={
+        **SKOPEO, "Content-Type": OCI_MANIFEST}, resp_body=b'{"errors": [{"code": "DIGEST_INVALID"}]}')
+    a = run(get("/v2/"), *(put_manifest("app", tag, MANIFEST, OCI_MANIFEST) for tag in ("v1", "v1.0", "latest")),
+            refused, refused)
+    assert "pushed: index 0, manifests 1, attestations 0;" in render(a, "markdown")
