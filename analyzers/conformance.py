@@ -345,12 +345,15 @@ CALL_CHECKS: dict[str, Check] = {
 # and at the end yields (the calls it is about, the finding's values) ---
 
 class _OpenUploads:
-    """Upload sessions opened and never closed, cancelled (a DELETE tried counts, whatever its answer) or ended."""
+    """Upload sessions opened and never closed, cancelled (a DELETE tried counts, whatever its answer) or ended (a
+    call answered 404: the registry has dropped it, as distribution does after a close refused, so there is nothing
+    left to cancel)."""
 
     def __init__(self) -> None:
         self._open: dict[str, tuple[str, list[int]]] = {}  # session -> (repository, its calls so far)
-        # Ended, or first seen on a call that did not open it: never told, however long after (one id an upload).
-        self._settled: set[str] = set()
+        # Ended, or first seen on a call that did not open it: never told (one id an upload; one seen again after
+        # it is forgotten is settled again, as it did not open).
+        self._settled: Recent[str, None] = Recent(4096)
 
     def add(self, item: AnalyzedCall) -> None:
         session = item.session
@@ -359,13 +362,13 @@ class _OpenUploads:
         classification, call = item.classification, item.call
         if session not in self._open:
             if not classification.opens_session(call.status):
-                self._settled.add(session)
+                self._settled[session] = None
                 return
             self._open[session] = (classification.repository or "-", [])
         if classification.closes_session(call.status) or classification.ends_session(call.status) \
-                or call.method == "DELETE":
+                or call.method == "DELETE" or call.status == 404:
             del self._open[session]
-            self._settled.add(session)
+            self._settled[session] = None
             return
         self._open[session][1].append(item.index)
 

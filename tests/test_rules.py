@@ -404,6 +404,11 @@ HOLDS = {
                   resp_headers={"Location": f"/v2/app/blobs/{sha256(LAYER)}"})], "upload-left-open"),
     "a cancel answered 404": (lambda: [*upload()[:2], make_flow("DELETE", f"{R}/v2/app/blobs/uploads/s1", 404,
                                                                 req_headers=UA)], "upload-left-open"),
+    "a session the registry dropped after a refused close (distribution: its next call answered 404)": (lambda: [
+        *upload()[:2], make_flow("PUT", f"{R}/v2/app/blobs/uploads/s1?digest={sha256(b'wrong')}", 400,
+                                 req_headers=UA, resp_body=b'{"errors": [{"code": "DIGEST_INVALID"}]}'),
+        make_flow("GET", f"{R}/v2/app/blobs/uploads/s1", 404, req_headers=UA,
+                  resp_body=b'{"errors": [{"code": "BLOB_UPLOAD_UNKNOWN"}]}')], "upload-left-open"),
 }
 
 
