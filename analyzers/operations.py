@@ -154,6 +154,18 @@ class Piece:
         return Piece(self.first, self.opens, after.closes, self.parts + after.parts - (self.closes == after.opens))
 
 
+def _add_platform(platforms: list[str], shown: str) -> None:
+    """Add a platform once: a config names no variant (`linux/arm64`) where its manifest's index did
+    (`linux/arm64/v8`), and the two are one platform."""
+    if shown in platforms or any(p.startswith(shown + "/") for p in platforms):
+        return
+    base = shown.rsplit("/", 1)[0] if shown.count("/") == 2 else None
+    if base in platforms:
+        platforms[platforms.index(base)] = shown
+        return
+    platforms.append(shown)
+
+
 class Operations:
     """Groups calls into operations as they complete (see the module's docstring).
 
@@ -527,8 +539,8 @@ class Operations:
         if step == "push-index" and isinstance(item.object.value if item.object else None, Index):
             platforms = [d.platform for d in item.object.value.images]
         for platform in platforms:
-            if platform is not None and not platform.unknown and str(platform) not in operation.platforms:
-                operation.platforms.append(str(platform))
+            if platform is not None and not platform.unknown:
+                _add_platform(operation.platforms, str(platform))
         success = item.classification.status_class == STATUS_SUCCESS
         if classification.repository and success and step not in ("blob-exists", _ELSEWHERE):
             self._touched[classification.repository] = True

@@ -432,3 +432,18 @@ def test_the_push_summary_counts_the_manifests_the_registry_took_each_once():
     a = run(get("/v2/"), *(put_manifest("app", tag, MANIFEST, OCI_MANIFEST) for tag in ("v1", "v1.0", "latest")),
             refused, refused)
     assert "pushed: index 0, manifests 1, attestations 0;" in render(a, "markdown")
+
+
+def test_a_config_without_the_variant_its_index_named_is_the_same_platform():
+    """docker manifest annotate --variant v8: the index says linux/arm64/v8, the image config linux/arm64."""
+    config = json.dumps({"architecture": "arm64", "os": "linux", "rootfs": {"diff_ids": []}}).encode()
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": [],
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                      "digest": sha256(config), "size": len(config)}}).encode()
+    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {"mediaType": OCI_MANIFEST, "digest": sha256(manifest), "size": len(manifest),
+         "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}}]}).encode()
+    a = run(get("/v2/"), get("/v2/app/manifests/v1", body=index, **{"Content-Type": OCI_INDEX}),
+            get(f"/v2/app/manifests/{sha256(manifest)}", body=manifest, **{"Content-Type": OCI_MANIFEST}),
+            get(f"/v2/app/blobs/{sha256(config)}", body=config))
+    assert a.operations[0].platforms == ["linux/arm64/v8"]
