@@ -404,6 +404,11 @@ HOLDS = {
                   resp_headers={"Location": f"/v2/app/blobs/{sha256(LAYER)}"})], "upload-left-open"),
     "a cancel answered 404": (lambda: [*upload()[:2], make_flow("DELETE", f"{R}/v2/app/blobs/uploads/s1", 404,
                                                                 req_headers=UA)], "upload-left-open"),
+    "a range of a blob, then the whole of it": (lambda: [
+        make_flow("GET", f"{R}/v2/app/blobs/{sha256(LAYER)}", 206, resp_body=LAYER[:10],
+                  req_headers={**UA, "Range": "bytes=0-9"}, resp_headers={"Content-Range": f"bytes 0-9/{len(LAYER)}"}),
+        make_flow("GET", f"{R}/v2/app/blobs/{sha256(LAYER)}", 200, resp_body=LAYER, req_headers=UA)],
+        "fetched-again"),
     "a session the registry dropped after a refused close (distribution: its next call answered 404)": (lambda: [
         *upload()[:2], make_flow("PUT", f"{R}/v2/app/blobs/uploads/s1?digest={sha256(b'wrong')}", 400,
                                  req_headers=UA, resp_body=b'{"errors": [{"code": "DIGEST_INVALID"}]}'),
