@@ -29,6 +29,8 @@ ROWS = [
     ("GET", "/v2/team/app/referrers/" + D, "artifactType=application/vnd.example", 200, 400, "end-12b"),
     ("GET", UP, "", 204, 404, "end-13"),
     ("DELETE", UP, "", 204, 404, "end-14"),
+    ("GET", "/v2/team/app/blobs/" + D, "", 206, 416, "end-2"),  # a Range request, and one it cannot satisfy
+    ("PUT", UP, "digest=" + D, 201, 416, "end-6"),  # a last chunk out of order
     ("GET", "/v2/_catalog", "n=100", 200, 404, "catalog"),
     ("GET", "/v1/_ping", "", 200, 404, "v1-ping"),
     ("GET", "/token", "service=registry.test&scope=repository:team/app:pull", 200, 401, "token"),
