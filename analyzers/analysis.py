@@ -416,8 +416,11 @@ class Analyzer:
             item.body_size, item.body_digest = tap.size, tap.digest
             if payload == "manifest":
                 item.findings.append(Finding.of("body-not-captured"))
-        if payload != "referrers" and classification.status_class == STATUS_SUCCESS and call.status != 206:
-            self._check(item)
+        if payload != "referrers" and call.status != 206:
+            if classification.status_class == STATUS_SUCCESS:
+                self._check(item)
+            elif side == "request":  # refused: what the client sent, against the digest it named (a registry
+                self._check(item, named_only=True)  # refuses a wrong one, 400 DIGEST_INVALID: told only here)
 
     def _manifest(self, item: AnalyzedCall, body: bytes, media_type: str | None) -> None:
         decoded = decode_manifest(body, media_type)
@@ -460,13 +463,17 @@ class Analyzer:
         """The body's digest in the algorithm the URL names (sha256 when it names none)."""
         return str(Digest.of(data, algorithm_of(expected) or "sha256"))
 
-    def _check(self, item: AnalyzedCall) -> None:
+    def _check(self, item: AnalyzedCall, named_only: bool = False) -> None:
+        """The body's digest against the URL's, the answer's Docker-Content-Digest and the size a descriptor gave;
+        `named_only`: against the URL's alone."""
         if not item.body_digest:
             return
         classification, call = item.classification, item.call
         algorithm = algorithm_of(item.body_digest)
         if classification.digest and algorithm_of(classification.digest) == algorithm:
             item.checks.append(DigestCheck("url", classification.digest, item.body_digest))
+        if named_only:
+            return
         header = call.response_headers.get("docker-content-digest")
         if header and algorithm_of(header) == algorithm:
             item.checks.append(DigestCheck("Docker-Content-Digest", header, item.body_digest))

@@ -348,3 +348,17 @@ def test_a_manifest_past_the_decode_limit_is_checked_not_decoded():
                            resp_headers={"Content-Type": OCI_INDEX})).calls
     assert item.object is None and item.digest_verified is True
     assert [f.code for f in own(item.findings)] == ["body-too-large"]
+
+
+@pytest.mark.parametrize("shape", ["manifest PUT", "blob in one POST"])
+def test_a_wrong_digest_the_registry_refuses_is_the_client_s_mismatch_all_the_same(shape):
+    """A conforming registry answers 400 DIGEST_INVALID, never success: the client's wrong digest is told only if
+    what it sent is checked whatever the answer. Against the digest it named only: no answer to check it by."""
+    body, named = MANIFEST, sha256(b"not these bytes")
+    refused = {"resp_body": b'{"errors": [{"code": "DIGEST_INVALID", "message": "provided digest did not match"}]}'}
+    flow = (make_flow("PUT", f"{R}/v2/app/manifests/{named}", 400, req_body=body,
+                      req_headers={"Content-Type": OCI_MANIFEST}, **refused) if shape == "manifest PUT" else
+            make_flow("POST", f"{R}/v2/app/blobs/uploads/?digest={named}", 400, req_body=body, **refused))
+    [item] = run(flow).calls
+    assert [(c.against, c.expected, c.ok) for c in item.checks] == [("url", named, False)]
+    assert "sent-digest-mismatch" in [f.code for f in item.findings]
