@@ -11,6 +11,7 @@ from typing import Any
 # Key under which the live addon leaves what it measured on a flow (flow.metadata); it survives
 # in flow files, so an offline analysis of a live capture sees the same digests.
 METADATA_KEY = "ocitrace"
+_DEFAULT_PORTS = {"https": 443, "http": 80}
 _ABSENT = object()
 
 
@@ -167,16 +168,15 @@ class Call:
 
     @property
     def origin(self) -> str:
-        default = {"https": 443, "http": 80}.get(self.scheme)
-        port = "" if self.port in (None, default) else f":{self.port}"
-        return f"{self.scheme}://{url_host(self.host)}{port}"
+        return f"{self.scheme}://{self.authority}"
 
     @property
     def authority(self) -> str:
         """The registry as an image reference names it: its host, and its port unless the scheme's own
         (`registry.lab:5000`): two ports of one host are two registries."""
-        default = {"https": 443, "http": 80}.get(self.scheme)
-        return url_host(self.host) + ("" if self.port in (None, default) else f":{self.port}")
+        host = self.host if ":" not in self.host else url_host(self.host)
+        port = self.port
+        return host if port is None or port == _DEFAULT_PORTS.get(self.scheme) else f"{host}:{port}"
 
     @property
     def url(self) -> str:
