@@ -76,31 +76,67 @@ class FolderInUse(Exception):
         self.pid = pid
 
 
-def lock_folder(out: Path) -> int:
-    """This run's hold on `out`, for as long as it records (the system lets it go when the process ends, however it
-    ends): two runs into one folder would move each other's files away and swap their reports."""
-    fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+class FolderLock:
+    """A run's hold on its folder (`lock_folder`)."""
+
+    def __init__(self, fd: int, path: Path):
+        self.fd = fd
+        self.path = path
+
+    def release(self) -> None:
+        """Let the folder go, and its lock file with it while the file is still this run's."""
+        if self.fd < 0:
+            return
+        try:
+            if os.stat(self.path, follow_symlinks=False).st_ino == os.fstat(self.fd).st_ino:
+                self.path.unlink()
+        except OSError:
+            pass
+        os.close(self.fd)
+        self.fd = -1
+
+
+def lock_folder(out: Path) -> FolderLock:
+    """This run's hold on `out`, for as long as it records (the system lets it go when every process holding it has
+    ended, however they end): two runs into one folder would move each other's files away and swap their reports.
+    Raises FolderInUse, or OSError when the lock file cannot be made (a symbolic link is not followed)."""
+    path = out / LOCK
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+            os.close(fd)
+            raise FolderInUse(holder) from None
+        except OSError:
+            os.close(fd)
+            raise
+        try:  # the run that held it may have removed the file between our open and our lock: lock the new one
+            mine = os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            mine = False
+        if mine:
+            break
         os.close(fd)
-        raise FolderInUse(holder) from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, str(os.getpid()).encode(), 0)
-    return fd
+    return FolderLock(fd, path)
 
 
 def folder_in_use(out: Path) -> str | None:
-    """The process recording into `out` right now, if one is (asked before this run touches the folder)."""
-    if not (out / LOCK).exists():
+    """The process recording into `out` right now, if one is; nothing is made or changed. Raises OSError when a lock
+    file is there that cannot be read."""
+    try:
+        fd = os.open(out / LOCK, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
         return None
     try:
-        os.close(lock_folder(out))
-    except FolderInUse as exc:
-        return exc.pid
-    except OSError:
-        return None
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # held a moment, and only if no run holds it
+    except BlockingIOError:
+        return os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+    finally:
+        os.close(fd)
     return None
 
 
@@ -184,10 +220,12 @@ class Recording:
     write that fails stops the recording with one message (the recorder's); the proxy goes on forwarding.
     """
 
-    def __init__(self, out: Path, keep_secrets: bool = False, lang: str = "en", lines: bool = True):
+    def __init__(self, out: Path, keep_secrets: bool = False, lang: str = "en", lines: bool = True,
+                 lock: FolderLock | None = None):
+        """`lock`: the folder, already held (else taken here: raises FolderInUse or OSError)."""
         self.out = out
         out.mkdir(parents=True, exist_ok=True)
-        self._lock: int | None = lock_folder(out)  # raises FolderInUse
+        self._lock = lock or lock_folder(out)
         self.earlier = keep_earlier_session(out)
         self.failure: OSError | None = None
         self._batch = bytearray()  # records not sent yet
@@ -202,7 +240,8 @@ class Recording:
                 "--files", f"{files[0]},{files[1]}", "--acks", str(acks)]
         argv += ["--keep-secrets"] * keep_secrets + ["--quiet"] * (not lines)
         try:  # the same interpreter, which imports ocitrace as this process did
-            self.process = subprocess.Popen(argv, stdin=records, pass_fds=(*files, acks))
+            # the recorder holds the folder too: it writes report.md after the proxy is gone, however it went
+            self.process = subprocess.Popen(argv, stdin=records, pass_fds=(*files, acks, self._lock.fd))
         finally:
             for fd in (records, acks, *files):
                 os.close(fd)
@@ -257,9 +296,7 @@ class Recording:
         if self._acks is not None:
             os.close(self._acks)
             self._acks = None
-        if self._lock is not None:  # the report is written: the folder is free
-            os.close(self._lock)
-            self._lock = None
+        self._lock.release()  # the report is written: the folder is free
 
     def _close_pipe(self) -> None:
         if self._records is not None:

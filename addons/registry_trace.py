@@ -24,7 +24,16 @@ from ocitrace.analyzers.strings import LANGUAGES, os_error_text, text
 
 from .flowcall import answered_call, call_from_flow
 from .flowstate import flow_state
-from .recording import EVENTS_FILE, FLOWS_FILE, REPORT_FILE, FolderInUse, Recording, folder_in_use, writable_problem
+from .recording import (
+    EVENTS_FILE,
+    FLOWS_FILE,
+    REPORT_FILE,
+    FolderInUse,
+    FolderLock,
+    Recording,
+    lock_folder,
+    writable_problem,
+)
 from .tap import Tap
 
 logger = logging.getLogger(__name__)
@@ -92,6 +101,7 @@ class RegistryTrace:
         self._finished: deque[InFlight] = deque()  # answered, to be recorded when the proxy has a moment
         self._later: asyncio.TimerHandle | None = None
         self.out: Path | None = None
+        self.lock: FolderLock | None = None  # the folder, held from configure until the recording takes it
         self.recording: Recording | None = None
 
     def load(self, loader) -> None:
@@ -113,25 +123,41 @@ class RegistryTrace:
             if problem is not None:
                 raise exceptions.OptionsError(text("error_cannot_write", ctx.options.ocitrace_lang, path=out,
                                                    reason=os_error_text(problem, ctx.options.ocitrace_lang)))
-            holder = folder_in_use(out)
-            if holder is not None:
-                raise exceptions.OptionsError(text("error_out_in_use", ctx.options.ocitrace_lang, path=out,
-                                                   pid=holder))
+            if self.lock is not None:
+                self.lock.release()
+                self.lock = None
+            # A folder already there is taken now, before the proxy listens: a run that finds it taken never starts
+            # (a new one is made, and taken, once the proxy runs: a run that cannot start touches nothing).
+            self.lock = self._take(out, exceptions.OptionsError) if out.is_dir() else None
             self.out = out
 
     def running(self) -> None:
         # Files are opened only now that the proxy is listening: a run that cannot start touches nothing.
         if self.out is not None and self.recording is None:
             try:
-                self.recording = Recording(self.out, ctx.options.ocitrace_keep_secrets, self._lang, self._lines)
-            except FolderInUse as exc:  # another run took the folder since configure looked
-                logger.error(text("error_out_in_use", self._lang, path=self.out, pid=exc.pid))
+                self.out.mkdir(parents=True, exist_ok=True)
+                lock = self.lock or self._take(self.out, OSError)
+            except OSError as exc:  # another run took the new folder meanwhile, or it cannot be made
+                logger.error(str(exc))
                 ctx.master.shutdown()
                 return
+            self.recording = Recording(self.out, ctx.options.ocitrace_keep_secrets, self._lang, self._lines,
+                                       lock=lock)
+            self.lock = None  # the recording's now: it lets the folder go once its report is written
             if self.recording.earlier is not None:
                 logger.log(ALERT, text("earlier_session", self._lang, path=self.recording.earlier))
             if self.recording.failure is not None:
                 self._stop_recording()
+
+    def _take(self, out: Path, error: type[Exception]) -> FolderLock:
+        """The folder, held for this run; else `error` with the sentence that says why."""
+        lang = ctx.options.ocitrace_lang
+        try:
+            return lock_folder(out)
+        except FolderInUse as exc:
+            raise error(text("error_out_in_use", lang, path=out, pid=exc.pid)) from None
+        except OSError as exc:
+            raise error(text("error_cannot_write", lang, path=out, reason=os_error_text(exc, lang))) from None
 
     @property
     def _lang(self) -> str:
@@ -171,6 +197,9 @@ class RegistryTrace:
         if self.recording is not None:
             self.recording.close()  # the recorder writes what is left, then report.md
             self.recording = None
+        if self.lock is not None:  # never recorded (the proxy did not get to run)
+            self.lock.release()
+            self.lock = None
 
     # --- helpers ---
 

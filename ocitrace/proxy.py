@@ -132,7 +132,10 @@ def cmd_proxy(args: argparse.Namespace) -> int:
     problem = writable_problem(args.out)
     if problem is not None:
         return fail(text("error_cannot_write", lang, path=args.out, reason=os_error_text(problem, lang)))
-    holder = folder_in_use(Path(args.out))
+    try:
+        holder = folder_in_use(Path(args.out))
+    except OSError as exc:
+        return fail(text("error_cannot_write", lang, path=args.out, reason=os_error_text(exc, lang)))
     if holder is not None:
         return fail(text("error_out_in_use", lang, path=args.out, pid=holder))
     try:

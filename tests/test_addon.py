@@ -375,6 +375,20 @@ def test_configuring_touches_no_file(tmp_path):
     assert not (tmp_path / "new").exists()
 
 
+def test_a_folder_another_run_holds_fails_at_start_before_the_proxy_listens(tmp_path):
+    """Whatever the command line checked first: a run that took the folder meanwhile is found here."""
+    from ocitrace.addons.recording import lock_folder
+
+    held = lock_folder(tmp_path)
+    try:
+        addon = RegistryTrace()
+        with taddons.context(addon) as tctx:
+            with pytest.raises(exceptions.OptionsError, match=f"process {os.getpid()}"):
+                tctx.configure(addon, ocitrace_out=str(tmp_path))
+    finally:
+        held.release()
+
+
 def test_an_unwritable_output_folder_fails_at_start(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")

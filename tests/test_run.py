@@ -224,17 +224,21 @@ def test_a_command_that_does_not_exist_fails_before_the_earlier_session_is_touch
     assert sorted(p.name for p in out.iterdir()) == ["flows.mitm"] and (out / "flows.mitm").read_bytes() == b"earlier"
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.mark.parametrize("command", [["run", "--", "true"], ["proxy", "--port"]], ids=["run", "proxy"])
 def test_a_folder_another_run_records_into_is_refused_in_one_sentence_and_left_as_it_is(tmp_path, command):
     """Two runs into one folder would move each other's files away and swap their reports."""
-    import socket
-
     from ocitrace.addons.recording import lock_folder
 
     if command[0] == "proxy":
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            command = [*command, str(s.getsockname()[1])]
+        command = [*command, str(free_port())]
     out = tmp_path / "out"
     out.mkdir()
     (out / "flows.mitm").write_bytes(b"being recorded")
@@ -243,14 +247,32 @@ def test_a_folder_another_run_records_into_is_refused_in_one_sentence_and_left_a
         done = subprocess.run([sys.executable, "-m", "ocitrace", command[0], "--out", str(out), *command[1:]],
                               capture_output=True, text=True, timeout=60)
     finally:
-        os.close(held)
+        held.release()
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert f"process {os.getpid()}" in done.stderr and str(out) in done.stderr
     assert (out / "flows.mitm").read_bytes() == b"being recorded" and not (out / "earlier").exists()
 
 
-def test_a_folder_is_free_again_once_its_run_has_ended(tmp_path):
-    from ocitrace.addons.recording import folder_in_use, lock_folder
+def test_a_folder_is_free_again_once_its_run_has_ended_and_its_lock_file_gone(tmp_path):
+    from ocitrace.addons.recording import LOCK, folder_in_use, lock_folder
 
-    os.close(lock_folder(tmp_path))
+    lock_folder(tmp_path).release()
+    assert folder_in_use(tmp_path) is None and not (tmp_path / LOCK).exists()
+    os.close(os.open(tmp_path / LOCK, os.O_CREAT | os.O_WRONLY, 0o600))  # left by a run that was killed
     assert folder_in_use(tmp_path) is None
+    lock_folder(tmp_path).release()
+
+
+def test_a_lock_file_that_is_a_symbolic_link_is_not_followed_and_its_target_left_alone(tmp_path):
+    """Whoever can write into the folder could otherwise have a run truncate any file it can write."""
+    from ocitrace.addons.recording import LOCK
+
+    (tmp_path / "precious").write_text("precious")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / LOCK).symlink_to(tmp_path / "precious")
+    for command in (["run", "--", "true"], ["proxy", "--port", str(free_port())]):
+        done = subprocess.run([sys.executable, "-m", "ocitrace", command[0], "--out", str(out), *command[1:]],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2 and done.stderr.count("\n") == 1 and str(out) in done.stderr
+    assert (tmp_path / "precious").read_text() == "precious"
