@@ -52,6 +52,7 @@ class _Session:
     chunks: int = 0
     bytes: int = 0
     minimum: int | None = None  # OCI-Chunk-Min-Length
+    registry: str = ""  # where it was opened (its Location may send its calls to another host)
 
 
 # Entries of the memories kept per operation (a pull of the largest image fetches a few hundred URLs; a fleet's
@@ -102,7 +103,7 @@ class Conformance:
         client, endpoint = client_key(call), item.endpoint_id
         success = classification.status_class == STATUS_SUCCESS
         if item.session and call.status in (201, 202, 204):
-            session = self._sessions.setdefault(item.session, _Session())
+            session = self._sessions.setdefault(item.session, _Session(registry=call.authority))
             if call.method == "PATCH" and call.request_size:
                 session.chunks += 1
                 session.bytes += call.request_size
@@ -137,7 +138,12 @@ class Conformance:
         mounted = endpoint != "end-11" or call.status == 201  # a 202 to a mount is an upload instead
         if success and mounted and digest and endpoint in ("end-2", "end-6", "end-4b", "end-11") \
                 and classification.repository:
-            self._present[(client, call.authority, digest)] = classification.repository
+            self._present[(client, self.registry(item), digest)] = classification.repository
+
+    def registry(self, item: AnalyzedCall) -> str:
+        """The registry a call is made to: its upload session's, for a session's call on another host."""
+        session = self._sessions.get(item.session or "") if item.session else None
+        return session.registry if session is not None and session.registry else item.call.authority
 
 
 def _range_end(value: str | None) -> int | None:
@@ -312,7 +318,7 @@ def _could_mount(state: Conformance, rule: Rule, item: AnalyzedCall) -> Iterator
     digest = item.body_digest or item.classification.digest
     if not digest:
         return
-    source = state._present.get((client_key(item.call), item.call.authority, digest))
+    source = state._present.get((client_key(item.call), state.registry(item), digest))
     if source is not None and source != item.classification.repository:
         yield {"digest": digest, "repository": source}
 
@@ -394,14 +400,14 @@ class _UnreferencedBlobs:
         self._pushed: dict[tuple[str, str], dict[str, int]] = {}  # (host, repo) -> blob digest -> the call
         self._named: dict[tuple[str, str], set[str]] = {}
         self._unknown: set[tuple[str, str]] = set()  # a manifest pushed there was not decoded: nothing is told
-        self._opened_at: Recent[str, str] = Recent(4096)  # an upload session -> the registry it was opened on
+        self._opened_at: Recent[tuple[str, str], str] = Recent(4096)  # (client, upload session) -> its registry
 
     def add(self, item: AnalyzedCall) -> None:
         if item.classification.status_class != STATUS_SUCCESS:
             return
         host = item.call.authority
         if item.session:  # a session may be closed on another host (its Location's): it is the registry's it began on
-            host = self._opened_at.setdefault(item.session, host)
+            host = self._opened_at.setdefault((client_key(item.call), item.session), host)
         where = (host, item.classification.repository or "")
         if item.endpoint_id in ("end-6", "end-4b", "end-11") and item.call.status == 201:
             digest = item.body_digest if item.endpoint_id != "end-11" else None

@@ -201,7 +201,8 @@ class Operations:
         self._touched: Recent[str, bool] = Recent()  # repositories this session read or wrote
         self._found: Recent[tuple[str, str], tuple[str, int]] = Recent()  # (client, digest) -> (repo, call)
         self._fetched: Recent[tuple[str, str], int] = Recent()  # (client, manifest digest) -> the call that read it
-        self._sessions: Recent[str, Operation] = Recent(4096)  # an upload session -> the operation it is part of
+        # (client, an upload session still open) -> the operation it is part of
+        self._sessions: Recent[tuple[str, str], Operation] = Recent(4096)
 
     def add(self, item: AnalyzedCall) -> Operation:
         call, classification = item.call, item.classification
@@ -225,11 +226,16 @@ class Operations:
                     self._fresh[client] = True
                 kind, step = AUTH, "challenge"
         step = self._refine(item, step)
-        # an upload session's calls are the operation's that opened it, wherever its Location sends them
-        operation = self._sessions.get(item.session or "") or self._operation(item, client, name, kind, step,
-                                                                              repository)
-        if item.session:
-            self._sessions.setdefault(item.session, operation)
+        # An upload session's calls are the operation's that opened it, wherever its Location sends them (a call of
+        # it answered 401 is a login's, as any challenge is).
+        session = (client, item.session) if item.session and kind != AUTH else None
+        operation = (self._sessions.get(session) if session else None) or self._operation(
+            item, client, name, kind, step, repository)
+        if session:
+            if classification.closes_session(call.status) or classification.ends_session(call.status):
+                self._sessions.pop(session, None)  # nothing joins it any more: the operation may be let go
+            else:
+                self._sessions.setdefault(session, operation)
         if step == "blob-exists" and repository != operation.repository:
             step = _ELSEWHERE
         item.operation, item.step = operation.id, step
@@ -325,8 +331,8 @@ class Operations:
     def _sweep(self, every: bool = False) -> None:
         """Count and let go the operations past the kept calls that no call can join any more (none of the
         memories that find a client's operation holds them; `every`: all of them)."""
-        held = {id(op) for memory in (self._pending, self._open, self._auth, self._checking, self._logins)
-                for op in memory.values()}
+        held = {id(op) for memory in (self._pending, self._open, self._auth, self._checking, self._logins,
+                                      self._sessions) for op in memory.values()}
         pieces = self._pieces
         for key, operation in list(self._later.items()):
             if every or id(operation) not in held:

@@ -447,3 +447,38 @@ def test_a_config_without_the_variant_its_index_named_is_the_same_platform():
             get(f"/v2/app/manifests/{sha256(manifest)}", body=manifest, **{"Content-Type": OCI_MANIFEST}),
             get(f"/v2/app/blobs/{sha256(config)}", body=config))
     assert a.operations[0].platforms == ["linux/arm64/v8"]
+
+
+def test_a_token_that_expires_during_an_upload_is_a_login_between_its_calls():
+    """Docker Hub's tokens last 300 s: a PATCH answered 401, a new token, the PATCH again. The challenge and the token
+    are a login of their own; the session's other calls stay in the push."""
+    up = f"{R}/v2/app/blobs/uploads/s1"
+    challenge = {"WWW-Authenticate": CHALLENGE}
+    a = run(*login("repository:app:pull,push", ("app", "pull,push")),
+            make_flow("POST", f"{R}/v2/app/blobs/uploads/", 202, req_headers=SKOPEO, resp_headers={"Location": up}),
+            make_flow("PATCH", up, 401, req_body=LAYER, req_headers=SKOPEO, resp_headers=challenge),
+            *login("repository:app:pull,push", ("app", "pull,push"))[1:],
+            make_flow("PATCH", up, 202, req_body=LAYER, req_headers=SKOPEO, resp_headers={"Location": up}),
+            make_flow("PUT", f"{up}?digest={sha256(LAYER)}", 201, req_headers=SKOPEO))
+    assert [(op.kind, list(op.calls)) for op in a.operations] == [("auth", [0, 1]), ("push", [2, 5, 6]),
+                                                                  ("auth", [3, 4])]
+
+
+def test_two_capture_files_with_the_same_upload_ids_are_two_sessions():
+    """Two files are two sessions (a registry may hand out the same ids again, a capture may be given twice)."""
+    from dataclasses import replace
+
+    flows = [get("/v2/"), *upload("app", "s1", LAYER)]
+    calls = [call_from_state(f.get_state()) for f in flows]
+    a = analyze([replace(c, source="a.mitm") for c in calls] + [replace(c, source="b.mitm") for c in calls])
+    pushes = [op for op in a.operations if op.kind == "push"]
+    assert [op.summary()["uploaded"] for op in pushes] == [1, 1]
+
+
+def test_a_blob_uploaded_on_another_host_that_the_registry_had_elsewhere_could_have_been_mounted():
+    up = "https://uploads.example.net/v2/app/blobs/uploads/s1"
+    a = run(head(f"/v2/base/blobs/{sha256(LAYER)}", 200),
+            make_flow("POST", f"{R}/v2/app/blobs/uploads/", 202, req_headers=SKOPEO, resp_headers={"Location": up}),
+            make_flow("PUT", f"{up}?digest={sha256(LAYER)}", 201, req_body=LAYER, req_headers=SKOPEO))
+    assert [dict(f.values) for f in a.calls[2].findings if f.code == "could-mount"] == [
+        {"digest": sha256(LAYER), "repository": "base"}]
