@@ -71,7 +71,7 @@ def environment(base: dict[str, str], port: int, bundle: Path, maps: list[str]) 
     url = f"http://127.0.0.1:{port}"
     env.update({name: url for name in PROXY_VARIABLES})
     env.update({name: str(bundle) for name in CA_VARIABLES})
-    mapped = {spec.partition("=")[0].strip().lower() for spec in maps}
+    mapped = {_host_of(spec.partition("=")[0].strip().lower()) for spec in maps}  # a map may name a port
     for name in ("NO_PROXY", "no_proxy"):
         if name in env:
             kept = [entry for entry in env[name].split(",") if entry.strip() and not _bypasses(entry, mapped)]
@@ -89,10 +89,15 @@ def _bypasses(entry: str, mapped: set[str]) -> bool:
     entry = entry.strip().lower()
     if entry == "*":
         return True
-    host = entry[1:].partition("]")[0] if entry.startswith("[") else entry.rpartition(":")[0] if entry.count(":") == 1 \
-        else entry
-    domain = host.lstrip("*").lstrip(".")
+    domain = _host_of(entry).lstrip("*").lstrip(".")
     return bool(domain) and any(name == domain or name.endswith("." + domain) for name in mapped)
+
+
+def _host_of(name: str) -> str:
+    """`registry.test:5000` -> `registry.test`; `[::1]:5000` -> `::1`; a name without a port as it is."""
+    if name.startswith("["):
+        return name[1:].partition("]")[0]
+    return name.rpartition(":")[0] if name.count(":") == 1 else name
 
 
 def daemon_warning(command: list[str], lang: str) -> str | None:

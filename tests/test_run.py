@@ -36,9 +36,10 @@ def test_no_proxy_entries_that_would_send_a_mapped_name_around_the_proxy_are_lef
     """Go reads `test`, `.test` and `*.test` as the domain and everything in it, curl and Python match suffixes, and
     an entry with a port still names the host: each would send registry.test straight to a name only the proxy
     maps (the command then fails to resolve it)."""
-    env = environment({"NO_PROXY": f"{entry},intranet.example"}, 4321, tmp_path / "b.pem",
-                      ["registry.test=http://127.0.0.1:5000"])
-    assert env["NO_PROXY"] == ("intranet.example" if bypasses else f"{entry},intranet.example")
+    for mapped in ("registry.test", "registry.test:5000"):  # a map may name the port it is asked on
+        env = environment({"NO_PROXY": f"{entry},intranet.example"}, 4321, tmp_path / "b.pem",
+                          [f"{mapped}=http://127.0.0.1:5000"])
+        assert env["NO_PROXY"] == ("intranet.example" if bypasses else f"{entry},intranet.example")
 
 
 @pytest.mark.parametrize("command,warned", [
