@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 
 SLOWEST = 5
 MOST_ROWS = 100  # rows of a report's findings table (every finding is in the JSON, counted per code)
+# Findings a capture can have too, not only a call (an analysis that failed at the end as on a call): their rows are
+# always kept, so the capture's joins its call's row as it would with every row kept (a few: one per kind of fault).
+ALSO_THE_CAPTURE_S = frozenset({"analysis-failed"})
 
 
 @dataclass
@@ -89,7 +92,8 @@ class Tally:
                 for lang, row in self._rows(finding):
                     calls = self.told[lang].get(row)
                     if calls is None:
-                        if self.rows is not None and self._kept[lang][severity] >= self.rows:
+                        if self.rows is not None and self._kept[lang][severity] >= self.rows \
+                                and finding.code not in ALSO_THE_CAPTURE_S:
                             self._count_untold(lang, row, item.index)
                             continue
                         self._kept[lang][severity] += 1

@@ -8,6 +8,7 @@ import pytest
 from ocitrace.analyzers import audit, story
 from ocitrace.analyzers.analysis import analyze
 from ocitrace.analyzers.captures import read_captures
+from ocitrace.analyzers.conformance import CaptureFinding
 from ocitrace.analyzers.findings import Finding
 from ocitrace.analyzers.report import render
 from ocitrace.analyzers.runs import KEPT
@@ -179,15 +180,19 @@ def test_the_findings_table_is_the_same_when_only_the_rows_a_report_shows_are_ke
             item.findings.append(Finding.of("call-failed", error=f"reset {i % 2}"))
         if i == 39:
             item.findings += [Finding.of("call-failed", error="late")] * 2
+        if i in (6, 7, 8, 9, 10):  # errors past the rows kept, one of them the capture's too
+            item.findings.append(Finding.of("analysis-failed", error="KeyError" if i == 10 else f"E{i}"))
         whole.add(item)
         bounded.add(item)
-    assert len(whole.told[lang]) == 40 + 1 + 1 + 3
-    assert len(bounded.told[lang]) == 4 + 3  # fetched-again 0 to 2 and the token's; the three warnings
+    assert len(whole.told[lang]) == 40 + 1 + 1 + 3 + 5
+    # fetched-again 0 to 2 and the token's; the three warnings; errors: four, and the one the capture has too
+    assert len(bounded.told[lang]) == 4 + 3 + 4 + 1
     assert bounded.told[lang][(token.code, finding_text(token, lang))].text() == "2, 31"
     assert bounded.untold[lang] == 37 + 1  # fetched-again 3 to 39, and 99 once
-    table = [audit.findings_section(Analysis(tally=tally), lang) for tally in (whole, bounded)]
+    at_end = [CaptureFinding((), Finding.of("analysis-failed", error="KeyError"))]  # joins the row of call 11's
+    table = [audit.findings_section(Analysis(tally=tally, findings=at_end), lang) for tally in (whole, bounded)]
     assert table[0] == table[1]
     rows = [line for line in "\n".join(table[0]).splitlines() if line.startswith("| ")][1:]
-    assert [row.split("|")[1].strip() for row in rows] == [text(f"severity_{s}", lang) for s in
-                                                           ("warning", "warning", "warning", "info")]
-    assert text("more_findings", lang, n=1 + 2 + 1 + 38) in table[0]  # fetched-again 1, the token's, 2, and the rest
+    assert [row.split("|")[1].strip() for row in rows] == [text(f"severity_{s}", lang) for s in ("error",) * 4]
+    # not shown: the fifth error's call; the warnings' calls (2 + 2 + 1); the info rows' (40 + 1 + the token's 2)
+    assert text("more_findings", lang, n=1 + 5 + 43) in table[0]
