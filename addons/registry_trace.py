@@ -175,7 +175,7 @@ class RegistryTrace:
         call = call_from_flow(flow)
         classification = self.analyzer.classify(call)
         pending = self.in_flight[flow.id] = InFlight(call, classification, flow)
-        self._stream(flow.request, pending, "request", self.analyzer.session_hash(classification))
+        self._stream(flow.request, pending, "request", self.analyzer.session_hash(classification, call.source))
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         if flow.request.method != "HEAD":

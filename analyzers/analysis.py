@@ -34,7 +34,7 @@ from .manifests import (
 from .operations import Operation, Operations, Reason
 from .recent import Recent
 from .runs import KEPT, Runs
-from .sessions import UploadSessions
+from .sessions import UploadSessions, session_key
 from .tally import MOST_ROWS, Tally
 from .tokens import Grant, decode_grant
 
@@ -221,17 +221,17 @@ class Analyzer:
             source = self._learned.get(endpoint.learned_from, {}).get(url)
             if source is not None:
                 classification = replace(classification, repository=source.repository, digest=source.digest)
-        session = self._aliases.get(classification.session or "")
+        session = self._aliases.get(session_key(call.source, classification.session or ""))
         if session is not None:  # a session whose Location changed on the way: still the session it began as
             classification = replace(classification, session=session)
         return classification
 
-    def session_hash(self, classification: Classification):
+    def session_hash(self, classification: Classification, source: str = ""):
         """For the live proxy: the running hash a request's stream tap should feed, when the request carries a
         chunk of an upload session (the table's `carries: {request: chunk}`); else None."""
         endpoint = classification.endpoint
         if classification.session and endpoint is not None and endpoint.carries.get("request") == "chunk":
-            return self.sessions.tap(classification.session)
+            return self.sessions.tap(session_key(source, classification.session))
         return None
 
     def add(self, call: Call, classification: Classification | None = None) -> AnalyzedCall:
@@ -303,7 +303,7 @@ class Analyzer:
         if item.session and classification.session:
             self._follow_location(item)
         if item.session and classification.ends_session(call.status):
-            self.sessions.close(item.session)  # cancelled: nothing to check
+            self.sessions.close(session_key(call.source, item.session))  # cancelled: nothing to check
 
     def add_all(self, calls) -> Analysis:
         for call in calls:
@@ -352,7 +352,7 @@ class Analyzer:
         location = (item.call.response_headers.get("location") or "").split("?", 1)[0].rstrip("/")
         named = location.rsplit("/", 1)[-1] if "/blobs/uploads/" in location else ""
         if named and named != item.session and item.call.status == 202:
-            self._aliases[named] = item.session
+            self._aliases[session_key(item.call.source, named)] = item.session
 
     def _opened_session(self, item: AnalyzedCall) -> str | None:
         call = item.call
@@ -363,7 +363,7 @@ class Analyzer:
         session = location.rsplit("/", 1)[-1] if "/" in location else None
         session = session or call.response_headers.get("docker-upload-uuid") or None
         if session:
-            self.sessions.open(session, item.classification.repository, item.index)
+            self.sessions.open(session_key(call.source, session), item.classification.repository, item.index)
             self._learn_upload_url(item, session)
         return session
 
@@ -446,11 +446,11 @@ class Analyzer:
             item.body_size = tap.size
         if session:
             taken = item.classification.status_class == STATUS_SUCCESS
-            self.sessions.chunk(session, item.index, body, streamed=tap is not None,
+            self.sessions.chunk(session_key(call.source, session), item.index, body, streamed=tap is not None,
                                 complete=(tap is None or tap.complete) and taken)
         if not session or not item.classification.closes_session(call.status):
             return
-        upload = self.sessions.close(session)
+        upload = self.sessions.close(session_key(call.source, session))
         if upload.digest is not None:
             item.body_digest, item.body_size = upload.digest, upload.size
             if upload.body is not None:

@@ -20,6 +20,7 @@ from .manifests import ImageManifest, Index, bare_media_type
 from .operations import client_key
 from .recent import Recent
 from .rules import Rule, rules
+from .sessions import session_key
 from .tokens import token_request
 
 if TYPE_CHECKING:
@@ -103,7 +104,8 @@ class Conformance:
         client, endpoint = client_key(call), item.endpoint_id
         success = classification.status_class == STATUS_SUCCESS
         if item.session and call.status in (201, 202, 204):
-            session = self._sessions.setdefault(item.session, _Session(registry=call.authority))
+            session = self._sessions.setdefault(session_key(call.source, item.session),
+                                                _Session(registry=call.authority))
             if call.method == "PATCH" and call.request_size:
                 session.chunks += 1
                 session.bytes += call.request_size
@@ -142,7 +144,7 @@ class Conformance:
 
     def registry(self, item: AnalyzedCall) -> str:
         """The registry a call is made to: its upload session's, for a session's call on another host."""
-        session = self._sessions.get(item.session or "") if item.session else None
+        session = self._sessions.get(session_key(item.call.source, item.session)) if item.session else None
         return session.registry if session is not None and session.registry else item.call.authority
 
 
@@ -286,7 +288,7 @@ def _chunk_length(state: Conformance, rule: Rule, item: AnalyzedCall) -> Iterato
 
 def _chunk_order(state: Conformance, rule: Rule, item: AnalyzedCall) -> Iterator[dict[str, Any]]:
     match = _CHUNK_RANGE.match((item.call.request_headers.get("content-range") or "").strip())
-    session = state._sessions.get(item.session or "")
+    session = state._sessions.get(session_key(item.call.source, item.session or ""))
     if match and session is not None and session.next_start is not None and int(match.group(1)) != session.next_start:
         yield {"start": int(match.group(1)), "expected": session.next_start}
 
@@ -324,7 +326,7 @@ def _could_mount(state: Conformance, rule: Rule, item: AnalyzedCall) -> Iterator
 
 
 def _tiny_chunks(state: Conformance, rule: Rule, item: AnalyzedCall) -> Iterator[dict[str, Any]]:
-    session = state._sessions.get(item.session or "")
+    session = state._sessions.get(session_key(item.call.source, item.session or ""))
     if session is None or session.chunks < 2:
         return
     average = session.bytes // session.chunks
@@ -362,8 +364,10 @@ class _OpenUploads:
         self._settled: Recent[str, None] = Recent(4096)
 
     def add(self, item: AnalyzedCall) -> None:
-        session = item.session
-        if not session or session in self._settled:
+        if not item.session:
+            return
+        session = session_key(item.call.source, item.session)
+        if session in self._settled:
             return
         classification, call = item.classification, item.call
         if session not in self._open:

@@ -21,6 +21,11 @@ MAX_OPEN = 1024
 KEEP = 1 << 16
 
 
+def session_key(source: str, session: str) -> str:
+    """A session as the analysis keeps it: its id within its capture file (two files may hold the same ids)."""
+    return f"{source}\0{session}" if source else session
+
+
 @dataclass
 class UploadSession:
     id: str

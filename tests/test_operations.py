@@ -470,9 +470,13 @@ def test_two_capture_files_with_the_same_upload_ids_are_two_sessions():
 
     flows = [get("/v2/"), *upload("app", "s1", LAYER)]
     calls = [call_from_state(f.get_state()) for f in flows]
-    a = analyze([replace(c, source="a.mitm") for c in calls] + [replace(c, source="b.mitm") for c in calls])
+    # a file and its copy, read together: their calls come in the order of their times, the two interleaved
+    a = analyze([replace(c, source=name) for c in calls for name in ("a.mitm", "b.mitm")])
     pushes = [op for op in a.operations if op.kind == "push"]
     assert [op.summary()["uploaded"] for op in pushes] == [1, 1]
+    closes = [item for item in a.calls if item.call.method == "PUT"]
+    assert [(item.digest_verified, item.body_size) for item in closes] == [(True, len(LAYER))] * 2
+    assert not [f for item in a.calls for f in item.findings if f.code in ("sent-digest-mismatch", "tiny-chunks")]
 
 
 def test_a_blob_uploaded_on_another_host_that_the_registry_had_elsewhere_could_have_been_mounted():
