@@ -18,6 +18,7 @@ import os
 import pickle
 import select
 import shutil
+import stat
 import struct
 import subprocess
 import sys
@@ -102,7 +103,7 @@ def lock_folder(out: Path) -> FolderLock:
     Raises FolderInUse, or OSError when the lock file cannot be made (a symbolic link is not followed)."""
     path = out / LOCK
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        fd = _open_lock(path, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -124,11 +125,20 @@ def lock_folder(out: Path) -> FolderLock:
     return FolderLock(fd, path)
 
 
+def _open_lock(path: Path, flags: int) -> int:
+    """The lock file, opened without following a link or waiting on a FIFO; OSError unless a regular file."""
+    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    return fd
+
+
 def folder_in_use(out: Path) -> str | None:
     """The process recording into `out` right now, if one is; nothing is made or changed. Raises OSError when a lock
     file is there that cannot be read."""
     try:
-        fd = os.open(out / LOCK, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = _open_lock(out / LOCK, os.O_RDONLY)
     except FileNotFoundError:
         return None
     try:

@@ -157,7 +157,8 @@ class RegistryTrace:
         except FolderInUse as exc:
             raise error(text("error_out_in_use", lang, path=out, pid=exc.pid)) from None
         except OSError as exc:
-            raise error(text("error_cannot_write", lang, path=out, reason=os_error_text(exc, lang))) from None
+            raise error(text("error_cannot_write", lang, path=exc.filename or out,
+                             reason=os_error_text(exc, lang))) from None
 
     @property
     def _lang(self) -> str:

@@ -134,8 +134,8 @@ def cmd_proxy(args: argparse.Namespace) -> int:
         return fail(text("error_cannot_write", lang, path=args.out, reason=os_error_text(problem, lang)))
     try:
         holder = folder_in_use(Path(args.out))
-    except OSError as exc:
-        return fail(text("error_cannot_write", lang, path=args.out, reason=os_error_text(exc, lang)))
+    except OSError as exc:  # the lock file: a link, a FIFO, another user's
+        return fail(text("error_cannot_write", lang, path=exc.filename or args.out, reason=os_error_text(exc, lang)))
     if holder is not None:
         return fail(text("error_out_in_use", lang, path=args.out, pid=holder))
     try:

@@ -152,15 +152,19 @@ class Proxy:
                 except (OSError, ValueError):  # stderr closed (a pipe whose reader left)
                     self.quiet = True
 
-    def wait_ready(self, port: int, ca: Path) -> str | None:
-        """None once the proxy listens; else why it did not start."""
+    def wait_ready(self, port: int, ca: Path, out: Path) -> str | None:
+        """None once the proxy listens and holds the output folder; else why it did not start (its last line: a
+        run that lost the folder to another says so, and the command is not run)."""
+        from ocitrace.addons.recording import folder_in_use
+
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                return " | ".join(self.last_lines) or f"exit status {self.process.returncode}"
+                last = self.last_lines[-1].split("] ", 1)[-1] if self.last_lines else ""
+                return last.removeprefix("ocitrace proxy: ") or f"exit status {self.process.returncode}"
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    if ca.exists():
+                    if ca.exists() and folder_in_use(out) == str(self.process.pid):
                         return None
             except OSError:
                 pass
@@ -250,8 +254,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return fail(text("error_cannot_write", lang, path=args.out, reason=os_error_text(problem, lang)))
     try:
         holder = folder_in_use(Path(args.out))
-    except OSError as exc:
-        return fail(text("error_cannot_write", lang, path=args.out, reason=os_error_text(exc, lang)))
+    except OSError as exc:  # the lock file: a link, a FIFO, another user's
+        return fail(text("error_cannot_write", lang, path=exc.filename or args.out, reason=os_error_text(exc, lang)))
     if holder is not None:
         return fail(text("error_out_in_use", lang, path=args.out, pid=holder))
     if shutil.which(command[0]) is None:  # before the earlier session is moved aside: nothing to record
@@ -283,7 +287,7 @@ def _traced(args: argparse.Namespace, command: list[str], lang: str) -> int:
         port = free_port()
         proxy = Proxy(args, port, confdir)
         try:
-            problem = proxy.wait_ready(port, ca)
+            problem = proxy.wait_ready(port, ca, args.out)
             if problem is not None:
                 return fail(text("run_proxy_failed", lang, reason=problem))
             status = run_command(command, environment(dict(os.environ), port, bundle, args.map))

@@ -264,16 +264,51 @@ def test_a_folder_is_free_again_once_its_run_has_ended_and_its_lock_file_gone(tm
     lock_folder(tmp_path).release()
 
 
-def test_a_lock_file_that_is_a_symbolic_link_is_not_followed_and_its_target_left_alone(tmp_path):
-    """Whoever can write into the folder could otherwise have a run truncate any file it can write."""
+@pytest.mark.parametrize("kind", ["symbolic link", "FIFO"])
+def test_a_lock_file_that_is_no_regular_file_is_one_sentence_and_nothing_is_touched(tmp_path, kind):
+    """Whoever can write into the folder could otherwise have a run truncate any file it can write (a link), or
+    wait for ever (a FIFO)."""
     from ocitrace.addons.recording import LOCK
 
     (tmp_path / "precious").write_text("precious")
     out = tmp_path / "out"
     out.mkdir()
-    (out / LOCK).symlink_to(tmp_path / "precious")
+    if kind == "FIFO":
+        os.mkfifo(out / LOCK)
+    else:
+        (out / LOCK).symlink_to(tmp_path / "precious")
     for command in (["run", "--", "true"], ["proxy", "--port", str(free_port())]):
         done = subprocess.run([sys.executable, "-m", "ocitrace", command[0], "--out", str(out), *command[1:]],
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == 2 and done.stderr.count("\n") == 1 and str(out) in done.stderr
     assert (tmp_path / "precious").read_text() == "precious"
+
+
+RACE = '''
+import os
+if os.environ.get("RACE_OUT"):
+    import pathlib, subprocess, sys
+    import ocitrace.addons.registry_trace as rt
+    running = rt.RegistryTrace.running
+    def lost_the_folder(self):  # another run takes the new folder between this one's configure and its running
+        other = subprocess.Popen([sys.executable, "-c", (
+            "import sys, pathlib; from ocitrace.addons.recording import lock_folder; "
+            "out = pathlib.Path(sys.argv[1]); out.mkdir(parents=True, exist_ok=True); held = lock_folder(out); "
+            "print('held', flush=True); sys.stdin.read()"), os.environ["RACE_OUT"]],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        other.stdout.readline()  # it holds the folder until this proxy has gone (its stdin closes)
+        return running(self)
+    rt.RegistryTrace.running = lost_the_folder
+'''
+
+
+def test_a_run_that_loses_a_new_folder_to_another_as_it_starts_does_not_run_its_command(tmp_path):
+    """A folder that is not there yet is taken once the proxy runs, after it listens: run waits for its proxy to
+    hold the folder before it runs the command, or says why it cannot."""
+    (tmp_path / "sitecustomize.py").write_text(RACE)
+    out = tmp_path / "out"
+    env = {**os.environ, "RACE_OUT": str(out), "PYTHONPATH": str(tmp_path)}
+    done = subprocess.run([*OCITRACE, "--out", str(out), "--", "echo", "COMMAND-RAN"], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert done.returncode == 2 and "COMMAND-RAN" not in done.stdout
+    assert "another ocitrace" in done.stderr and "0 calls recorded" not in done.stderr
