@@ -445,9 +445,9 @@ class Analyzer:
         elif tap is not None:
             item.body_size = tap.size
         if session:
-            taken = item.classification.status_class == STATUS_SUCCESS
+            refused = call.status is not None and item.classification.status_class != STATUS_SUCCESS
             self.sessions.chunk(session_key(call.source, session), item.index, body, streamed=tap is not None,
-                                complete=(tap is None or tap.complete) and taken)
+                                complete=tap is None or tap.complete, refused=refused)
         if not session or not item.classification.closes_session(call.status):
             return
         upload = self.sessions.close(session_key(call.source, session))

@@ -76,15 +76,21 @@ class UploadSessions:
         session.tapped = True
         return session.hasher
 
-    def chunk(self, session_id: str, call: int, body: bytes | None, streamed: bool, complete: bool) -> None:
+    def chunk(self, session_id: str, call: int, body: bytes | None, streamed: bool, complete: bool,
+              refused: bool = False) -> None:
         """A call that carried a chunk of the session completed.
 
         `body` is what the capture kept (None when nothing); `streamed`: it passed through a live tap;
-        `complete`: its body arrived whole and the registry took it (a chunk it refused, say with 416, and
-        that the client sends again, would otherwise be hashed twice).
+        `complete`: its body arrived whole; `refused`: the registry answered it with a failure (a 401, a 416)
+        and took none of it, so the session is as it was (the client sends it again). A live tap has hashed a
+        refused chunk already: the session's hash can then tell nothing.
         """
         session = self._get(session_id)
         session.calls.append(call)
+        if refused:
+            if streamed and session.tapped:
+                session.whole = False
+            return
         session.chunks += 1
         if body is None or session.kept is None or len(session.kept) + len(body) > KEEP:
             session.kept = None

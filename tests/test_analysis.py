@@ -279,16 +279,39 @@ def test_a_registry_error_body_is_read_for_its_code_and_message():
     assert run(make_flow("GET", f"{R}/v2/app/manifests/v9", 404, resp_body=b"<html>")).calls[0].registry_errors == ()
 
 
-def test_a_chunk_the_registry_refused_and_that_was_sent_again_is_hashed_once():
+@pytest.mark.parametrize("refusal", [416, 401, 500])
+def test_a_chunk_the_registry_refused_and_that_was_sent_again_is_hashed_once(refusal):
+    """A chunk refused (out of order, a token expired, distribution's 500 for a wrong Content-Type) leaves the session
+    as it was: the blob is the chunks the registry took."""
     blob = b"x" * 1000
     up = f"{R}/v2/app/blobs/uploads/u-3"
     a = run(make_flow("POST", f"{R}/v2/app/blobs/uploads/", 202, resp_headers={"Location": f"{up}?_state=s"}),
-            make_flow("PATCH", f"{up}?_state=s", 416, req_body=blob[:600]),
+            make_flow("PATCH", f"{up}?_state=s", refusal, req_body=blob[:600]),
             make_flow("PATCH", f"{up}?_state=s", 202, req_body=blob[:600]),
             make_flow("PATCH", f"{up}?_state=t", 202, req_body=blob[600:]),
             make_flow("PUT", f"{up}?_state=u&digest={sha256(blob)}", 201))
-    # unverifiable, never a false mismatch
-    assert analysis_own(a.warnings) == [] and a.calls[-1].digest_verified is None
+    assert analysis_own(a.warnings) == [] and (a.calls[-1].digest_verified, a.calls[-1].body_size) == (True, 1000)
+
+
+def test_a_chunk_the_live_proxy_hashed_and_the_registry_refused_leaves_the_blob_unverifiable():
+    """Live, the tap hashes a chunk as it passes: refused after, it is in the session's hash. Never a false mismatch."""
+    from ocitrace.analyzers.analysis import Analyzer
+    from ocitrace.analyzers.calls import BodyTap
+
+    blob, up = b"z" * 1000, f"{R}/v2/app/blobs/uploads/u-5"
+    analyzer = Analyzer(retain=False)
+    calls = [call_from_state(f.get_state()) for f in (
+        make_flow("POST", f"{R}/v2/app/blobs/uploads/", 202, resp_headers={"Location": up}),
+        make_flow("PATCH", up, 401, req_body=b""), make_flow("PATCH", up, 202, req_body=b""),
+        make_flow("PUT", f"{up}?digest={sha256(blob)}", 201))]
+    for call, fed in zip(calls, (b"", blob[:400], blob, b""), strict=True):
+        classification = analyzer.classify(call)
+        hasher = analyzer.session_hash(classification)
+        if hasher is not None:
+            hasher.update(fed)  # what the tap saw pass
+            call.request_tap = BodyTap(None, len(fed))
+        session = analyzer.follow_sessions(call, classification)
+    assert session is None  # the closing call's session digest: unknown, not a mismatch
 
 
 def test_a_session_first_seen_part_way_verifies_nothing_and_says_no_mismatch():
