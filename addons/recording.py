@@ -150,6 +150,21 @@ def folder_in_use(out: Path) -> str | None:
     return None
 
 
+def folder_problem(out: Path, lang: str) -> str | None:
+    """The sentence that says why a run cannot record into `out` (not writable; another run records there; its
+    lock file is a link, a FIFO or another user's), or None. Reads only: makes and changes nothing."""
+    from ocitrace.analyzers.strings import os_error_text, text
+
+    problem = writable_problem(out)
+    if problem is not None:
+        return text("error_cannot_write", lang, path=out, reason=os_error_text(problem, lang))
+    try:
+        holder = folder_in_use(out)
+    except OSError as exc:
+        return text("error_cannot_write", lang, path=exc.filename or out, reason=os_error_text(exc, lang))
+    return None if holder is None else text("error_out_in_use", lang, path=out, pid=holder)
+
+
 def keep_earlier_session(out: Path) -> Path | None:
     """Move the session files found in `out` into `out/earlier/<start>/`; returns that folder, if any."""
     present = [name for name in SESSION_FILES if (out / name).exists()]

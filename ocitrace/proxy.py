@@ -114,7 +114,7 @@ def run_mitmdump(argv: list[str]) -> None:
 
 
 def cmd_proxy(args: argparse.Namespace) -> int:
-    from ocitrace.addons.recording import folder_in_use, writable_problem
+    from ocitrace.addons.recording import folder_problem
     from ocitrace.addons.upstream_map import parse_map_spec
 
     from .cli import fail
@@ -129,15 +129,9 @@ def cmd_proxy(args: argparse.Namespace) -> int:
     if problem is not None:
         key = "error_port_in_use" if problem.errno == errno.EADDRINUSE else "error_listen"
         return fail(text(key, lang, where=f"{args.host}:{args.port}", reason=os_error_text(problem, lang)))
-    problem = writable_problem(args.out)
-    if problem is not None:
-        return fail(text("error_cannot_write", lang, path=args.out, reason=os_error_text(problem, lang)))
-    try:
-        holder = folder_in_use(Path(args.out))
-    except OSError as exc:  # the lock file: a link, a FIFO, another user's
-        return fail(text("error_cannot_write", lang, path=exc.filename or args.out, reason=os_error_text(exc, lang)))
-    if holder is not None:
-        return fail(text("error_out_in_use", lang, path=args.out, pid=holder))
+    said = folder_problem(Path(args.out), lang)
+    if said is not None:
+        return fail(said)
     try:
         ca = ensure_ca(args.confdir)
     except OSError as exc:

@@ -234,9 +234,8 @@ def run_command(command: list[str], env: dict[str, str]) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ocitrace.addons.recording import folder_in_use, writable_problem
+    from ocitrace.addons.recording import folder_problem
     from ocitrace.addons.upstream_map import parse_map_spec
-    from ocitrace.analyzers.strings import os_error_text
 
     from .cli import fail
 
@@ -249,15 +248,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             parse_map_spec(spec)
         except ValueError:
             return fail(text("error_map", lang, spec=spec))
-    problem = writable_problem(args.out)
-    if problem is not None:
-        return fail(text("error_cannot_write", lang, path=args.out, reason=os_error_text(problem, lang)))
-    try:
-        holder = folder_in_use(Path(args.out))
-    except OSError as exc:  # the lock file: a link, a FIFO, another user's
-        return fail(text("error_cannot_write", lang, path=exc.filename or args.out, reason=os_error_text(exc, lang)))
-    if holder is not None:
-        return fail(text("error_out_in_use", lang, path=args.out, pid=holder))
+    said = folder_problem(Path(args.out), lang)
+    if said is not None:
+        return fail(said)
     if shutil.which(command[0]) is None:  # before the earlier session is moved aside: nothing to record
         return fail(text("run_no_such_command", lang, command=command[0]), 127)
     for hint in (daemon_warning(command, lang), loopback_hint(command, args.map, lang)):
