@@ -443,8 +443,6 @@ class Operations:
         if step == "token":
             query = token_request(call)
             scope = " ".join(query.get("scope", []))
-            if operation.kind == AUTH and scope and operation.scope is None:  # what the login asked for (JSON)
-                operation.scope = scope
             if not scope:  # `docker login`: no repository asked, the credentials checked
                 return Reason("token-account", {"account": ",".join(query.get("account", [])) or "-"})
             if item.grant is None or item.grant.access is None:
@@ -534,6 +532,8 @@ class Operations:
             operation.calls.append(item.index)
         operation.steps[step] = operation.steps.get(step, 0) + 1
         self._seen.setdefault((operation.who, call.method, call.url), item.index)
+        if step == "token" and operation.kind == AUTH and operation.scope is None:  # what the login asked for
+            operation.scope = " ".join(token_request(call).get("scope", [])) or None
         # the image's tag; not the referrers tag of a subject (an artifact is pushed by digest, then listed there)
         if operation.reference is None and classification.tag is not None and step != "upload" \
                 and not classification.referrers_tag:
