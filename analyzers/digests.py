@@ -105,6 +105,12 @@ class Hasher:
         self.size += len(chunk)
         self._sha.update(chunk)
 
+    def copy(self) -> Hasher:
+        """The hash as it is now, to go on from apart from this one."""
+        other = Hasher.__new__(Hasher)
+        other._sha, other.size = self._sha.copy(), self.size
+        return other
+
     @property
     def digest(self) -> str:
         return "sha256:" + self._sha.hexdigest()

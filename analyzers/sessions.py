@@ -33,6 +33,7 @@ class UploadSession:
     hasher: Hasher = field(default_factory=Hasher)
     whole: bool = True  # False once a chunk passed that was not hashed
     tapped: bool = False  # a live stream tap feeds `hasher` as the chunks pass
+    before: Hasher | None = None  # live: the hash before the chunk a tap feeds now, should the registry refuse it
     chunks: int = 0
     calls: list[int] = field(default_factory=list)
     kept: bytearray | None = field(default_factory=bytearray)  # the bytes, while the blob is small
@@ -74,6 +75,7 @@ class UploadSessions:
         """The running hash a live stream tap feeds with the chunks of this session as they pass."""
         session = self._get(session_id)
         session.tapped = True
+        session.before = session.hasher.copy()  # (a client sends a session's chunks one after another)
         return session.hasher
 
     def chunk(self, session_id: str, call: int, body: bytes | None, streamed: bool, complete: bool,
@@ -83,13 +85,16 @@ class UploadSessions:
         `body` is what the capture kept (None when nothing); `streamed`: it passed through a live tap;
         `complete`: its body arrived whole; `refused`: the registry answered it with a failure (a 401, a 416)
         and took none of it, so the session is as it was (the client sends it again). A live tap has hashed a
-        refused chunk already: the session's hash can then tell nothing.
+        refused chunk already: the session's hash goes back to the copy `tap` made before it.
         """
         session = self._get(session_id)
         session.calls.append(call)
         if refused:
-            if streamed and session.tapped:
-                session.whole = False
+            if streamed and session.tapped:  # the tap hashed it as it passed: back to the hash before it
+                if session.before is None:
+                    session.whole = False
+                else:
+                    session.hasher, session.before = session.before, None
             return
         session.chunks += 1
         if body is None or session.kept is None or len(session.kept) + len(body) > KEEP:

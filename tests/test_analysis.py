@@ -293,8 +293,9 @@ def test_a_chunk_the_registry_refused_and_that_was_sent_again_is_hashed_once(ref
     assert analysis_own(a.warnings) == [] and (a.calls[-1].digest_verified, a.calls[-1].body_size) == (True, 1000)
 
 
-def test_a_chunk_the_live_proxy_hashed_and_the_registry_refused_leaves_the_blob_unverifiable():
-    """Live, the tap hashes a chunk as it passes: refused after, it is in the session's hash. Never a false mismatch."""
+def test_a_chunk_the_live_proxy_hashed_and_the_registry_refused_is_taken_out_of_the_session_s_hash():
+    """Live, the tap hashes a chunk as it passes: refused after (a token expired mid-upload), the session's hash goes
+    back to what it was before that chunk, and the blob is verified."""
     from ocitrace.analyzers.analysis import Analyzer
     from ocitrace.analyzers.calls import BodyTap
 
@@ -311,7 +312,7 @@ def test_a_chunk_the_live_proxy_hashed_and_the_registry_refused_leaves_the_blob_
             hasher.update(fed)  # what the tap saw pass
             call.request_tap = BodyTap(None, len(fed))
         session = analyzer.follow_sessions(call, classification)
-    assert session is None  # the closing call's session digest: unknown, not a mismatch
+    assert session == BodyTap(sha256(blob), len(blob))  # what the closing call's session hashed to
 
 
 def test_a_session_first_seen_part_way_verifies_nothing_and_says_no_mismatch():
