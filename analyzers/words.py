@@ -156,6 +156,8 @@ def meaning(item: AnalyzedCall, lang: str = "en", analysis: Analysis | None = No
         parts.append(shorten_digests(tag_meaning.get(lang) or tag_meaning["en"]))
     if item.classification.mount_from:
         parts.append(text("from_repo", lang, repo=item.classification.mount_from))
+    if endpoint.carries.get("request") == "blob" and item.classification.opens_session(item.call.status):
+        parts.append(text("one_post_declined", lang))  # a 202 to a blob in one POST: an upload session instead
     if endpoint.carries.get("request") in ("blob", "chunk") and item.body_size:
         parts.append(text("upload_bytes", lang, size=size(item.body_size)))
     if item.digest_verified:

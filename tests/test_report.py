@@ -240,3 +240,16 @@ def test_a_referrers_answer_lists_artifacts_not_platforms(lang, words):
     report = render(analyze([call_from_state(f.get_state()) for f in flows]), "markdown", lang)
     assert all(w in report for w in words)
     assert not re.search(r"\d (platform|个平台)", report)  # "1 platform", "0 platforms": none here
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_a_blob_in_one_post_answered_202_says_the_registry_opened_a_session_instead(lang):
+    """The spec: a registry that does not take a blob in one POST answers 202 and a Location, as to a POST that opens
+    an upload session; the client then goes on as in a session."""
+    from ocitrace.analyzers.strings import text
+
+    blob = b"x" * 1000
+    flows = [make_flow("POST", f"https://registry.test/v2/app/blobs/uploads/?digest={sha256(blob)}", status,
+                       req_body=blob, resp_headers={"Location": "/v2/app/blobs/uploads/s1"}) for status in (202, 201)]
+    declined, taken = (call_line(item, lang) for item in analyze([call_from_state(f.get_state()) for f in flows]).calls)
+    assert text("one_post_declined", lang) in declined and text("one_post_declined", lang) not in taken
