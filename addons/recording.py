@@ -22,6 +22,7 @@ import stat
 import struct
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
@@ -105,7 +106,7 @@ def lock_folder(out: Path) -> FolderLock:
     while True:
         fd = _open_lock(path, os.O_RDWR | os.O_CREAT)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _flock_exclusive(fd)
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
             os.close(fd)
@@ -123,6 +124,19 @@ def lock_folder(out: Path) -> FolderLock:
     os.ftruncate(fd, 0)
     os.pwrite(fd, str(os.getpid()).encode(), 0)
     return FolderLock(fd, path)
+
+
+def _flock_exclusive(fd: int, tries: int = 40) -> None:
+    """The lock, or BlockingIOError when a run holds it: a pre-check (`folder_in_use`, another run's or
+    `ocitrace run`'s own) holds it shared for a moment only, and is waited for (up to 0.2 s)."""
+    for attempt in range(tries):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if attempt == tries - 1:
+                raise
+            time.sleep(0.005)
 
 
 def _open_lock(path: Path, flags: int) -> int:

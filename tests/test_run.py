@@ -312,3 +312,22 @@ def test_a_run_that_loses_a_new_folder_to_another_as_it_starts_does_not_run_its_
                           text=True, env=env, timeout=120)
     assert done.returncode == 2 and "COMMAND-RAN" not in done.stdout
     assert "another ocitrace" in done.stderr and "0 calls recorded" not in done.stderr
+
+
+def test_a_run_taking_its_folder_waits_out_another_s_check_of_it(tmp_path):
+    """A check (`folder_in_use`: another run's before it starts, or `ocitrace run` waiting for its proxy) holds the
+    lock shared for a moment: a run taking the folder then is not told that another run records there."""
+    import fcntl
+    import threading
+
+    from ocitrace.addons.recording import LOCK, folder_in_use, lock_folder
+
+    (tmp_path / LOCK).touch()
+    checking = os.open(tmp_path / LOCK, os.O_RDONLY)
+    fcntl.flock(checking, fcntl.LOCK_SH)
+    threading.Timer(0.02, os.close, [checking]).start()
+    lock = lock_folder(tmp_path)
+    try:
+        assert folder_in_use(tmp_path) == str(os.getpid())
+    finally:
+        lock.release()
