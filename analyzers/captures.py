@@ -219,8 +219,8 @@ def _read_flows(buf, name: str, size: int, offset: int = 0, count: int = 0, end:
         stop = len(buf) if end is None else end
         held = offset  # pages read from here on are still held (let go in steps)
         while offset < stop:
-            state, after = tnetstrings.flow_fields(buf, offset)
-            call = _call_of(buf, state, offset, name)
+            state, after, flow, at = tnetstrings.flow_fields(buf, offset)
+            call = _call_of(flow, state, at, name)
             offset, count = after, count + 1
             if offset - held >= tnetstrings.LET_GO_EVERY:
                 held = tnetstrings.let_go(buf, held, offset)
