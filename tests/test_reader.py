@@ -138,6 +138,21 @@ def test_a_negative_length_is_damage_not_a_reader_that_steps_back_for_ever(tmp_p
         assert caught.value.finding.values["flows"] == 0
 
 
+def test_a_value_running_past_its_flow_is_damage_not_a_cut_file(tmp_path):
+    """A flow is read from a copy of its own bytes: a value inside it that says it runs past the flow's end (and
+    past the file's) is damage of that flow, told as such, not a file cut short."""
+    state, _ = tnetstrings.parse(DEMO[0].read_bytes(), 0)
+    state["request"]["host"] = "h" * 1000
+    flow = tnetstrings.dumps(state)
+    assert len(flow) < 9999
+    path = tmp_path / "overrun.mitm"
+    path.write_bytes(flow.replace(b"4:host;1000:hhhh", b"4:host;9999:hhhh", 1))
+    with pytest.raises(CaptureError) as caught:
+        list(read_flow_file(path))
+    assert caught.value.finding.code == "capture-damaged"
+    assert caught.value.finding.values["flows"] == 0
+
+
 def test_streamed_captures_tell_their_errors_once_read(large):
     data = large.read_bytes()
     large.write_bytes(data[: len(data) - 100])  # truncated
