@@ -138,9 +138,11 @@ def test_a_negative_length_is_damage_not_a_reader_that_steps_back_for_ever(tmp_p
         assert caught.value.finding.values["flows"] == 0
 
 
-def test_a_value_running_past_its_flow_is_damage_not_a_cut_file(tmp_path):
-    """A flow is read from a copy of its own bytes: a value inside it that says it runs past the flow's end (and
-    past the file's) is damage of that flow, told as such, not a file cut short."""
+@pytest.mark.parametrize("copy_up_to", [tnetstrings.COPY_UP_TO, 0], ids=["read from a copy", "read in place"])
+def test_a_value_running_past_its_flow_is_damage_not_a_cut_file(tmp_path, monkeypatch, copy_up_to):
+    """A value inside a flow that says it runs past the flow's end (and past the file's) is damage of that flow,
+    told as such, not a file cut short: whether the flow is read from a copy of its bytes or in place (large)."""
+    monkeypatch.setattr(tnetstrings, "COPY_UP_TO", copy_up_to)
     state, _ = tnetstrings.parse(DEMO[0].read_bytes(), 0)
     state["request"]["host"] = "h" * 1000
     flow = tnetstrings.dumps(state)
