@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from urllib.parse import urljoin, urlsplit
 
-from .calls import BodyTap, Call, content_decoded, url_host
+from .calls import BodyTap, Call, authority_of, content_decoded
 from .conformance import CaptureFinding, Conformance
 from .digests import Digest, algorithm_of
 from .endpoints import STATUS_SUCCESS, Classification, EndpointTable, default_table
@@ -152,9 +152,7 @@ def _origin_and_path(url: str) -> str:
         port = parts.port
     except ValueError:
         port = None
-    default = {"https": 443, "http": 80}.get(parts.scheme)
-    shown = f":{port}" if port not in (None, default) else ""
-    return f"{parts.scheme}://{url_host(parts.hostname or '')}{shown}{parts.path}"
+    return f"{parts.scheme}://{authority_of(parts.scheme, parts.hostname or '', port)}{parts.path}"
 
 
 def _resolved(base: str, reference: str) -> str | None:

@@ -11,7 +11,7 @@ from typing import Any
 # Key under which the live addon leaves what it measured on a flow (flow.metadata); it survives
 # in flow files, so an offline analysis of a live capture sees the same digests.
 METADATA_KEY = "ocitrace"
-_DEFAULT_PORTS = {"https": 443, "http": 80}
+DEFAULT_PORTS = {"https": 443, "http": 80}
 _ABSENT = object()
 
 
@@ -174,9 +174,7 @@ class Call:
     def authority(self) -> str:
         """The registry as an image reference names it: its host, and its port unless the scheme's own
         (`registry.lab:5000`): two ports of one host are two registries."""
-        host = self.host if ":" not in self.host else url_host(self.host)
-        port = self.port
-        return host if port is None or port == _DEFAULT_PORTS.get(self.scheme) else f"{host}:{port}"
+        return authority_of(self.scheme, self.host, self.port)
 
     @property
     def url(self) -> str:
@@ -198,6 +196,12 @@ class Call:
         if self.method == "HEAD":
             return 0 if self.status is not None else None
         return _body_size(self.response_body, self.response_tap, self.response_headers)
+
+
+def authority_of(scheme: str, host: str, port: int | None) -> str:
+    """host[:port] as a URL writes it: an IPv6 address bracketed, the scheme's own port left out."""
+    host = host if ":" not in host else url_host(host)
+    return host if port is None or port == DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
 
 
 def url_host(host: str) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import tnetstrings
-from .calls import METADATA_KEY, BodyTap, Call, CaptureMeta, Headers, content_length, url_host
+from .calls import DEFAULT_PORTS, METADATA_KEY, BodyTap, Call, CaptureMeta, Headers, content_length, url_host
 from .findings import Finding
 
 FLOW_FORMAT_VERSION = 21  # mitmproxy 12's flow format; older files are migrated by mitmproxy itself
@@ -406,7 +406,7 @@ def call_from_har_entry(entry: Mapping[str, Any], source: str = "") -> Call:
     headers = _har_headers(req.get("headers"))
     resp_headers = _har_headers(resp.get("headers"))
     host = next((v for k, v in headers if k.lower() in (":authority", "host")), url.netloc)
-    host, port = _split_host(host, url.port or {"https": 443, "http": 80}.get(url.scheme))
+    host, port = _split_host(host, url.port or DEFAULT_PORTS.get(url.scheme))
     post = req.get("postData")
     if isinstance(post, Mapping):
         request_body = _har_body({"text": post.get("text"), "size": req.get("bodySize", 0),
