@@ -164,19 +164,27 @@ def folder_in_use(out: Path) -> str | None:
     return None
 
 
+def folder_sentence(exc: OSError | FolderInUse, out: Path, lang: str, named: bool = True) -> str:
+    """The sentence that says why a run cannot record into `out`: another run records there, or what failed (at the
+    file the error names, unless `named` is False: `writable_problem`'s names the folder it found, `out` is told)."""
+    from ocitrace.analyzers.strings import os_error_text, text
+
+    if isinstance(exc, FolderInUse):
+        return text("error_out_in_use", lang, path=out, pid=exc.pid)
+    return text("error_cannot_write", lang, path=(named and exc.filename) or out, reason=os_error_text(exc, lang))
+
+
 def folder_problem(out: Path, lang: str) -> str | None:
     """The sentence that says why a run cannot record into `out` (not writable; another run records there; its
     lock file is a link, a FIFO or another user's), or None. Reads only: makes and changes nothing."""
-    from ocitrace.analyzers.strings import os_error_text, text
-
     problem = writable_problem(out)
     if problem is not None:
-        return text("error_cannot_write", lang, path=out, reason=os_error_text(problem, lang))
+        return folder_sentence(problem, out, lang, named=False)
     try:
         holder = folder_in_use(out)
     except OSError as exc:
-        return text("error_cannot_write", lang, path=exc.filename or out, reason=os_error_text(exc, lang))
-    return None if holder is None else text("error_out_in_use", lang, path=out, pid=holder)
+        return folder_sentence(exc, out, lang)
+    return None if holder is None else folder_sentence(FolderInUse(holder), out, lang)
 
 
 def keep_earlier_session(out: Path) -> Path | None:

@@ -31,6 +31,7 @@ from .recording import (
     FolderInUse,
     FolderLock,
     Recording,
+    folder_sentence,
     lock_folder,
     writable_problem,
 )
@@ -121,8 +122,7 @@ class RegistryTrace:
             out = Path(ctx.options.ocitrace_out)
             problem = writable_problem(out)
             if problem is not None:
-                raise exceptions.OptionsError(text("error_cannot_write", ctx.options.ocitrace_lang, path=out,
-                                                   reason=os_error_text(problem, ctx.options.ocitrace_lang)))
+                raise exceptions.OptionsError(folder_sentence(problem, out, ctx.options.ocitrace_lang, named=False))
             if self.lock is not None:
                 self.lock.release()
                 self.lock = None
@@ -151,14 +151,10 @@ class RegistryTrace:
 
     def _take(self, out: Path, error: type[Exception]) -> FolderLock:
         """The folder, held for this run; else `error` with the sentence that says why."""
-        lang = ctx.options.ocitrace_lang
         try:
             return lock_folder(out)
-        except FolderInUse as exc:
-            raise error(text("error_out_in_use", lang, path=out, pid=exc.pid)) from None
-        except OSError as exc:
-            raise error(text("error_cannot_write", lang, path=exc.filename or out,
-                             reason=os_error_text(exc, lang))) from None
+        except (FolderInUse, OSError) as exc:
+            raise error(folder_sentence(exc, out, ctx.options.ocitrace_lang)) from None
 
     @property
     def _lang(self) -> str:
