@@ -31,7 +31,7 @@ from .manifests import (
     decode_errors,
     decode_manifest,
 )
-from .operations import Operation, Operations, Reason
+from .operations import SWEEP, Operation, Operations, Reason
 from .recent import Recent
 from .runs import KEPT, Runs
 from .sessions import UploadSessions, session_key
@@ -252,6 +252,8 @@ class Analyzer:
             item.findings.append(Finding.of("analysis-failed", error=type(exc).__name__))
         try:
             item.findings += self.conformance.check(item)
+            if item.index % SWEEP == SWEEP - 1:  # what ended operations did: a long capture's memory stays flat
+                self.conformance.forget_operations(self.operations.live())
         except Exception as exc:  # noqa: BLE001
             item.findings.append(Finding.of("analysis-failed", error=type(exc).__name__))
         if self.retain:

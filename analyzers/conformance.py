@@ -56,8 +56,8 @@ class _Session:
     registry: str = ""  # where it was opened (its Location may send its calls to another host)
 
 
-# Entries of the memories kept per operation (a pull of the largest image fetches a few hundred URLs; a fleet's
-# clients interleave a few thousand): a fleet's day of operations would otherwise fill 100,000 of each.
+# Entries of the memories kept per operation, at most (a pull of the largest image fetches a few hundred URLs; a
+# fleet's clients interleave a few thousand). What an operation did is let go once no call can join it.
 PER_OPERATION = 16_384
 
 
@@ -87,6 +87,12 @@ class Conformance:
                  for values in CALL_CHECKS[rule.check](self, rule, item)]
         self._learn(item)
         return found
+
+    def forget_operations(self, live: set[int]) -> None:
+        """Let go what the operations not in `live` did: no call joins them any more, so none can repeat it."""
+        for memory in (self._fetched, self._had):
+            for key in [key for key in memory if key[0] not in live]:
+                del memory[key]
 
     def gather(self, item: AnalyzedCall) -> None:
         """Give a finished call (its findings complete) to the `at: end` rules."""

@@ -331,11 +331,10 @@ class Operations:
     def _sweep(self, every: bool = False) -> None:
         """Count and let go the operations past the kept calls that no call can join any more (none of the
         memories that find a client's operation holds them; `every`: all of them)."""
-        held = {id(op) for memory in (self._pending, self._open, self._auth, self._checking, self._logins,
-                                      self._sessions) for op in memory.values()}
+        held = self.live()
         pieces = self._pieces
         for key, operation in list(self._later.items()):
-            if every or id(operation) not in held:
+            if every or operation.id not in held:
                 del self._later[key]
                 if operation.calls:
                     pieces.append(Piece(operation.calls.first, operation.part, operation.part, 1))
@@ -354,6 +353,11 @@ class Operations:
             else:
                 joined.append((before, piece))
         self._pieces = [piece for _, piece in joined]
+
+    def live(self) -> set[int]:
+        """The operations a later call could still join: those a memory that finds a client's operation holds."""
+        return {op.id for memory in (self._pending, self._open, self._auth, self._checking, self._logins,
+                                     self._sessions) for op in memory.values()}
 
     def bare_pings(self) -> set[int]:
         """Every operation that was a GET /v2/ and nothing else (those let go, and those kept)."""

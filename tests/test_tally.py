@@ -128,6 +128,21 @@ def test_operations_past_the_kept_calls_are_let_go_as_they_end_and_counted_alike
     assert render(swept, "markdown") == at_end
 
 
+def test_what_an_ended_operation_did_is_let_go_and_its_findings_stay_the_same(calls, monkeypatch):
+    from ocitrace.analyzers import analysis
+    from ocitrace.analyzers.analysis import Analyzer
+
+    day = calls * 3  # the demo's operations end, others like them fetch the same URLs
+    whole = analyze(day)
+    assert {"fetched-again", "get-could-be-head"} <= set(whole.tally.codes)  # what the memories are for
+    monkeypatch.setattr(analysis, "SWEEP", 1)  # let go after every call
+    analyzer = Analyzer()
+    swept = analyzer.add_all(day)
+    live, conformance = analyzer.operations.live(), analyzer.conformance
+    assert {op for op, _ in [*conformance._fetched, *conformance._had]} <= live and len(live) < 30
+    assert [item.findings for item in swept.calls] == [item.findings for item in whole.calls]
+
+
 @pytest.mark.parametrize("runs", [None, KEPT], ids=["every call kept", "bounded"])
 def test_findings_told_in_the_same_words_are_one_row_whose_calls_are_counted_once(calls, runs):
     """Two findings whose digests shorten alike fill each other's gaps: one row, calls 1–40, each call once."""
