@@ -109,6 +109,7 @@ class AnalyzedCall:
 class Analysis:
     calls: list[AnalyzedCall] = field(default_factory=list)
     objects: list[DecodedObject] = field(default_factory=list)
+    objects_untold: int = 0  # decoded past the first MOST_OBJECTS of a report (a fleet's day: thousands of images)
     operations: list[Operation] = field(default_factory=list)
     # What the whole session tells of each manifest's platform (from indexes and from configs),
     # including what was learnt after the call that carried it.
@@ -491,8 +492,7 @@ class Analyzer:
         if obj is None:
             obj = DecodedObject(digest, media_type, value, item.classification.repository, Runs(limit=self._runs))
             self._objects[key] = obj
-            if self.retain:
-                self.analysis.objects.append(obj)
+            self._keep_object(obj)
         if self.retain:
             obj.calls.append(item.index)
         item.object = obj
@@ -532,9 +532,16 @@ class Analyzer:
         obj = DecodedObject(descriptor.digest, descriptor.media_type, decoded, None,
                             Runs([index] if self.retain else [], limit=self._runs))
         self._objects[descriptor.digest] = obj
-        if self.retain:
-            self.analysis.objects.append(obj)
+        self._keep_object(obj)
         self._remember(decoded, descriptor.digest)
+
+    def _keep_object(self, obj: DecodedObject) -> None:
+        if not self.retain:
+            return
+        if self.keep is None or len(self.analysis.objects) < MOST_OBJECTS:
+            self.analysis.objects.append(obj)
+        else:
+            self.analysis.objects_untold += 1
 
     def _learn_platform(self, manifest: str, platform: Platform) -> None:
         if not platform.unknown and platform.os:
@@ -546,6 +553,11 @@ class Analyzer:
                 item.descriptor = self._descriptors.get(digest)
             if digest and item.platform is None:
                 item.platform = self._platforms.get(digest)
+
+
+# Decoded bodies a report tells (in the order first seen), each image a tree and a node of its graph: past them it
+# counts. JSON, which keeps every call, has them all.
+MOST_OBJECTS = 100
 
 
 # Bodies past this are let go once analysed (their sizes kept): a report needs what was learnt of them, and a

@@ -432,7 +432,9 @@ def render_markdown(analysis: Analysis, sources: Sequence[str] = (), errors: Seq
     rest = [obj for obj in analysis.objects if obj.digest not in shown]
     for obj in rest:
         out += [_object_section(obj, analysis, lang), ""]
-    if not trees and not rest:
+    if analysis.objects_untold:
+        out += [text("more_objects", lang, n=analysis.objects_untold), ""]
+    elif not trees and not rest:
         out += [text("no_objects", lang), ""]
     gantt = timeline(analysis, lang)
     if gantt:

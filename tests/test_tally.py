@@ -70,6 +70,20 @@ def test_json_is_never_written_from_an_analysis_that_kept_only_some_calls(calls,
         render(analyze(calls, keep=keep), fmt)
 
 
+def test_a_report_tells_the_first_bodies_decoded_and_counts_the_rest(calls, monkeypatch):
+    from ocitrace.analyzers import analysis
+
+    whole = analyze(calls)
+    monkeypatch.setattr(analysis, "MOST_OBJECTS", 5)  # a fleet's day decodes thousands of images
+    told, every = analyze(calls, keep=10_000), analyze(calls)
+    assert [o.digest for o in told.objects] == [o.digest for o in whole.objects[:5]]
+    assert told.objects_untold == len(whole.objects) - 5 > 0
+    assert len(every.objects) == len(whole.objects) and every.objects_untold == 0  # JSON's: all of them
+    for lang in ("en", "zh"):
+        bodies = sections(render(told, "markdown", lang))[text("objects_heading", lang)]
+        assert text("more_objects", lang, n=told.objects_untold) in bodies
+
+
 def test_the_story_says_how_many_parts_it_leaves_out(calls, monkeypatch):
     analysis = analyze(calls)
     parts = len(story.sections(analysis))
