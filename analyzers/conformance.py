@@ -407,8 +407,9 @@ class _UnreferencedBlobs:
     """Blobs pushed to a repository that no manifest pushed there names."""
 
     def __init__(self) -> None:
-        self._pushed: dict[tuple[str, str], dict[str, int]] = {}  # (host, repo) -> blob digest -> the call
-        self._named: dict[tuple[str, str], set[str]] = {}
+        # (host, repo) -> blob digest -> the call: blobs no manifest pushed there has named yet (let go once one does)
+        self._pushed: dict[tuple[str, str], dict[str, int]] = {}
+        self._named: Recent[tuple[str, str, str], None] = Recent()  # (host, repo, digest) a manifest there named
         self._unknown: set[tuple[str, str]] = set()  # a manifest pushed there was not decoded: nothing is told
         self._opened_at: Recent[tuple[str, str], str] = Recent(4096)  # (client, upload session) -> its registry
 
@@ -422,21 +423,24 @@ class _UnreferencedBlobs:
         if item.endpoint_id in ("end-6", "end-4b", "end-11") and item.call.status == 201:
             digest = item.body_digest if item.endpoint_id != "end-11" else None
             digest = digest or item.classification.digest
-            if digest:
+            if digest and (*where, digest) not in self._named:
                 self._pushed.setdefault(where, {}).setdefault(digest, item.index)
         if item.endpoint_id == "end-7" and item.call.method == "PUT":
             names = _pushed_names(item)
             if names is None:
                 self._unknown.add(where)
-            else:
-                self._named.setdefault(where, set()).update(names)
+                return
+            waiting = self._pushed.get(where, {})
+            for digest in names:
+                self._named[(*where, digest)] = None
+                waiting.pop(digest, None)
+            if not waiting:
+                self._pushed.pop(where, None)
 
     def found(self, analysis: Analysis) -> Iterator[tuple[list[int], dict[str, Any]]]:
         for where, blobs in self._pushed.items():
-            if where in self._unknown:
-                continue
-            for digest, index in blobs.items():
-                if digest not in self._named.get(where, set()):
+            if where not in self._unknown:
+                for digest, index in blobs.items():
                     yield [index], {"digest": digest, "repository": where[1]}
 
 

@@ -414,6 +414,8 @@ HOLDS = {
                                  req_headers=UA, resp_body=b'{"errors": [{"code": "DIGEST_INVALID"}]}'),
         make_flow("GET", f"{R}/v2/app/blobs/uploads/s1", 404, req_headers=UA,
                   resp_body=b'{"errors": [{"code": "BLOB_UPLOAD_UNKNOWN"}]}')], "upload-left-open"),
+    "a blob pushed again after the manifest that names it": (lambda: [*upload(), put_manifest(),
+                                                                     *upload(session="s2")], "blob-unreferenced"),
 }
 
 
