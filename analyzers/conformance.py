@@ -409,7 +409,9 @@ class _UnreferencedBlobs:
     def __init__(self) -> None:
         # (host, repo) -> blob digest -> the call: blobs no manifest pushed there has named yet (let go once one does)
         self._pushed: dict[tuple[str, str], dict[str, int]] = {}
-        self._named: Recent[tuple[str, str, str], None] = Recent()  # (host, repo, digest) a manifest there named
+        # what manifests pushed there named: a blob pushed again later is named still (not forgotten: a digest
+        # forgotten would tell that blob unreferenced, a false warning)
+        self._named: dict[tuple[str, str], set[str]] = {}
         self._unknown: set[tuple[str, str]] = set()  # a manifest pushed there was not decoded: nothing is told
         self._opened_at: Recent[tuple[str, str], str] = Recent(4096)  # (client, upload session) -> its registry
 
@@ -423,16 +425,16 @@ class _UnreferencedBlobs:
         if item.endpoint_id in ("end-6", "end-4b", "end-11") and item.call.status == 201:
             digest = item.body_digest if item.endpoint_id != "end-11" else None
             digest = digest or item.classification.digest
-            if digest and (*where, digest) not in self._named:
+            if digest and digest not in self._named.get(where, ()):
                 self._pushed.setdefault(where, {}).setdefault(digest, item.index)
         if item.endpoint_id == "end-7" and item.call.method == "PUT":
             names = _pushed_names(item)
             if names is None:
                 self._unknown.add(where)
                 return
+            self._named.setdefault(where, set()).update(names)
             waiting = self._pushed.get(where, {})
             for digest in names:
-                self._named[(*where, digest)] = None
                 waiting.pop(digest, None)
             if not waiting:
                 self._pushed.pop(where, None)
