@@ -109,7 +109,7 @@ class AnalyzedCall:
 class Analysis:
     calls: list[AnalyzedCall] = field(default_factory=list)
     objects: list[DecodedObject] = field(default_factory=list)
-    objects_untold: int = 0  # decoded past the first MOST_OBJECTS of a report (a fleet's day: thousands of images)
+    objects_untold: int = 0  # decoded, and not kept (see Analyzer._keep_object)
     operations: list[Operation] = field(default_factory=list)
     # What the whole session tells of each manifest's platform (from indexes and from configs),
     # including what was learnt after the call that carried it.
@@ -201,6 +201,7 @@ class Analyzer:
         self._platforms = self.analysis.platforms
         self._objects: Recent[str, DecodedObject] = Recent()
         self._manifests_of_config: Recent[str, dict[str, None]] = Recent()
+        self._kept_names: set[str] = set()  # what the objects kept for the report name (see _keep_object)
         # Small blobs uploaded whole (configs, attestations): decoded once a manifest names them.
         self._uploaded: Recent[str, tuple[bytes, int]] = Recent(256)
         # Upload URLs a session's answers named outside /v2 (Google Artifact Registry's /artifacts-uploads/...): the
@@ -492,7 +493,7 @@ class Analyzer:
         if obj is None:
             obj = DecodedObject(digest, media_type, value, item.classification.repository, Runs(limit=self._runs))
             self._objects[key] = obj
-            self._keep_object(obj)
+            self._keep_object(obj, item.index)
         if self.retain:
             obj.calls.append(item.index)
         item.object = obj
@@ -532,14 +533,22 @@ class Analyzer:
         obj = DecodedObject(descriptor.digest, descriptor.media_type, decoded, None,
                             Runs([index] if self.retain else [], limit=self._runs))
         self._objects[descriptor.digest] = obj
-        self._keep_object(obj)
+        self._keep_object(obj, index)
         self._remember(decoded, descriptor.digest)
 
-    def _keep_object(self, obj: DecodedObject) -> None:
+    def _keep_object(self, obj: DecodedObject, index: int) -> None:
+        """Kept for the report: the first MOST_OBJECTS objects, every one first seen within the kept calls (the
+        story names them: a config's diff_ids, a manifest's platform), and what a kept one names (its tree shows
+        them); the others are counted."""
         if not self.retain:
             return
-        if self.keep is None or len(self.analysis.objects) < MOST_OBJECTS:
+        if (self.keep is None or index < self.keep or len(self.analysis.objects) < MOST_OBJECTS
+                or obj.digest in self._kept_names):
             self.analysis.objects.append(obj)
+            value = obj.value
+            if isinstance(value, Index | ImageManifest):
+                self._kept_names.update(d.digest for d in (value.manifests if isinstance(value, Index)
+                                                           else (value.config, *value.layers)))
         else:
             self.analysis.objects_untold += 1
 
@@ -556,7 +565,7 @@ class Analyzer:
 
 
 # Decoded bodies a report tells (in the order first seen), each image a tree and a node of its graph: past them it
-# counts. JSON, which keeps every call, has them all.
+# counts (a fleet's day decodes thousands of images). JSON, which keeps every call, has them all.
 MOST_OBJECTS = 100
 
 

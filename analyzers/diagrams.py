@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .analysis import MOST_OBJECTS
 from .digests import short_digest
 from .manifests import ImageConfig, ImageManifest, Index
 from .story import answer, row_count, row_request, sections, title
@@ -86,7 +87,8 @@ def image_graph(analysis: Analysis, lang: str = "en") -> list[str]:
                 lines.append(f"    {name} -. {_text(text('subject', lang))} .-> {subject}")
         return name
 
-    for obj in analysis.objects:
+    told = analysis.objects[:MOST_OBJECTS]  # the images the report's trees show
+    for obj in told:
         if not isinstance(obj.value, Index) or not obj.digest:
             continue
         root = node(obj.digest, f"{text('graph_index', lang)} {short_digest(obj.digest)}", "{}")
@@ -99,7 +101,7 @@ def image_graph(analysis: Analysis, lang: str = "en") -> list[str]:
             lines.append(f"    {root} --> {attestation}")
             if target:
                 lines.append(f"    {attestation} -. {_text(text('graph_attests', lang))} .-> {target}")
-    for obj in analysis.objects:
+    for obj in told:
         if isinstance(obj.value, ImageManifest) and obj.digest and obj.digest not in ids:
             manifest(obj.digest, f"{text('col_manifest', lang)} {short_digest(obj.digest)}")
     return fenced(lines) if len(lines) > 1 else []

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import audit, redact
-from .analysis import Analysis, AnalyzedCall, DecodedObject
+from .analysis import MOST_OBJECTS, Analysis, AnalyzedCall, DecodedObject
 from .artifacts import ArtifactConfig, config_name
 from .captures import CaptureError
 from .diagrams import image_graph, sequence, timeline
@@ -304,9 +304,10 @@ def _images(analysis: Analysis, lang: str) -> tuple[list[str], set[str]]:
     objects = {obj.digest: obj for obj in analysis.objects if obj.digest}
     out: list[str] = []
     shown: set[str] = set()
-    roots = [obj for obj in analysis.objects if isinstance(obj.value, Index) and obj.digest]
+    told = analysis.objects[:MOST_OBJECTS]
+    roots = [obj for obj in told if isinstance(obj.value, Index) and obj.digest]
     named = {d.digest for root in roots for d in root.value.manifests}
-    roots += [obj for obj in analysis.objects if isinstance(obj.value, ImageManifest) and obj.digest
+    roots += [obj for obj in told if isinstance(obj.value, ImageManifest) and obj.digest
               and obj.digest not in named]
     for root in roots:
         value = root.value
@@ -429,11 +430,12 @@ def render_markdown(analysis: Analysis, sources: Sequence[str] = (), errors: Seq
     trees, shown = _images(analysis, lang)
     out += trees + [""] if trees else []
     out += image_graph(analysis, lang) + [""] if trees else []
-    rest = [obj for obj in analysis.objects if obj.digest not in shown]
+    rest = [obj for obj in analysis.objects[:MOST_OBJECTS] if obj.digest not in shown]
     for obj in rest:
         out += [_object_section(obj, analysis, lang), ""]
-    if analysis.objects_untold:
-        out += [text("more_objects", lang, n=analysis.objects_untold), ""]
+    untold = analysis.objects_untold + sum(obj.digest not in shown for obj in analysis.objects[MOST_OBJECTS:])
+    if untold:
+        out += [text("more_objects", lang, n=untold), ""]
     elif not trees and not rest:
         out += [text("no_objects", lang), ""]
     gantt = timeline(analysis, lang)

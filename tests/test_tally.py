@@ -71,17 +71,21 @@ def test_json_is_never_written_from_an_analysis_that_kept_only_some_calls(calls,
 
 
 def test_a_report_tells_the_first_bodies_decoded_and_counts_the_rest(calls, monkeypatch):
-    from ocitrace.analyzers import analysis
+    from ocitrace.analyzers import analysis, diagrams, report
 
     whole = analyze(calls)
-    monkeypatch.setattr(analysis, "MOST_OBJECTS", 5)  # a fleet's day decodes thousands of images
-    told, every = analyze(calls, keep=10_000), analyze(calls)
-    assert [o.digest for o in told.objects] == [o.digest for o in whole.objects[:5]]
-    assert told.objects_untold == len(whole.objects) - 5 > 0
-    assert len(every.objects) == len(whole.objects) and every.objects_untold == 0  # JSON's: all of them
+    for module in (analysis, report, diagrams):
+        monkeypatch.setattr(module, "MOST_OBJECTS", 5)  # a fleet's day decodes thousands of images
+    kept = analyze(calls, keep=7)
+    # kept: the first five, and those the story's calls decoded (it names their diff_ids and platforms)
+    assert [o.digest for o in kept.objects[:5]] == [o.digest for o in whole.objects[:5]]
+    assert 5 <= len(kept.objects) < len(whole.objects) == len(kept.objects) + kept.objects_untold
+    assert {o.digest for o in whole.objects if o.calls.first < 7} <= {o.digest for o in kept.objects}
     for lang in ("en", "zh"):
-        bodies = sections(render(told, "markdown", lang))[text("objects_heading", lang)]
-        assert text("more_objects", lang, n=told.objects_untold) in bodies
+        told = sections(render(whole, "markdown", lang))[text("objects_heading", lang)]
+        assert sections(render(kept, "markdown", lang))[text("objects_heading", lang)] == told
+        more = re.search(re.escape(text("more_objects", lang, n=123456789)).replace("123456789", r"(\d+)"), told)
+        assert more and 0 < int(more.group(1)) <= len(whole.objects) - 5
 
 
 def test_the_story_says_how_many_parts_it_leaves_out(calls, monkeypatch):
