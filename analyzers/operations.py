@@ -135,6 +135,9 @@ def _challenge(header: str | None) -> dict[str, str]:
     return dict(_PARAM.findall(header or ""))
 
 
+# Steps whose call asked again is not told as such (each chunk of an upload goes to its session's URL).
+_NEVER_AGAIN = ("upload", "mount")
+
 # Every this many calls, the operations past the kept calls that can take no more are counted and let go.
 SWEEP = 4096
 
@@ -465,7 +468,7 @@ class Operations:
             if repository in self._touched:
                 return Reason("source-lacks", {"repository": repository})
             return Reason("client-cache", {"repository": repository})
-        if again is not None and step not in ("upload", "mount"):
+        if again is not None and step not in _NEVER_AGAIN:
             return Reason("again", {"call": again + 1})
         named = self._named.get((operation.who, digest or "")) or self._named.get(("", digest or ""))
         if step in ("manifest", "attestation") and named is not None:
@@ -535,7 +538,8 @@ class Operations:
         if self.retain:
             operation.calls.append(item.index)
         operation.steps[step] = operation.steps.get(step, 0) + 1
-        self._seen.setdefault((operation.who, call.method, call.url), item.index)
+        if step not in _NEVER_AGAIN:  # an upload session's URLs are its own: remembered, a day's would fill it
+            self._seen.setdefault((operation.who, call.method, call.url), item.index)
         if step == "token" and operation.kind == AUTH and operation.scope is None:  # what the login asked for
             operation.scope = " ".join(token_request(call).get("scope", [])) or None
         # the image's tag; not the referrers tag of a subject (an artifact is pushed by digest, then listed there)

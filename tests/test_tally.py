@@ -161,6 +161,17 @@ def test_what_an_ended_operation_did_is_let_go_and_its_findings_stay_the_same(ca
     assert [item.findings for item in swept.calls] == [item.findings for item in whole.calls]
 
 
+def test_an_upload_sessions_urls_are_not_remembered_as_asked(calls):
+    """Each chunk goes to its session's URL, never told as asked again: a day of sessions would fill the memory."""
+    from ocitrace.analyzers.analysis import Analyzer
+
+    analyzer = Analyzer()
+    analysis = analyzer.add_all(calls)
+    sessions = {item.session for item in analysis.calls if item.session and item.session in item.call.url}
+    assert len(sessions) > 10
+    assert not [url for _, _, url in analyzer.operations._seen if any(s in url for s in sessions)]
+
+
 @pytest.mark.parametrize("runs", [None, KEPT], ids=["every call kept", "bounded"])
 def test_findings_told_in_the_same_words_are_one_row_whose_calls_are_counted_once(calls, runs):
     """Two findings whose digests shorten alike fill each other's gaps: one row, calls 1–40, each call once."""
