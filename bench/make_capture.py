@@ -3,12 +3,16 @@
 Run: .venv/bin/python bench/make_capture.py OUT [--flows 200000]
 
 The flows of every committed demo capture (skopeo, buildah and docker CLI traffic against distribution 2.8, as
-`mitmdump -w` and `ocitrace proxy` wrote it), repeated in order until OUT holds that many.
+`mitmdump -w` and `ocitrace proxy` wrote it), repeated in order until OUT holds that many. Each copy has UUIDs of
+its own (flow ids, upload sessions), as a day of real traffic would: the same UUID again would read as the same
+upload session reopened. A UUID is as long as the one it replaces, so every length prefix stays true.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import re
 import sys
 from pathlib import Path
 
@@ -27,11 +31,26 @@ def demo_flows() -> list[bytes]:
     return encoded
 
 
+_UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _renamed(flow: bytes, copy: int) -> bytes:
+    """The flow with each UUID replaced by one of this copy's own (the first copy as it was recorded)."""
+    if copy == 0:
+        return flow
+
+    def other(match: re.Match) -> bytes:
+        hexed = hashlib.md5(match.group() + b"%d" % copy).hexdigest().encode()
+        return b"-".join((hexed[:8], hexed[8:12], hexed[12:16], hexed[16:20], hexed[20:]))
+
+    return _UUID.sub(other, flow)
+
+
 def write(out: Path, flows: int) -> int:
     source = demo_flows()
     with open(out, "wb") as fh:
         for n in range(flows):
-            fh.write(source[n % len(source)])
+            fh.write(_renamed(source[n % len(source)], n // len(source)))
     return out.stat().st_size
 
 

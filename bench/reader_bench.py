@@ -2,12 +2,13 @@
 
 Run: .venv/bin/python bench/reader_bench.py [--flows 200000] [--rounds 2] [--keep FILE]
 
-The capture is the demo's real traffic repeated (bench/make_capture.py). Both run in this one run, side by side:
-the baseline reads every flow with mitmproxy's FlowReader and does nothing with it; ocitrace reads, classifies,
-decodes, checks and writes the markdown report (`ocitrace analyze FILE -o /dev/null`, every core). Reported:
-each one's flows per second, the ratio (target >= 3x), and each one's peak RSS. Then memory: ocitrace's peak RSS for
-the capture and for one four times longer (target: no growth with the flows, <= 1.05x, the drift of the allocator's
-heap as it settles; two runs of one capture differ by up to 2% here), and what it adds a flow.
+The capture is the demo's real traffic repeated, each copy with UUIDs of its own (bench/make_capture.py). Both run
+in this one run, side by side: the baseline reads every flow with mitmproxy's FlowReader and does nothing with it;
+ocitrace reads, classifies, decodes, checks and writes the markdown report (`ocitrace analyze FILE -o /dev/null`,
+every core). Reported: each one's flows per second, the ratio (target >= 3x), and each one's peak RSS. Then memory:
+ocitrace's peak RSS for the capture and for one four times longer (target: no growth with the flows, <= 1.05x, the
+drift of the allocator's heap as it settles; two runs of one capture differ by up to 2% here), and what it adds a
+flow.
 """
 
 from __future__ import annotations
