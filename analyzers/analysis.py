@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from urllib.parse import urljoin, urlsplit
 
-from .calls import BodyTap, Call, authority_of, content_decoded
+from .calls import DECODE_LIMIT, BodyTap, Call, authority_of, content_decoded
 from .conformance import CaptureFinding, Conformance
 from .digests import Digest, algorithm_of
 from .endpoints import STATUS_SUCCESS, Classification, EndpointTable, default_table
@@ -37,9 +37,6 @@ from .runs import KEPT, Runs
 from .sessions import UploadSessions, session_key
 from .tally import MOST_ROWS, Tally
 from .tokens import Grant, decode_grant
-
-# Registries accept manifests of at least 4 MiB (distribution-spec); one past twice that is not decoded.
-DECODE_LIMIT = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -418,7 +415,10 @@ class Analyzer:
                 self._blob(item, body)
         else:
             item.body_size, item.body_digest = tap.size, tap.digest
-            if payload == "manifest":
+            if tap.captured:  # held whole by the capture, past DECODE_LIMIT: checked, not decoded, as above
+                if payload in ("manifest", "referrers"):
+                    item.findings.append(Finding.of("body-too-large", bytes=tap.size))
+            elif payload == "manifest":
                 item.findings.append(Finding.of("body-not-captured"))
         if payload != "referrers" and call.status != 206:
             if classification.status_class == STATUS_SUCCESS:
@@ -436,7 +436,7 @@ class Analyzer:
     def _blob(self, item: AnalyzedCall, body: bytes) -> None:
         item.body_digest = self._digest_like(body, item.classification.digest)
         descriptor = self._descriptors.get(item.body_digest or "")
-        decoded = decode_blob(body, descriptor.media_type) if descriptor else None
+        decoded = decode_blob(body, descriptor.media_type) if descriptor and len(body) <= DECODE_LIMIT else None
         if decoded is not None:
             self._decoded(item, item.body_digest, decoded, descriptor.media_type)
 

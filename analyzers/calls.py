@@ -12,6 +12,8 @@ from typing import Any
 # in flow files, so an offline analysis of a live capture sees the same digests.
 METADATA_KEY = "ocitrace"
 DEFAULT_PORTS = {"https": 443, "http": 80}
+# Registries accept manifests of at least 4 MiB (distribution-spec); a body past twice that is checked, not decoded.
+DECODE_LIMIT = 8 << 20
 _ABSENT = object()
 
 
@@ -77,11 +79,13 @@ class Headers:
 
 @dataclass(frozen=True)
 class BodyTap:
-    """What the live proxy measured of a body it streamed without keeping it."""
+    """What the live proxy measured of a body it streamed without keeping it; or, `captured`, what the reader of a
+    flow file measured of a large body the capture held whole (analysed as that body, not carried to the analysis)."""
 
     digest: str | None
     size: int
     complete: bool = True
+    captured: bool = False
 
     @classmethod
     def from_state(cls, state: Any) -> BodyTap | None:

@@ -21,7 +21,18 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import tnetstrings
-from .calls import DEFAULT_PORTS, METADATA_KEY, BodyTap, Call, CaptureMeta, Headers, content_length, url_host
+from .calls import (
+    DECODE_LIMIT,
+    DEFAULT_PORTS,
+    METADATA_KEY,
+    BodyTap,
+    Call,
+    CaptureMeta,
+    Headers,
+    content_length,
+    url_host,
+)
+from .digests import Digest, algorithm_of
 from .findings import Finding
 
 FLOW_FORMAT_VERSION = 21  # mitmproxy 12's flow format; older files are migrated by mitmproxy itself
@@ -178,16 +189,19 @@ def _split_host(authority: str, fallback_port: int | None) -> tuple[str, int | N
     return authority, port
 
 
-def read_flow_file(path: str | Path, workers: int = 1, progress: Progress | None = None) -> Iterator[Call]:
+def read_flow_file(path: str | Path, workers: int = 1, progress: Progress | None = None,
+                   bodies: bool = False) -> Iterator[Call]:
     """Calls from a mitmproxy flow file, one flow at a time, reading only the fields the analysis needs.
     `workers` > 1: a large file is read by that many processes, in chunks, and yielded in order. Raises
-    CaptureError at damage (every call before it yielded first). `progress` is told how many bytes are read."""
+    CaptureError at damage (every call before it yielded first). `progress` is told how many bytes are read.
+    `bodies`: every body as the file holds it (for a HAR export); else one past DECODE_LIMIT is measured
+    (`_measured`)."""
     name, size = str(path), Path(path).stat().st_size
     if workers > 1 and size >= PARALLEL_FROM:
-        yield from _read_in_parallel(path, name, size, workers, progress)
+        yield from _read_in_parallel(path, name, size, workers, progress, bodies)
         return
     with tnetstrings.mapped(path) as buf:  # small: in order, in this process
-        yield from _read_flows(buf, name, size, progress=progress)
+        yield from _read_flows(buf, name, size, progress=progress, bodies=bodies)
 
 
 Progress = Callable[[int], None]  # told the offset a flow file is read up to
@@ -213,14 +227,31 @@ def _call_of(buf, state: Any, offset: int, name: str) -> Call | None:
     return call_from_state(state, name)
 
 
+def _measured(call: Call) -> Call:
+    """A call whose answer is a body past DECODE_LIMIT (a layer, as `mitmdump -w` keeps it) with that body
+    measured here, by the reader, and let go: carried to the analysis, a capture's blobs cost their size in memory
+    again and again, and hashing them there kept one core busy. The analysis checks it as it would the body."""
+    body = call.response_body
+    if body is None or len(body) <= DECODE_LIMIT or call.response_tap is not None:
+        return call
+    if (call.response_headers.get("content-encoding") or "identity").strip().lower() != "identity":
+        return call  # its digest is of the content decoded: left to the analysis
+    # the algorithm the URL names, as the analysis hashes a body (a reference is the path's last segment)
+    digest = Digest.of(body, algorithm_of(call.path.rsplit("/", 1)[-1]) or "sha256")
+    call.response_body, call.response_tap = None, BodyTap(str(digest), len(body), True, captured=True)
+    return call
+
+
 def _read_flows(buf, name: str, size: int, offset: int = 0, count: int = 0, end: int | None = None,
-                progress: Progress | None = None) -> Iterator[Call]:
+                progress: Progress | None = None, bodies: bool = False) -> Iterator[Call]:
     try:
         stop = len(buf) if end is None else end
         held = offset  # pages read from here on are still held (let go in steps)
         while offset < stop:
             state, after, flow, at = tnetstrings.flow_fields(buf, offset)
             call = _call_of(flow, state, at, name)
+            if call is not None and not bodies:
+                call = _measured(call)
             offset, count = after, count + 1
             if offset - held >= tnetstrings.LET_GO_EVERY:
                 held = tnetstrings.let_go(buf, held, offset)
@@ -256,12 +287,12 @@ def _chunks(buf) -> Iterator[tuple[int, int | None, int]]:
         yield start, pos, first
 
 
-def _read_chunk(path: str, name: str, start: int, end: int) -> list[tuple] | None:
+def _read_chunk(path: str, name: str, start: int, end: int, bodies: bool) -> list[tuple] | None:
     """A worker's part: the calls of the flows from `start` to `end`, packed (bodies are sent back with them);
     None when a flow there is damaged."""
     try:
         with tnetstrings.mapped(path) as buf:
-            return [_packed(call) for call in _read_flows(buf, name, len(buf), start, 0, end)]
+            return [_packed(call) for call in _read_flows(buf, name, len(buf), start, 0, end, bodies=bodies)]
     except CaptureError:
         return None
 
@@ -287,7 +318,7 @@ def _packed(call: Call) -> tuple:
     for i in _TAPS_AT:
         tap = values[i]
         if tap is not None:
-            values[i] = (tap.digest, tap.size, tap.complete)
+            values[i] = (tap.digest, tap.size, tap.complete, tap.captured)
     return tuple(values)
 
 
@@ -306,7 +337,7 @@ def _unpacked(packed: tuple) -> Call:
 
 
 def _read_in_parallel(path: str | Path, name: str, size: int, workers: int,
-                      progress: Progress | None) -> Iterator[Call]:
+                      progress: Progress | None, bodies: bool = False) -> Iterator[Call]:
     import multiprocessing
     import threading
     from collections import deque
@@ -325,7 +356,7 @@ def _read_in_parallel(path: str | Path, name: str, size: int, workers: int,
                 if chunk is None:
                     return
                 start, end, _ = chunk
-                future = pool.submit(_read_chunk, str(path), name, start, end) if end is not None else None
+                future = pool.submit(_read_chunk, str(path), name, start, end, bodies) if end is not None else None
                 pending.append((chunk, future))
 
         ahead()
@@ -337,7 +368,7 @@ def _read_in_parallel(path: str | Path, name: str, size: int, workers: int,
                 for _, later in pending:
                     if later is not None:
                         later.cancel()
-                yield from _read_flows(buf, name, size, start, first, progress=progress)
+                yield from _read_flows(buf, name, size, start, first, progress=progress, bodies=bodies)
                 return
             yield from map(_unpacked, calls)
             if progress is not None:
@@ -545,9 +576,10 @@ _READERS = {"har": read_har_file, "events": read_events_file, "flows": read_flow
             "empty": lambda path: iter(())}
 
 
-def read_capture(path: str | Path, workers: int = 1, progress: Progress | None = None) -> Iterator[Call]:
+def read_capture(path: str | Path, workers: int = 1, progress: Progress | None = None,
+                 bodies: bool = False) -> Iterator[Call]:
     kind = capture_format(path)
-    return read_flow_file(path, workers, progress) if kind == "flows" else _READERS[kind](path)
+    return read_flow_file(path, workers, progress, bodies) if kind == "flows" else _READERS[kind](path)
 
 
 def _same_file(a: str | Path, b: str | Path) -> bool:
@@ -558,16 +590,16 @@ def _same_file(a: str | Path, b: str | Path) -> bool:
 
 
 def read_captures(paths: Iterable[str | Path], workers: int = 1, stream: bool = False,
-                  progress: Progress | None = None) -> CaptureSet:
+                  progress: Progress | None = None, bodies: bool = False) -> CaptureSet:
     """All calls of several captures as one session in time order. Each file keeps its own order (the
     order its calls completed in), and files are interleaved by when their calls started. A file given
     twice is read once. `workers` > 1: large flow files are read by that many processes. `stream`: one
     capture's calls are an iterator, read as the analysis takes them (its errors and notices are known once
     it is exhausted), so reading and analysing overlap and no list of every call is held; `progress` is told
-    how many bytes of it are read."""
+    how many bytes of it are read. `bodies`: see read_flow_file."""
     paths = list(paths)
     if stream and len(paths) == 1:
-        return _streamed(paths[0], workers, progress)
+        return _streamed(paths[0], workers, progress, bodies)
     result = CaptureSet()
     per_file: list[list[tuple[float, Call]]] = []
     read: list[str | Path] = []
@@ -578,7 +610,7 @@ def read_captures(paths: Iterable[str | Path], workers: int = 1, stream: bool = 
         read.append(path)
         calls: list[Call] = []
         try:
-            calls.extend(read_capture(path, workers))
+            calls.extend(read_capture(path, workers, bodies=bodies))
         except CaptureError as exc:
             exc.calls = calls
             result.errors.append(exc)
@@ -593,13 +625,13 @@ def read_captures(paths: Iterable[str | Path], workers: int = 1, stream: bool = 
     return result
 
 
-def _streamed(path: str | Path, workers: int, progress: Progress | None) -> CaptureSet:
+def _streamed(path: str | Path, workers: int, progress: Progress | None, bodies: bool) -> CaptureSet:
     result = CaptureSet()
 
     def calls() -> Iterator[Call]:
         count = 0
         try:
-            for call in read_capture(path, workers, progress):
+            for call in read_capture(path, workers, progress, bodies):
                 count += 1
                 yield call
         except CaptureError as exc:

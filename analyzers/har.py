@@ -10,8 +10,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from . import redact
-from .analysis import DECODE_LIMIT
-from .calls import Call, content_decoded
+from .calls import DECODE_LIMIT, Call, content_decoded
 
 
 def _headers(headers, decoded: bool = False) -> list[dict[str, str]]:

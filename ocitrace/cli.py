@@ -168,15 +168,16 @@ def _tell_problems(captures, lang: str) -> None:
         print(f"ocitrace: {capture_problem(path, finding, lang)}", file=sys.stderr)
 
 
-def _read_whole(names: Sequence[str], output: str | None, lang: str):
+def _read_whole(names: Sequence[str], output: str | None, lang: str, bodies: bool = False):
     """The captures `names` stand for, read to their end; or the exit status when they cannot be (none found,
-    `output` over one of them, damage: each told in one sentence)."""
+    `output` over one of them, damage: each told in one sentence). `bodies`: every body whole (see
+    read_flow_file)."""
     from ocitrace.analyzers.captures import read_captures
 
     paths = _inputs(names, output, lang)
     if isinstance(paths, int):
         return paths
-    captures = read_captures(paths)
+    captures = read_captures(paths, bodies=bodies)
     _tell_problems(captures, lang)
     return EXIT_BAD_INPUT if captures.errors else captures
 
@@ -318,7 +319,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ocitrace.analyzers.strings import os_error_text, text
 
     lang = args.lang
-    captures = _read_whole(args.captures, args.har, lang)
+    captures = _read_whole(args.captures, args.har, lang, bodies=True)  # a HAR holds every body the capture held
     if isinstance(captures, int):
         return captures
     document = har_document(captures.calls, _version())

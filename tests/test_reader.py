@@ -172,3 +172,48 @@ def test_the_fast_writer_writes_what_mitmproxys_writer_writes(path):
     with open(path, "rb") as fh:
         states = [flow.get_state() for flow in io.FlowReader(fh).stream()]
     assert [dumps(state) for state in states] == [tnetstring.dumps(state) for state in states]
+
+
+def test_a_body_past_the_decode_limit_is_measured_by_the_reader_and_checked_as_the_body(tmp_path):
+    """A capture's layers (mitmdump -w keeps them) are hashed where they are read and let go: the same report."""
+    import gzip
+    import hashlib
+
+    from conftest import make_flow
+    from ocitrace.analyzers.calls import DECODE_LIMIT
+
+    layer = bytes(range(256)) * (DECODE_LIMIT // 256 + 1)
+    sha256 = "sha256:" + hashlib.sha256(layer).hexdigest()
+    sha512 = "sha512:" + hashlib.sha512(layer).hexdigest()
+    big_manifest = b'{"schemaVersion": 2, "layers": [], "x": "' + b"a" * DECODE_LIMIT + b'"}'
+    flows = [
+        make_flow("GET", f"https://registry.test/v2/app/blobs/{sha256}", resp_body=layer,
+                  resp_headers={"Docker-Content-Digest": sha256}),
+        make_flow("GET", f"https://registry.test/v2/app/blobs/{sha512}", resp_body=layer),
+        make_flow("GET", f"https://registry.test/v2/app/blobs/sha256:{'0' * 64}", resp_body=layer),  # mismatch
+        make_flow("GET", "https://registry.test/v2/app/manifests/v1", resp_body=big_manifest,
+                  resp_headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"}),
+        make_flow("GET", f"https://registry.test/v2/app/blobs/{sha256}", resp_body=gzip.compress(layer, 1),
+                  resp_headers={"Content-Encoding": "gzip"}),  # its digest is of the content decoded
+    ]
+    path = tmp_path / "layers.mitm"
+    with open(path, "wb") as fh:
+        writer = io.FlowWriter(fh)
+        for flow in flows:
+            writer.add(flow)
+    fast = list(read_flow_file(path))
+    assert [call.response_body is None for call in fast] == [True, True, True, True, False]
+    assert fast[0].response_tap.captured and fast[0].response_tap.digest == sha256
+    assert fast[1].response_tap.digest == sha512
+    same_reports(fast, through_flowreader(path))
+    codes = analyze(fast).tally.codes
+    assert codes["body-too-large"] == 1 and codes["digest-mismatch"] == 1 and "body-not-captured" not in codes
+    assert [call.response_body for call in read_flow_file(path, bodies=True)] == [
+        flow.response.raw_content for flow in flows]  # a HAR export writes them all
+
+    from ocitrace.cli import main
+
+    har = tmp_path / "layers.har"
+    assert main(["export", "--har", str(har), str(path)]) == 0
+    exported = [call.response_body for call in read_captures([har]).calls]
+    assert exported[:4] == [layer, layer, layer, big_manifest]
