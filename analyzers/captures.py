@@ -234,6 +234,8 @@ def _measured(call: Call) -> Call:
     body = call.response_body
     if body is None or len(body) <= DECODE_LIMIT or call.response_tap is not None:
         return call
+    if call.status is None or not 200 <= call.status < 300:
+        return call  # an error's body is read for its error codes
     if (call.response_headers.get("content-encoding") or "identity").strip().lower() != "identity":
         return call  # its digest is of the content decoded: left to the analysis
     # the algorithm the URL names, as the analysis hashes a body (a reference is the path's last segment)

@@ -195,6 +195,8 @@ def test_a_body_past_the_decode_limit_is_measured_by_the_reader_and_checked_as_t
                   resp_headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"}),
         make_flow("GET", f"https://registry.test/v2/app/blobs/{sha256}", resp_body=gzip.compress(layer, 1),
                   resp_headers={"Content-Encoding": "gzip"}),  # its digest is of the content decoded
+        make_flow("GET", f"https://registry.test/v2/app/blobs/{sha256}", 500, resp_body=b'{"errors": [{"code": '
+                  b'"UNKNOWN", "message": "' + b"x" * DECODE_LIMIT + b'"}]}'),  # read for its error codes
     ]
     path = tmp_path / "layers.mitm"
     with open(path, "wb") as fh:
@@ -202,7 +204,7 @@ def test_a_body_past_the_decode_limit_is_measured_by_the_reader_and_checked_as_t
         for flow in flows:
             writer.add(flow)
     fast = list(read_flow_file(path))
-    assert [call.response_body is None for call in fast] == [True, True, True, True, False]
+    assert [call.response_body is None for call in fast] == [True, True, True, True, False, False]
     assert fast[0].response_tap.captured and fast[0].response_tap.digest == sha256
     assert fast[1].response_tap.digest == sha512
     same_reports(fast, through_flowreader(path))
