@@ -238,8 +238,12 @@ def _measured(call: Call) -> Call:
         return call  # an error's body is read for its error codes
     if (call.response_headers.get("content-encoding") or "identity").strip().lower() != "identity":
         return call  # its digest is of the content decoded: left to the analysis
-    # the algorithm the URL names, as the analysis hashes a body (a reference is the path's last segment)
-    digest = Digest.of(body, algorithm_of(call.path.rsplit("/", 1)[-1]) or "sha256")
+    # hashed in the algorithm the URL names, as the analysis hashes a body; a URL that names none (a storage URL
+    # a redirect led to, a manifest by tag, a token) may take its digest from another call: left to the analysis
+    algorithm = algorithm_of(call.path.rsplit("/", 1)[-1])
+    if algorithm is None:
+        return call
+    digest = Digest.of(body, algorithm)
     call.response_body, call.response_tap = None, BodyTap(str(digest), len(body), True, captured=True)
     return call
 

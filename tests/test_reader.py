@@ -193,10 +193,16 @@ def test_a_body_past_the_decode_limit_is_measured_by_the_reader_and_checked_as_t
         make_flow("GET", f"https://registry.test/v2/app/blobs/sha256:{'0' * 64}", resp_body=layer),  # mismatch
         make_flow("GET", "https://registry.test/v2/app/manifests/v1", resp_body=big_manifest,
                   resp_headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"}),
+        make_flow("GET", "https://registry.test/v2/app/manifests/sha256:" + hashlib.sha256(big_manifest).hexdigest(),
+                  resp_body=big_manifest, resp_headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"}),
         make_flow("GET", f"https://registry.test/v2/app/blobs/{sha256}", resp_body=gzip.compress(layer, 1),
                   resp_headers={"Content-Encoding": "gzip"}),  # its digest is of the content decoded
         make_flow("GET", f"https://registry.test/v2/app/blobs/{sha256}", 500, resp_body=b'{"errors": [{"code": '
                   b'"UNKNOWN", "message": "' + b"x" * DECODE_LIMIT + b'"}]}'),  # read for its error codes
+        # a storage URL names no digest: the redirect's does (sha512 here), so the body is left to the analysis
+        make_flow("GET", f"https://registry.test/v2/app/blobs/{sha512}", 307,
+                  resp_headers={"Location": "https://storage.test/data"}),
+        make_flow("GET", "https://storage.test/data", resp_body=layer[:-1] + b"!"),
     ]
     path = tmp_path / "layers.mitm"
     with open(path, "wb") as fh:
@@ -204,12 +210,14 @@ def test_a_body_past_the_decode_limit_is_measured_by_the_reader_and_checked_as_t
         for flow in flows:
             writer.add(flow)
     fast = list(read_flow_file(path))
-    assert [call.response_body is None for call in fast] == [True, True, True, True, False, False]
+    measured = [call.response_tap is not None and call.response_tap.captured for call in fast]
+    assert measured == [True, True, True, False, True, False, False, False, False]  # a URL naming its digest, 2xx
+    assert not any(call.response_body for call, taken in zip(fast, measured, strict=True) if taken)
     assert fast[0].response_tap.captured and fast[0].response_tap.digest == sha256
     assert fast[1].response_tap.digest == sha512
     same_reports(fast, through_flowreader(path))
     codes = analyze(fast).tally.codes
-    assert codes["body-too-large"] == 1 and codes["digest-mismatch"] == 1 and "body-not-captured" not in codes
+    assert codes["body-too-large"] == 2 and codes["digest-mismatch"] == 2 and "body-not-captured" not in codes
     assert [call.response_body for call in read_flow_file(path, bodies=True)] == [
         flow.response.raw_content for flow in flows]  # a HAR export writes them all
 
@@ -218,4 +226,4 @@ def test_a_body_past_the_decode_limit_is_measured_by_the_reader_and_checked_as_t
     har = tmp_path / "layers.har"
     assert main(["export", "--har", str(har), str(path)]) == 0
     exported = [call.response_body for call in read_captures([har]).calls]
-    assert exported[:4] == [layer, layer, layer, big_manifest]
+    assert exported[:5] == [layer, layer, layer, big_manifest, big_manifest]
