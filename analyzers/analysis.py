@@ -121,6 +121,11 @@ class Analysis:
     whole: bool = True  # every call, object and operation kept whole, with every call it was seen in (JSON's)
 
     @property
+    def told_objects(self) -> list[DecodedObject]:
+        """The decoded bodies a report tells (its trees, its image graph); `objects` past them only name theirs."""
+        return self.objects[:MOST_OBJECTS]
+
+    @property
     def count(self) -> int:
         """How many calls were analysed (`calls` may hold only the first of them)."""
         return self.tally.calls

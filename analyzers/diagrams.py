@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .analysis import MOST_OBJECTS
 from .digests import short_digest
 from .manifests import ImageConfig, ImageManifest, Index
 from .story import answer, row_count, row_request, sections, title
@@ -87,7 +86,7 @@ def image_graph(analysis: Analysis, lang: str = "en") -> list[str]:
                 lines.append(f"    {name} -. {_text(text('subject', lang))} .-> {subject}")
         return name
 
-    told = analysis.objects[:MOST_OBJECTS]  # the images the report's trees show
+    told = analysis.told_objects  # the images the report's trees show
     for obj in told:
         if not isinstance(obj.value, Index) or not obj.digest:
             continue

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import audit, redact
-from .analysis import MOST_OBJECTS, Analysis, AnalyzedCall, DecodedObject
+from .analysis import Analysis, AnalyzedCall, DecodedObject
 from .artifacts import ArtifactConfig, config_name
 from .captures import CaptureError
 from .diagrams import image_graph, sequence, timeline
@@ -304,7 +304,7 @@ def _images(analysis: Analysis, lang: str) -> tuple[list[str], set[str]]:
     objects = {obj.digest: obj for obj in analysis.objects if obj.digest}
     out: list[str] = []
     shown: set[str] = set()
-    told = analysis.objects[:MOST_OBJECTS]
+    told = analysis.told_objects
     roots = [obj for obj in told if isinstance(obj.value, Index) and obj.digest]
     named = {d.digest for root in roots for d in root.value.manifests}
     roots += [obj for obj in told if isinstance(obj.value, ImageManifest) and obj.digest
@@ -430,10 +430,11 @@ def render_markdown(analysis: Analysis, sources: Sequence[str] = (), errors: Seq
     trees, shown = _images(analysis, lang)
     out += trees + [""] if trees else []
     out += image_graph(analysis, lang) + [""] if trees else []
-    rest = [obj for obj in analysis.objects[:MOST_OBJECTS] if obj.digest not in shown]
+    told = analysis.told_objects
+    rest = [obj for obj in told if obj.digest not in shown]
     for obj in rest:
         out += [_object_section(obj, analysis, lang), ""]
-    untold = analysis.objects_untold + sum(obj.digest not in shown for obj in analysis.objects[MOST_OBJECTS:])
+    untold = analysis.objects_untold + sum(obj.digest not in shown for obj in analysis.objects[len(told):])
     if untold:
         out += [text("more_objects", lang, n=untold), ""]
     elif not trees and not rest:

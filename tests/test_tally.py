@@ -71,11 +71,10 @@ def test_json_is_never_written_from_an_analysis_that_kept_only_some_calls(calls,
 
 
 def test_a_report_tells_the_first_bodies_decoded_and_counts_the_rest(calls, monkeypatch):
-    from ocitrace.analyzers import analysis, diagrams, report
+    from ocitrace.analyzers import analysis
 
     whole = analyze(calls)
-    for module in (analysis, report, diagrams):
-        monkeypatch.setattr(module, "MOST_OBJECTS", 5)  # a fleet's day decodes thousands of images
+    monkeypatch.setattr(analysis, "MOST_OBJECTS", 5)  # a fleet's day decodes thousands of images
     kept = analyze(calls, keep=7)
     # kept: the first five, and those the story's calls decoded (it names their diff_ids and platforms)
     assert [o.digest for o in kept.objects[:5]] == [o.digest for o in whole.objects[:5]]
