@@ -57,7 +57,7 @@ demo: venv system-deps $(MERMAID_JS)
 bench: venv system-deps
 	$(PY) bench/classify_bench.py
 	$(PY) bench/reader_bench.py --flows 30000 --rounds 3
-	$(PY) bench/proxy_bench.py --size-mib 512 --rounds 3
+	$(PY) bench/proxy_bench.py --size-mib 512 --rounds 4
 	$(PY) bench/latency_bench.py --calls 2000
 
 # 16 real clients at once through each proxy, two rounds in turns (about 3 minutes here).
