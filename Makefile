@@ -19,6 +19,8 @@ $(VENV)/.installed: pyproject.toml
 	  rm -rf $(VENV) && $$python -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
+	@# compiled as a regular install is: under PYTHONDONTWRITEBYTECODE each command compiled them again (0.1 s)
+	$(PY) -m compileall -q ocitrace addons analyzers
 	@touch $@
 
 venv: $(VENV)/.installed
