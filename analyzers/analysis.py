@@ -9,9 +9,8 @@ once, with one table.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from urllib.parse import urljoin, urlsplit
 
-from .calls import DECODE_LIMIT, BodyTap, Call, authority_of, content_decoded
+from .calls import DECODE_LIMIT, BodyTap, Call, content_decoded, resolved
 from .conformance import CaptureFinding, Conformance
 from .digests import Digest, algorithm_of
 from .endpoints import STATUS_SUCCESS, Classification, EndpointTable, default_table
@@ -146,24 +145,6 @@ class Analysis:
 
 def _redirect(status: int | None) -> bool:
     return status is not None and 300 <= status < 400
-
-
-def _origin_and_path(url: str) -> str:
-    """scheme://host[:port]/path as Call.origin + Call.path print it (no default port, no query)."""
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    return f"{parts.scheme}://{authority_of(parts.scheme, parts.hostname or '', port)}{parts.path}"
-
-
-def _resolved(base: str, reference: str) -> str | None:
-    """scheme://host/path of `reference` read against `base`; None for a URL that cannot be one."""
-    try:
-        return _origin_and_path(urljoin(base, reference))
-    except ValueError:
-        return None
 
 
 def _realm(challenge: str) -> str | None:
@@ -330,12 +311,12 @@ class Analyzer:
     def _learn(self, call: Call, classification: Classification) -> None:
         if call.status == 401:
             realm = _realm(call.response_headers.get("www-authenticate") or "")
-            target = _resolved(call.url, realm) if realm else None
+            target = resolved(call.url, realm) if realm else None
             if target:
                 self._learned.setdefault("challenge", Recent())[target] = None
         endpoint, location = classification.endpoint, call.response_headers.get("location")
         if endpoint is not None and endpoint.teaches and _redirect(call.status) and location:
-            target = _resolved(call.url, location)
+            target = resolved(call.url, location)
             if target:
                 self._learned.setdefault(endpoint.teaches, Recent())[target] = classification
 
@@ -345,7 +326,7 @@ class Analyzer:
         location = call.response_headers.get("location")
         if not location or "/blobs/uploads/" in location or not repository or call.status != 202:
             return  # most registries: a /v2 upload URL, which the table knows (resolving it costs 10 µs a call)
-        target = _resolved(call.url, location)
+        target = resolved(call.url, location)
         if target:
             self._upload_urls[target] = (repository, session)
 

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from sys import intern
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 # Key under which the live addon leaves what it measured on a flow (flow.metadata); it survives
 # in flow files, so an offline analysis of a live capture sees the same digests.
@@ -206,6 +207,25 @@ def authority_of(scheme: str, host: str, port: int | None) -> str:
     """host[:port] as a URL writes it: an IPv6 address bracketed, the scheme's own port left out."""
     host = host if ":" not in host else url_host(host)
     return host if port is None or port == DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
+
+
+def origin_and_path(url: str) -> str:
+    """scheme://host[:port]/path as Call.origin + Call.path print it (no default port, no query)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{parts.scheme}://{authority_of(parts.scheme, parts.hostname or '', port)}{parts.path}"
+
+
+def resolved(base: str, reference: str) -> str | None:
+    """scheme://host/path of `reference` (a Location, a realm) read against `base`; None for a URL that cannot be
+    one."""
+    try:
+        return origin_and_path(urljoin(base, reference))
+    except ValueError:
+        return None
 
 
 def url_host(host: str) -> str:

@@ -30,10 +30,12 @@ from .calls import (
     CaptureMeta,
     Headers,
     content_length,
+    resolved,
     url_host,
 )
 from .digests import Digest, algorithm_of
 from .findings import Finding
+from .recent import Recent
 
 FLOW_FORMAT_VERSION = 21  # mitmproxy 12's flow format; older files are migrated by mitmproxy itself
 
@@ -227,20 +229,30 @@ def _call_of(buf, state: Any, offset: int, name: str) -> Call | None:
     return call_from_state(state, name)
 
 
-def _measured(call: Call) -> Call:
+def _measured(call: Call, redirects: Recent[str, str]) -> Call:
     """A call whose answer is a body past DECODE_LIMIT (a layer, as `mitmdump -w` keeps it) with that body
     measured here, by the reader, and let go: carried to the analysis, a capture's blobs cost their size in memory
-    again and again, and hashing them there kept one core busy. The analysis checks it as it would the body."""
+    again and again, and hashing them there kept one core busy. The analysis checks it as it would the body.
+    `redirects`: the URLs the reader's recent redirects led to, with the algorithm of the digest each one's URL
+    named (a storage URL names none: the analysis takes it from the redirect)."""
+    status = call.status
+    if status is not None and 300 <= status < 400:
+        algorithm, location = algorithm_of(call.path.rsplit("/", 1)[-1]), call.response_headers.get("location")
+        target = resolved(call.url, location) if algorithm and location else None
+        if target:
+            redirects[target] = algorithm
+        return call
     body = call.response_body
     if body is None or len(body) <= DECODE_LIMIT or call.response_tap is not None:
         return call
-    if call.status is None or not 200 <= call.status < 300:
+    if status is None or not 200 <= status < 300:
         return call  # an error's body is read for its error codes
     if (call.response_headers.get("content-encoding") or "identity").strip().lower() != "identity":
         return call  # its digest is of the content decoded: left to the analysis
-    # hashed in the algorithm the URL names, as the analysis hashes a body; a URL that names none (a storage URL
-    # a redirect led to, a manifest by tag, a token) may take its digest from another call: left to the analysis
-    algorithm = algorithm_of(call.path.rsplit("/", 1)[-1])
+    # hashed in the algorithm the URL names, or the redirect that led to it, as the analysis hashes a body; a URL
+    # that names none and no redirect read here led to (a manifest by tag, a token, a redirect in the chunk before
+    # this one) may take its digest from another call: left to the analysis
+    algorithm = algorithm_of(call.path.rsplit("/", 1)[-1]) or redirects.get(call.origin + call.path)
     if algorithm is None:
         return call
     digest = Digest.of(body, algorithm)
@@ -248,16 +260,21 @@ def _measured(call: Call) -> Call:
     return call
 
 
+# How many redirects a reader remembers: a client follows one at once, so the call it leads to comes right after.
+REDIRECTS = 1024
+
+
 def _read_flows(buf, name: str, size: int, offset: int = 0, count: int = 0, end: int | None = None,
                 progress: Progress | None = None, bodies: bool = False) -> Iterator[Call]:
     try:
         stop = len(buf) if end is None else end
         held = offset  # pages read from here on are still held (let go in steps)
+        redirects: Recent[str, str] = Recent(REDIRECTS)
         while offset < stop:
             state, after, flow, at = tnetstrings.flow_fields(buf, offset)
             call = _call_of(flow, state, at, name)
             if call is not None and not bodies:
-                call = _measured(call)
+                call = _measured(call, redirects)
             offset, count = after, count + 1
             if offset - held >= tnetstrings.LET_GO_EVERY:
                 held = tnetstrings.let_go(buf, held, offset)

@@ -199,10 +199,15 @@ def test_a_body_past_the_decode_limit_is_measured_by_the_reader_and_checked_as_t
                   resp_headers={"Content-Encoding": "gzip"}),  # its digest is of the content decoded
         make_flow("GET", f"https://registry.test/v2/app/blobs/{sha256}", 500, resp_body=b'{"errors": [{"code": '
                   b'"UNKNOWN", "message": "' + b"x" * DECODE_LIMIT + b'"}]}'),  # read for its error codes
-        # a storage URL names no digest: the redirect's does (sha512 here), so the body is left to the analysis
+        # a storage URL names no digest: the redirect just read names it (sha512 here, a wrong body; then sha256)
         make_flow("GET", f"https://registry.test/v2/app/blobs/{sha512}", 307,
-                  resp_headers={"Location": "https://storage.test/data"}),
-        make_flow("GET", "https://storage.test/data", resp_body=layer[:-1] + b"!"),
+                  resp_headers={"Location": "https://storage.test/data?sig=1"}),
+        make_flow("GET", "https://storage.test/data?sig=1", resp_body=layer[:-1] + b"!"),
+        make_flow("GET", f"https://registry.test/v2/app/blobs/{sha256}", 307,
+                  resp_headers={"Location": "/storage/blob"}),  # relative: read against the call's URL
+        make_flow("GET", "https://registry.test/storage/blob", resp_body=layer),
+        # no redirect read led here: the body goes to the analysis whole, as the capture holds it
+        make_flow("GET", "https://storage.test/other", resp_body=layer),
     ]
     path = tmp_path / "layers.mitm"
     with open(path, "wb") as fh:
@@ -211,10 +216,13 @@ def test_a_body_past_the_decode_limit_is_measured_by_the_reader_and_checked_as_t
             writer.add(flow)
     fast = list(read_flow_file(path))
     measured = [call.response_tap is not None and call.response_tap.captured for call in fast]
-    assert measured == [True, True, True, False, True, False, False, False, False]  # a URL naming its digest, 2xx
+    # 2xx, past the limit, not content-coded, with a URL naming its digest or a redirect read just before that did
+    assert measured == [True, True, True, False, True, False, False, False, True, False, True, False]
     assert not any(call.response_body for call, taken in zip(fast, measured, strict=True) if taken)
     assert fast[0].response_tap.captured and fast[0].response_tap.digest == sha256
     assert fast[1].response_tap.digest == sha512
+    assert fast[8].response_tap.digest == "sha512:" + hashlib.sha512(layer[:-1] + b"!").hexdigest()
+    assert fast[10].response_tap.digest == sha256 and fast[11].response_body == layer
     same_reports(fast, through_flowreader(path))
     codes = analyze(fast).tally.codes
     assert codes["body-too-large"] == 2 and codes["digest-mismatch"] == 2 and "body-not-captured" not in codes
