@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -93,6 +94,9 @@ class Conformance:
         for memory in (self._fetched, self._had):
             for key in [key for key in memory if key[0] not in live]:
                 del memory[key]
+        pings = self._ends.get("unused-pings")
+        if isinstance(pings, _UnusedPings):
+            pings.settle(live)
 
     def gather(self, item: AnalyzedCall) -> None:
         """Give a finished call (its findings complete) to the `at: end` rules."""
@@ -147,11 +151,18 @@ class Conformance:
         if success and mounted and digest and endpoint in ("end-2", "end-6", "end-4b", "end-11") \
                 and classification.repository:
             self._present[(client, self.registry(item), digest)] = classification.repository
+        if item.session and _ended(item):  # no call of the session is to come: what it sent is let go
+            self._sessions.pop(session_key(call.source, item.session), None)
 
     def registry(self, item: AnalyzedCall) -> str:
         """The registry a call is made to: its upload session's, for a session's call on another host."""
         session = self._sessions.get(session_key(item.call.source, item.session)) if item.session else None
         return session.registry if session is not None and session.registry else item.call.authority
+
+
+def _ended(item: AnalyzedCall) -> bool:
+    """Whether a call completed or cancelled its upload session: the registry takes no more calls of it."""
+    return item.classification.closes_session(item.call.status) or item.classification.ends_session(item.call.status)
 
 
 def _range_end(value: str | None) -> int | None:
@@ -364,27 +375,22 @@ class _OpenUploads:
     left to cancel)."""
 
     def __init__(self) -> None:
-        self._open: dict[str, tuple[str, list[int]]] = {}  # session -> (repository, its calls so far)
-        # Ended, or first seen on a call that did not open it: never told (one id an upload; one seen again after
-        # it is forgotten is settled again, as it did not open).
-        self._settled: Recent[str, None] = Recent(4096)
+        # session -> (repository, its calls so far). Only sessions still open are held: a call naming one that is
+        # not (ended, or first seen on a call that did not open it) is never told, and needs no memory of it.
+        self._open: dict[str, tuple[str, list[int]]] = {}
 
     def add(self, item: AnalyzedCall) -> None:
         if not item.session:
             return
         session = session_key(item.call.source, item.session)
-        if session in self._settled:
-            return
         classification, call = item.classification, item.call
         if session not in self._open:
             if not classification.opens_session(call.status):
-                self._settled[session] = None
                 return
             self._open[session] = (classification.repository or "-", [])
         if classification.closes_session(call.status) or classification.ends_session(call.status) \
                 or call.method == "DELETE" or call.status == 404:
             del self._open[session]
-            self._settled[session] = None
             return
         self._open[session][1].append(item.index)
 
@@ -413,14 +419,18 @@ class _UnreferencedBlobs:
         # forgotten would tell that blob unreferenced, a false warning)
         self._named: dict[tuple[str, str], set[str]] = {}
         self._unknown: set[tuple[str, str]] = set()  # a manifest pushed there was not decoded: nothing is told
-        self._opened_at: Recent[tuple[str, str], str] = Recent(4096)  # (client, upload session) -> its registry
+        # (client, upload session) -> its registry, while the session is open
+        self._opened_at: Recent[tuple[str, str], str] = Recent(4096)
 
     def add(self, item: AnalyzedCall) -> None:
         if item.classification.status_class != STATUS_SUCCESS:
             return
         host = item.call.authority
         if item.session:  # a session may be closed on another host (its Location's): it is the registry's it began on
-            host = self._opened_at.setdefault((client_key(item.call), item.session), host)
+            opened = (client_key(item.call), item.session)
+            host = self._opened_at.setdefault(opened, host)
+            if _ended(item):  # no call of it is to come
+                del self._opened_at[opened]
         where = (host, item.classification.repository or "")
         if item.endpoint_id in ("end-6", "end-4b", "end-11") and item.call.status == 201:
             digest = item.body_digest if item.endpoint_id != "end-11" else None
@@ -473,16 +483,30 @@ class _UnusedPings:
     """GET /v2/ asked again before the operation it began (only the last one counts), or beginning nothing."""
 
     def __init__(self) -> None:
-        self._pings: dict[int | None, list[int]] = {}  # operation -> its pings
+        self._last: dict[int | None, int] = {}  # operation -> its last ping so far, while a call may still join it
+        self._earlier = array("q")  # pings another of their operation came after: unused, whatever it went on to do
+        # operation, its last ping, for operations no call joins any more: a flat array (a day's operations each
+        # held a dict entry and a list)
+        self._settled = array("q")
 
     def add(self, item: AnalyzedCall) -> None:
         if item.step == "ping" and item.reason is not None and item.reason.code == "ping":
-            self._pings.setdefault(item.operation, []).append(item.index)
+            earlier = self._last.get(item.operation)
+            if earlier is not None:
+                self._earlier.append(earlier)
+            self._last[item.operation] = item.index
+
+    def settle(self, live: set[int]) -> None:
+        """Set apart the operations no call can join any more: whether their last ping was used is told at the end."""
+        for operation in [op for op in self._last if op is not None and op not in live]:
+            self._settled.extend((operation, self._last.pop(operation)))
 
     def found(self, analysis: Analysis) -> Iterator[tuple[list[int], dict[str, Any]]]:
-        unused = [i for op, calls in self._pings.items() for i in (calls if op in analysis.bare else calls[:-1])]
+        bare, settled = analysis.bare, self._settled
+        unused = [*self._earlier, *(i for op, i in self._last.items() if op in bare),
+                  *(settled[k + 1] for k in range(0, len(settled), 2) if settled[k] in bare)]
         if unused:
-            yield unused, {"n": len(unused)}
+            yield sorted(unused), {"n": len(unused)}
 
 
 class EndCheck(Protocol):

@@ -149,7 +149,8 @@ def test_what_an_ended_operation_did_is_let_go_and_its_findings_stay_the_same(ca
     from ocitrace.analyzers import analysis
     from ocitrace.analyzers.analysis import Analyzer
 
-    day = calls * 3  # the demo's operations end, others like them fetch the same URLs
+    # the demo's operations end, others like them fetch the same URLs; each GET /v2/ asked twice (one unused)
+    day = [twice for call in calls * 3 for twice in ([call, call] if call.path == "/v2/" else [call])]
     whole = analyze(day)
     assert {"fetched-again", "get-could-be-head"} <= set(whole.tally.codes)  # what the memories are for
     monkeypatch.setattr(analysis, "SWEEP", 1)  # let go after every call
@@ -158,6 +159,10 @@ def test_what_an_ended_operation_did_is_let_go_and_its_findings_stay_the_same(ca
     live, conformance = analyzer.operations.live(), analyzer.conformance
     assert {op for op, _ in [*conformance._fetched, *conformance._had]} <= live and len(live) < 30
     assert [item.findings for item in swept.calls] == [item.findings for item in whole.calls]
+    pings = conformance._ends["unused-pings"]
+    assert set(pings._last) <= live | {None} and pings._settled  # the operations ended are set apart
+    assert "ping-unused" in {f.finding.code for f in whole.findings}
+    assert swept.findings == whole.findings  # and what is told at the end is told alike
 
 
 def test_an_upload_sessions_urls_are_not_remembered_as_asked(calls):
@@ -169,6 +174,21 @@ def test_an_upload_sessions_urls_are_not_remembered_as_asked(calls):
     sessions = {item.session for item in analysis.calls if item.session and item.session in item.call.url}
     assert len(sessions) > 10
     assert not [url for _, _, url in analyzer.operations._seen if any(s in url for s in sessions)]
+
+
+def test_what_an_upload_session_sent_is_let_go_once_it_closes(calls):
+    """A session's memories (its chunks' ranges, the registry it began on, its calls while open) go with its close:
+    a day of pushes held each one until 4,096 later sessions pushed it out."""
+    from ocitrace.analyzers.analysis import Analyzer
+
+    analyzer = Analyzer()
+    analysis = analyzer.add_all(calls)
+    closed = {item.session for item in analysis.calls if item.classification.closes_session(item.call.status)}
+    assert len(closed) > 10
+    conformance = analyzer.conformance
+    assert not [key for key in conformance._sessions if key.rsplit("\0", 1)[-1] in closed]
+    assert not [session for _, session in conformance._ends["unreferenced-blobs"]._opened_at if session in closed]
+    assert not [key for key in conformance._ends["open-uploads"]._open if key.rsplit("\0", 1)[-1] in closed]
 
 
 @pytest.mark.parametrize("runs", [None, KEPT], ids=["every call kept", "bounded"])
