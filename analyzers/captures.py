@@ -34,6 +34,7 @@ from .calls import (
     url_host,
 )
 from .digests import Digest, algorithm_of
+from .endpoints import default_table
 from .findings import Finding
 from .recent import Recent
 
@@ -233,14 +234,10 @@ def _measured(call: Call, redirects: Recent[str, str]) -> Call:
     """A call whose answer is a body past DECODE_LIMIT (a layer, as `mitmdump -w` keeps it) with that body
     measured here, by the reader, and let go: carried to the analysis, a capture's blobs cost their size in memory
     again and again, and hashing them there kept one core busy. The analysis checks it as it would the body.
-    `redirects`: the URLs the reader's recent redirects led to, with the algorithm of the digest each one's URL
-    named (a storage URL names none: the analysis takes it from the redirect)."""
+    `redirects`: where the blob redirects this reader read just before sent the client (see `_algorithm`)."""
     status = call.status
     if status is not None and 300 <= status < 400:
-        algorithm, location = algorithm_of(call.path.rsplit("/", 1)[-1]), call.response_headers.get("location")
-        target = resolved(call.url, location) if algorithm and location else None
-        if target:
-            redirects[target] = algorithm
+        _remember(call, redirects)
         return call
     body = call.response_body
     if body is None or len(body) <= DECODE_LIMIT or call.response_tap is not None:
@@ -249,15 +246,42 @@ def _measured(call: Call, redirects: Recent[str, str]) -> Call:
         return call  # an error's body is read for its error codes
     if (call.response_headers.get("content-encoding") or "identity").strip().lower() != "identity":
         return call  # its digest is of the content decoded: left to the analysis
-    # hashed in the algorithm the URL names, or the redirect that led to it, as the analysis hashes a body; a URL
-    # that names none and no redirect read here led to (a manifest by tag, a token, a redirect in the chunk before
-    # this one) may take its digest from another call: left to the analysis
-    algorithm = algorithm_of(call.path.rsplit("/", 1)[-1]) or redirects.get(call.origin + call.path)
+    algorithm = _algorithm(call, redirects)
     if algorithm is None:
         return call
     digest = Digest.of(body, algorithm)
     call.response_body, call.response_tap = None, BodyTap(str(digest), len(body), True, captured=True)
     return call
+
+
+def _remember(call: Call, redirects: Recent[str, str]) -> None:
+    """Where a blob's redirect sends the client, with the algorithm of the digest it names: what the analysis
+    learns of it (a row that `teaches: redirect`)."""
+    classification = default_table().classify(call.method, call.path, call.query)
+    endpoint, location = classification.endpoint, call.response_headers.get("location")
+    algorithm = algorithm_of(classification.digest) if classification.digest else None
+    if endpoint is not None and endpoint.teaches == "redirect" and location and algorithm:
+        target = resolved(call.url, location)
+        if target:
+            redirects[target] = algorithm
+
+
+def _algorithm(call: Call, redirects: Recent[str, str]) -> str | None:
+    """The algorithm the analysis hashes this body in, where the reader can know it: the digest a row of the table
+    reads in the URL (a blob or a manifest by digest), or, for a URL no row knows, the digest of the blob whose
+    redirect, read just before, sent the client there (a storage URL). None, left to the analysis: a URL naming no
+    digest (a manifest by tag, a token), or one a redirect this reader did not read may have led to (in the chunk
+    before, in another capture read with this one)."""
+    table = default_table()
+    classification = table.classify(call.method, call.path, call.query)
+    if classification.endpoint is not None:
+        return algorithm_of(classification.digest) if classification.digest else None
+    url = call.origin + call.path
+    algorithm = redirects.get(url)
+    if algorithm is None:
+        return None
+    learned = table.classify(call.method, call.path, call.query, url=url, learned={"redirect": {url}}).endpoint
+    return algorithm if learned is not None and learned.learned_from == "redirect" else None
 
 
 # How many redirects a reader remembers: a client follows one at once, so the call it leads to comes right after.

@@ -151,18 +151,11 @@ class Conformance:
         if success and mounted and digest and endpoint in ("end-2", "end-6", "end-4b", "end-11") \
                 and classification.repository:
             self._present[(client, self.registry(item), digest)] = classification.repository
-        if item.session and _ended(item):  # no call of the session is to come: what it sent is let go
-            self._sessions.pop(session_key(call.source, item.session), None)
 
     def registry(self, item: AnalyzedCall) -> str:
         """The registry a call is made to: its upload session's, for a session's call on another host."""
         session = self._sessions.get(session_key(item.call.source, item.session)) if item.session else None
         return session.registry if session is not None and session.registry else item.call.authority
-
-
-def _ended(item: AnalyzedCall) -> bool:
-    """Whether a call completed or cancelled its upload session: the registry takes no more calls of it."""
-    return item.classification.closes_session(item.call.status) or item.classification.ends_session(item.call.status)
 
 
 def _range_end(value: str | None) -> int | None:
@@ -375,22 +368,27 @@ class _OpenUploads:
     left to cancel)."""
 
     def __init__(self) -> None:
-        # session -> (repository, its calls so far). Only sessions still open are held: a call naming one that is
-        # not (ended, or first seen on a call that did not open it) is never told, and needs no memory of it.
-        self._open: dict[str, tuple[str, list[int]]] = {}
+        self._open: dict[str, tuple[str, list[int]]] = {}  # session -> (repository, its calls so far)
+        # Ended, or first seen on a call that did not open it: never told (one id an upload; one seen again after
+        # it is forgotten is settled again, as it did not open).
+        self._settled: Recent[str, None] = Recent(4096)
 
     def add(self, item: AnalyzedCall) -> None:
         if not item.session:
             return
         session = session_key(item.call.source, item.session)
+        if session in self._settled:
+            return
         classification, call = item.classification, item.call
         if session not in self._open:
             if not classification.opens_session(call.status):
+                self._settled[session] = None
                 return
             self._open[session] = (classification.repository or "-", [])
         if classification.closes_session(call.status) or classification.ends_session(call.status) \
                 or call.method == "DELETE" or call.status == 404:
             del self._open[session]
+            self._settled[session] = None
             return
         self._open[session][1].append(item.index)
 
@@ -419,18 +417,14 @@ class _UnreferencedBlobs:
         # forgotten would tell that blob unreferenced, a false warning)
         self._named: dict[tuple[str, str], set[str]] = {}
         self._unknown: set[tuple[str, str]] = set()  # a manifest pushed there was not decoded: nothing is told
-        # (client, upload session) -> its registry, while the session is open
-        self._opened_at: Recent[tuple[str, str], str] = Recent(4096)
+        self._opened_at: Recent[tuple[str, str], str] = Recent(4096)  # (client, upload session) -> its registry
 
     def add(self, item: AnalyzedCall) -> None:
         if item.classification.status_class != STATUS_SUCCESS:
             return
         host = item.call.authority
         if item.session:  # a session may be closed on another host (its Location's): it is the registry's it began on
-            opened = (client_key(item.call), item.session)
-            host = self._opened_at.setdefault(opened, host)
-            if _ended(item):  # no call of it is to come
-                del self._opened_at[opened]
+            host = self._opened_at.setdefault((client_key(item.call), item.session), host)
         where = (host, item.classification.repository or "")
         if item.endpoint_id in ("end-6", "end-4b", "end-11") and item.call.status == 201:
             digest = item.body_digest if item.endpoint_id != "end-11" else None

@@ -208,6 +208,19 @@ def test_a_body_past_the_decode_limit_is_measured_by_the_reader_and_checked_as_t
         make_flow("GET", "https://registry.test/storage/blob", resp_body=layer),
         # no redirect read led here: the body goes to the analysis whole, as the capture holds it
         make_flow("GET", "https://storage.test/other", resp_body=layer),
+        # what the analysis learns, no more: a blob's redirect (a manifest's teaches nothing), to a URL no row knows
+        make_flow("GET", f"https://registry.test/v2/app/blobs/{sha256}", 307,
+                  resp_headers={"Location": "https://storage.test/mixed"}),
+        make_flow("GET", f"https://registry.test/v2/app/manifests/{sha512}", 307,
+                  resp_headers={"Location": "https://storage.test/mixed"}),
+        make_flow("GET", "https://storage.test/mixed", resp_body=layer[:-1] + b"?"),
+        make_flow("GET", f"https://registry.test/v2/app/blobs/{sha512}", 307,
+                  resp_headers={"Location": "/v2/app/manifests/latest"}),
+        make_flow("GET", "https://registry.test/v2/app/manifests/latest", resp_body=big_manifest,
+                  resp_headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"}),
+        make_flow("GET", f"https://registry.test/v2/app/blobs/{sha512}", 307,
+                  resp_headers={"Location": f"https://storage.test/sha256:{'1' * 64}"}),
+        make_flow("GET", f"https://storage.test/sha256:{'1' * 64}", resp_body=layer),  # the redirect's sha512
     ]
     path = tmp_path / "layers.mitm"
     with open(path, "wb") as fh:
@@ -217,15 +230,17 @@ def test_a_body_past_the_decode_limit_is_measured_by_the_reader_and_checked_as_t
     fast = list(read_flow_file(path))
     measured = [call.response_tap is not None and call.response_tap.captured for call in fast]
     # 2xx, past the limit, not content-coded, with a URL naming its digest or a redirect read just before that did
-    assert measured == [True, True, True, False, True, False, False, False, True, False, True, False]
+    assert measured == [True, True, True, False, True, False, False, False, True, False, True, False,
+                        False, False, True, False, False, False, True]
     assert not any(call.response_body for call, taken in zip(fast, measured, strict=True) if taken)
     assert fast[0].response_tap.captured and fast[0].response_tap.digest == sha256
     assert fast[1].response_tap.digest == sha512
     assert fast[8].response_tap.digest == "sha512:" + hashlib.sha512(layer[:-1] + b"!").hexdigest()
     assert fast[10].response_tap.digest == sha256 and fast[11].response_body == layer
+    assert fast[14].response_tap.digest.startswith("sha256:") and fast[18].response_tap.digest == sha512
     same_reports(fast, through_flowreader(path))
     codes = analyze(fast).tally.codes
-    assert codes["body-too-large"] == 2 and codes["digest-mismatch"] == 2 and "body-not-captured" not in codes
+    assert codes["body-too-large"] == 3 and codes["digest-mismatch"] == 3 and "body-not-captured" not in codes
     assert [call.response_body for call in read_flow_file(path, bodies=True)] == [
         flow.response.raw_content for flow in flows]  # a HAR export writes them all
 

@@ -176,21 +176,6 @@ def test_an_upload_sessions_urls_are_not_remembered_as_asked(calls):
     assert not [url for _, _, url in analyzer.operations._seen if any(s in url for s in sessions)]
 
 
-def test_what_an_upload_session_sent_is_let_go_once_it_closes(calls):
-    """A session's memories (its chunks' ranges, the registry it began on, its calls while open) go with its close:
-    a day of pushes held each one until 4,096 later sessions pushed it out."""
-    from ocitrace.analyzers.analysis import Analyzer
-
-    analyzer = Analyzer()
-    analysis = analyzer.add_all(calls)
-    closed = {item.session for item in analysis.calls if item.classification.closes_session(item.call.status)}
-    assert len(closed) > 10
-    conformance = analyzer.conformance
-    assert not [key for key in conformance._sessions if key.rsplit("\0", 1)[-1] in closed]
-    assert not [session for _, session in conformance._ends["unreferenced-blobs"]._opened_at if session in closed]
-    assert not [key for key in conformance._ends["open-uploads"]._open if key.rsplit("\0", 1)[-1] in closed]
-
-
 @pytest.mark.parametrize("runs", [None, KEPT], ids=["every call kept", "bounded"])
 def test_findings_told_in_the_same_words_are_one_row_whose_calls_are_counted_once(calls, runs):
     """Two findings whose digests shorten alike fill each other's gaps: one row, calls 1–40, each call once."""
