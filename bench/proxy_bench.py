@@ -129,41 +129,59 @@ def main() -> None:
     size = args.size_mib << 20
     digest = digest_of(size)
     results = {name: {"push": [], "pull": [], "bare pull": []} for name in PATHS}
+    storage = storage_dir(size)
     with tempfile.TemporaryDirectory(prefix="ocitrace-bench-") as tmp, \
-            tempfile.TemporaryDirectory(prefix="ocitrace-bench-registry-", dir=storage_dir(size)) as stored:
+            tempfile.TemporaryDirectory(prefix="ocitrace-bench-registry-", dir=storage) as stored:
         work = Path(tmp)
+        events = work / "out" / "events.jsonl"
         with Registry(Path(stored), public_url=None) as registry:
             ports = {name: free_port() for name in PATHS[1:]}
-            proxies = {
-                "mitmdump": start([str(MITMDUMP), "--listen-host", "127.0.0.1", "-p", str(ports["mitmdump"]),
-                                   "--set", "stream_large_bodies=1m", "--set", "flow_detail=0",
-                                   "--set", f"confdir={work / 'conf'}"], ports["mitmdump"], work / "mitmdump.log"),
-                "ocitrace": start([sys.executable, "-m", "ocitrace", "proxy", "--port", str(ports["ocitrace"]),
-                                   "--out", str(work / "out"), "--confdir", str(work / "conf")],
-                                  ports["ocitrace"], work / "ocitrace.log"),
-            }
+            proxies: dict[str, subprocess.Popen] = {}
             try:
+                proxies["mitmdump"] = start([str(MITMDUMP), "--listen-host", "127.0.0.1", "-p", str(ports["mitmdump"]),
+                                             "--set", "stream_large_bodies=1m", "--set", "flow_detail=0",
+                                             "--set", f"confdir={work / 'conf'}"], ports["mitmdump"],
+                                            work / "mitmdump.log")
+                proxies["ocitrace"] = start([sys.executable, "-m", "ocitrace", "proxy",
+                                             "--port", str(ports["ocitrace"]), "--out", str(work / "out"),
+                                             "--confdir", str(work / "conf")], ports["ocitrace"], work / "ocitrace.log")
                 clients = {name: Client(registry.port, ports.get(name)) for name in PATHS}
                 for client in clients.values():
                     client.ping()
-                steps = {"push": lambda c: c.push(size, digest),
-                         "pull": lambda c: c.pull(digest, True),
-                         "bare pull": lambda c: c.pull(digest, False)}
+                steps = {"push": (lambda c: c.push(size, digest), 3),  # with the calls each one makes
+                         "pull": (lambda c: c.pull(digest, True), 1),
+                         "bare pull": (lambda c: c.pull(digest, False), 1)}
+                recorded = 1  # the ping
                 for round_ in range(args.rounds):
                     # Each step through the three paths one after the other, in turns (ABBA): what else the
                     # machine does in those seconds falls on each path alike.
                     order = PATHS if round_ % 2 == 0 else PATHS[::-1]
-                    for step, run in steps.items():
+                    for step, (run, calls) in steps.items():
                         for name in order:
                             seconds, pulled = timed(run, clients[name])
                             assert step != "pull" or pulled == digest, f"{name}: pulled blob has another digest"
                             results[name][step].append(size / seconds / 2**20)
+                            if name == "ocitrace":  # its recorder's work on the step is done before the next path
+                                recorded += calls
+                                wait_until(lambda n=recorded: _lines(events) >= n, "ocitrace's recorder",
+                                           proxies["ocitrace"], work / "ocitrace.log")
                 rss = {name: peak_rss_mb(process.pid) for name, process in proxies.items()}
             finally:
                 for process in proxies.values():
-                    stop(process)
-            verified = verified_by_ocitrace(work / "out" / "events.jsonl", digest)
-    report(results, rss, args.size_mib, verified, "memory (/dev/shm)" if storage_dir(size) else "disk")
+                    try:
+                        stop(process)
+                    except subprocess.TimeoutExpired:
+                        process.kill()
+            verified = verified_by_ocitrace(events, digest)
+    report(results, rss, args.size_mib, verified, "memory (/dev/shm)" if storage else "disk")
+
+
+def _lines(path: Path) -> int:
+    try:
+        with open(path, "rb") as fh:
+            return sum(1 for _ in fh)
+    except OSError:
+        return 0
 
 
 def verified_by_ocitrace(events: Path, digest: str) -> dict[str, bool]:
