@@ -10,7 +10,7 @@ import binascii
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 from .artifacts import ArtifactConfig, decode_artifact_config
@@ -385,8 +385,26 @@ def _schema1(obj: Mapping[str, Any], media_type: str) -> Schema1Manifest:
 _MANIFEST_DECODERS = {"index": _index, "manifest": _image_manifest, "schema1": _schema1}
 
 
+# The same manifests are fetched again and again (a fleet pulls the same base images all day): a small body decoded
+# once is found again by its bytes, which cost a hash to look up against a JSON parse and the decoders' checks.
+# Decoded values are frozen, so one serves every call that fetched those bytes.
+MEMO_BYTES = 16 << 10
+MEMO_BODIES = 128
+
+
 def decode_manifest(body: bytes, content_type: str | None = None) -> Decoded:
     """Decode a manifest body (an index, an image manifest, an artifact, schema 1)."""
+    if len(body) <= MEMO_BYTES:
+        return _decoded_manifest(bytes(body), content_type)
+    return _decode_manifest(body, content_type)
+
+
+@lru_cache(maxsize=MEMO_BODIES)
+def _decoded_manifest(body: bytes, content_type: str | None) -> Decoded:
+    return _decode_manifest(body, content_type)
+
+
+def _decode_manifest(body: bytes, content_type: str | None) -> Decoded:
     content_type = bare_media_type(content_type)
     try:
         obj = _load_json(body)
@@ -438,6 +456,17 @@ _BLOB_DECODERS = {"config": decode_config, "in-toto": decode_in_toto}
 def decode_blob(body: bytes, media_type: str | None) -> Decoded | None:
     """Decode a blob whose media type ocitrace understands (configs, attestations, the configs of known
     artifacts: artifacts.yaml); else None."""
+    if len(body) <= MEMO_BYTES:  # an image's config, fetched by every pull of it (see MEMO_BYTES)
+        return _decoded_blob(bytes(body), media_type)
+    return _decode_blob(body, media_type)
+
+
+@lru_cache(maxsize=MEMO_BODIES)
+def _decoded_blob(body: bytes, media_type: str | None) -> Decoded | None:
+    return _decode_blob(body, media_type)
+
+
+def _decode_blob(body: bytes, media_type: str | None) -> Decoded | None:
     decoder = _BLOB_DECODERS.get(media_kind(media_type) or "")
     return decoder(body, media_type) if decoder else decode_artifact_config(body, media_type)
 

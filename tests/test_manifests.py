@@ -216,3 +216,20 @@ def test_unknown_media_type_is_kept_as_it_is():
 def test_platform_prints_like_a_platform_string():
     assert str(m.Platform("linux", "arm64", "v8")) == "linux/arm64/v8"
     assert str(m.Platform("windows", "amd64", os_version="10.0.17763")) == "windows/amd64"
+
+
+def test_the_same_small_body_is_decoded_once_and_serves_every_call_that_fetched_it():
+    """A fleet fetches the same manifests and configs all day: the bytes decoded once are found again by their bytes;
+    other bytes, another media type, or a body past MEMO_BYTES are decoded anew."""
+    manifest = body({"schemaVersion": 2, "mediaType": m.OCI_MANIFEST, "config": CFG, "layers": [LAYER]})
+    first = m.decode_manifest(manifest, m.OCI_MANIFEST)
+    assert isinstance(first, m.ImageManifest)
+    assert m.decode_manifest(bytearray(manifest), m.OCI_MANIFEST) is first  # equal bytes, however they came
+    assert m.decode_manifest(manifest, m.DOCKER_MANIFEST) is not first  # what a header says is part of it
+    padded = body({"schemaVersion": 2, "mediaType": m.OCI_MANIFEST, "config": CFG, "layers": [LAYER],
+                   "annotations": {"x": "y" * m.MEMO_BYTES}})
+    assert m.decode_manifest(padded, m.OCI_MANIFEST) == m.decode_manifest(padded, m.OCI_MANIFEST)
+    assert m.decode_manifest(padded, m.OCI_MANIFEST) is not m.decode_manifest(padded, m.OCI_MANIFEST)
+    config = body({"architecture": "arm64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [D]}})
+    assert m.decode_blob(config, m.OCI_CONFIG) is m.decode_blob(bytes(config), m.OCI_CONFIG)
+    assert m.decode_blob(config, m.OCI_CONFIG).diff_ids == (D,)
