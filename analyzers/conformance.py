@@ -13,7 +13,7 @@ import re
 from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from .endpoints import STATUS_OFF_SPEC, STATUS_SUCCESS
 from .findings import Finding
@@ -94,9 +94,8 @@ class Conformance:
         for memory in (self._fetched, self._had):
             for key in [key for key in memory if key[0] not in live]:
                 del memory[key]
-        pings = self._ends.get("unused-pings")
-        if isinstance(pings, _UnusedPings):
-            pings.settle(live)
+        for check in self._ends.values():
+            check.settle(live)
 
     def gather(self, item: AnalyzedCall) -> None:
         """Give a finished call (its findings complete) to the `at: end` rules."""
@@ -362,7 +361,20 @@ CALL_CHECKS: dict[str, Check] = {
 # --- checks of the whole capture: each gathers what it needs as the calls are analysed (`add`, in call order),
 # and at the end yields (the calls it is about, the finding's values) ---
 
-class _OpenUploads:
+class EndCheck:
+    """An `at: end` rule's check: given every finished call, it tells at the end what it found."""
+
+    def add(self, item: AnalyzedCall) -> None:
+        raise NotImplementedError
+
+    def settle(self, live: set[int]) -> None:
+        """The operations not in `live` take no more calls: what is held of them only for later calls may go."""
+
+    def found(self, analysis: Analysis) -> Iterator[tuple[list[int], dict[str, Any]]]:
+        raise NotImplementedError
+
+
+class _OpenUploads(EndCheck):
     """Upload sessions opened and never closed, cancelled (a DELETE tried counts, whatever its answer) or ended (a
     call answered 404: the registry has dropped it, as distribution does after a close refused, so there is nothing
     left to cancel)."""
@@ -407,7 +419,7 @@ def _pushed_names(item: AnalyzedCall) -> list[str] | None:
     return None
 
 
-class _UnreferencedBlobs:
+class _UnreferencedBlobs(EndCheck):
     """Blobs pushed to a repository that no manifest pushed there names."""
 
     def __init__(self) -> None:
@@ -450,7 +462,7 @@ class _UnreferencedBlobs:
                     yield [index], {"digest": digest, "repository": where[1]}
 
 
-class _ReferrersTag:
+class _ReferrersTag(EndCheck):
     """A manifest with a subject pushed where the registry has no referrers API, and no referrers tag after it."""
 
     def __init__(self) -> None:
@@ -473,7 +485,7 @@ class _ReferrersTag:
                 yield [index], {"tag": tag[2]}
 
 
-class _UnusedPings:
+class _UnusedPings(EndCheck):
     """GET /v2/ asked again before the operation it began (only the last one counts), or beginning nothing."""
 
     def __init__(self) -> None:
@@ -501,12 +513,6 @@ class _UnusedPings:
                   *(settled[k + 1] for k in range(0, len(settled), 2) if settled[k] in bare)]
         if unused:
             yield sorted(unused), {"n": len(unused)}
-
-
-class EndCheck(Protocol):
-    def add(self, item: AnalyzedCall) -> None: ...
-
-    def found(self, analysis: Analysis) -> Iterator[tuple[list[int], dict[str, Any]]]: ...
 
 
 END_CHECKS: dict[str, Callable[[], EndCheck]] = {
