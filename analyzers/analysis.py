@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from .calls import DECODE_LIMIT, BodyTap, Call, content_decoded, resolved
+from .calls import DECODE_LIMIT, BodyTap, Call, content_decoded, redirected, resolved
 from .conformance import CaptureFinding, Conformance
 from .digests import Digest, algorithm_of
 from .endpoints import STATUS_SUCCESS, Classification, EndpointTable, default_table
@@ -143,10 +143,6 @@ class Analysis:
         return [(item, finding) for item in self.calls for finding in item.warnings]
 
 
-def _redirect(status: int | None) -> bool:
-    return status is not None and 300 <= status < 400
-
-
 def _realm(challenge: str) -> str | None:
     """The realm of a `WWW-Authenticate: Bearer realm="...",service="..."` challenge."""
     scheme, _, params = challenge.strip().partition(" ")
@@ -259,7 +255,7 @@ class Analyzer:
         """Whether `follow_sessions` has anything to learn from a call so answered (most calls: nothing)."""
         endpoint = classification.endpoint
         return (classification.session is not None or classification.opens_session(status) or status == 401
-                or (endpoint is not None and bool(endpoint.teaches) and _redirect(status)))
+                or (endpoint is not None and bool(endpoint.teaches) and redirected(status)))
 
     def follow_sessions(self, call: Call, classification: Classification) -> BodyTap | None:
         """For the live proxy, which leaves the rest of the analysis to its recorder: follow the call's upload
@@ -315,7 +311,7 @@ class Analyzer:
             if target:
                 self._learned.setdefault("challenge", Recent())[target] = None
         endpoint, location = classification.endpoint, call.response_headers.get("location")
-        if endpoint is not None and endpoint.teaches and _redirect(call.status) and location:
+        if endpoint is not None and endpoint.teaches and redirected(call.status) and location:
             target = resolved(call.url, location)
             if target:
                 self._learned.setdefault(endpoint.teaches, Recent())[target] = classification
@@ -358,7 +354,7 @@ class Analyzer:
         if endpoint is None or not endpoint.carries or call.method == "HEAD":
             return
         [(side, payload)] = endpoint.carries.items()
-        if side == "response" and (classification.status_class != STATUS_SUCCESS or _redirect(call.status)):
+        if side == "response" and (classification.status_class != STATUS_SUCCESS or redirected(call.status)):
             return
         body = call.response_body if side == "response" else call.request_body
         tap = call.response_tap if side == "response" else call.request_tap

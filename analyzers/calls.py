@@ -209,6 +209,11 @@ def authority_of(scheme: str, host: str, port: int | None) -> str:
     return host if port is None or port == DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
 
 
+def redirected(status: int | None) -> bool:
+    """Whether an answer is a redirect (3xx): its Location is where the client goes next."""
+    return status is not None and 300 <= status < 400
+
+
 def origin_and_path(url: str) -> str:
     """scheme://host[:port]/path as Call.origin + Call.path print it (no default port, no query)."""
     parts = urlsplit(url)

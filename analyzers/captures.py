@@ -30,6 +30,7 @@ from .calls import (
     CaptureMeta,
     Headers,
     content_length,
+    redirected,
     resolved,
     url_host,
 )
@@ -236,7 +237,7 @@ def _measured(call: Call, redirects: Recent[str, str]) -> Call:
     again and again, and hashing them there kept one core busy. The analysis checks it as it would the body.
     `redirects`: where the blob redirects this reader read just before sent the client (see `_algorithm`)."""
     status = call.status
-    if status is not None and 300 <= status < 400:
+    if redirected(status):
         _remember(call, redirects)
         return call
     body = call.response_body
